@@ -1,0 +1,57 @@
+# Convenience front end over CMake. `make` builds build/secho; `make test` runs every test
+# (normal build, then ASan+UBSan, then TSan on the threaded models); `make run` starts a server.
+BUILD   ?= build
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX  ?= /usr/local
+CMAKE   ?= cmake
+CTEST   ?= ctest
+HOST    ?= 127.0.0.1
+PORT    ?= 9090
+RUNARGS ?= -P plain
+
+.PHONY: all build run test test-fast test-asan test-tsan bench fuzz format format-check install clean
+
+all: build
+
+build:
+	@$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+run: build
+	./$(BUILD)/secho server -H $(HOST) -p $(PORT) $(RUNARGS)
+
+test-fast: build
+	cd $(BUILD) && $(CTEST) --output-on-failure -j $(JOBS)
+
+test-asan:
+	@$(CMAKE) -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DSECHO_ASAN=ON >/dev/null
+	@$(CMAKE) --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(CTEST) --output-on-failure -j $(JOBS)
+
+test-tsan:
+	@$(CMAKE) -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DSECHO_TSAN=ON >/dev/null
+	@$(CMAKE) --build $(BUILD)-tsan -j $(JOBS)
+	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  $(CTEST) --output-on-failure -j $(JOBS) -L tsan
+
+test: test-fast test-asan test-tsan
+
+bench: build
+	./bench/run.sh $(BUILD)/secho
+
+fuzz:
+	@$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DSECHO_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS)
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c
+
+format-check:
+	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c
+
+install: build
+	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/* Bounded byte buffer: every buffer has a hard cap, so no peer can grow our memory. */
+#ifndef SECHO_BUF_H
+#define SECHO_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BUF_MAX_PAUSES 16
+
+/*
+ * A FIFO of bytes: data[rd .. wr) is unread, data[wr .. cap) is free. Appends fail with
+ * -ENOBUFS once the unread length would exceed `limit`. Storage is allocated lazily and
+ * grows geometrically up to `limit`. The owner calls buf_free (or buf_free_secret for
+ * buffers that held plaintext or keys).
+ *
+ * Pause marks support peers that cannot frame (the notebook's protocols read each part
+ * with one recv(1024)): a protocol marks the current end with buf_mark_pause; a writer
+ * sends at most buf_sendable() bytes, and when it has sent exactly up to a mark it calls
+ * buf_pause_reached(), waits a short while, then goes on.
+ */
+struct buf {
+    uint8_t *data;
+    size_t rd, wr, cap;
+    size_t limit;
+    uint64_t consumed;                 /* bytes ever consumed from the front */
+    uint64_t pauses[BUF_MAX_PAUSES];   /* absolute stream offsets, ascending */
+    unsigned npauses;
+};
+
+/* Initialises an empty buffer that will never hold more than `limit` unread bytes. */
+void buf_init(struct buf *b, size_t limit);
+/* Releases storage; accepts a zeroed or already freed buffer. */
+void buf_free(struct buf *b);
+/* As buf_free, but wipes the storage first (OPENSSL_cleanse). */
+void buf_free_secret(struct buf *b);
+
+static inline size_t buf_len(const struct buf *b)
+{
+    return b->wr - b->rd;
+}
+static inline const uint8_t *buf_head(const struct buf *b)
+{
+    return b->data + b->rd;
+}
+static inline bool buf_empty(const struct buf *b)
+{
+    return b->wr == b->rd;
+}
+
+/* Ensures room for `n` more bytes. Returns 0, -ENOBUFS (over limit) or -ENOMEM. */
+int buf_reserve(struct buf *b, size_t n) __attribute__((warn_unused_result));
+/* Writable tail after a successful buf_reserve; commit what was written with buf_commit. */
+static inline uint8_t *buf_tail(struct buf *b)
+{
+    return b->data + b->wr;
+}
+void buf_commit(struct buf *b, size_t n);
+/* Appends bytes. Returns 0, -ENOBUFS or -ENOMEM; on failure the buffer is unchanged. */
+int buf_append(struct buf *b, const void *p, size_t n) __attribute__((warn_unused_result));
+int buf_put_u8(struct buf *b, uint8_t v) __attribute__((warn_unused_result));
+int buf_put_u16be(struct buf *b, uint16_t v) __attribute__((warn_unused_result));
+/* Drops `n` (<= buf_len) bytes from the front. */
+void buf_consume(struct buf *b, size_t n);
+/* Drops everything (pause marks too). */
+void buf_reset(struct buf *b);
+
+/* Records a pause after the bytes appended so far. Returns false if too many are pending. */
+bool buf_mark_pause(struct buf *b);
+/* Bytes that may be sent now: up to the next pause mark, or everything. */
+size_t buf_sendable(const struct buf *b);
+/* True (and the mark is dropped) when everything up to the next mark has been consumed. */
+bool buf_pause_reached(struct buf *b);
+
+/* Reads a big-endian u16 from p (no bounds: the caller checked two bytes exist). */
+static inline uint16_t buf_get_u16be(const uint8_t *p)
+{
+    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+#endif

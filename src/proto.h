@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/* Sans-IO protocol interface: bytes in, bytes out plus events. No protocol touches a socket. */
+#ifndef SECHO_PROTO_H
+#define SECHO_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+
+/*
+ * Every protocol (plain, secure, lab-dh, lab-fernet) implements `struct proto_vt`. The I/O
+ * models (threads, epoll, reactors) and the client only move bytes between sockets and
+ * these functions, so each protocol runs on every model unchanged.
+ *
+ * Two levels of state:
+ *   - a context (`ctx`), one per process and role, made by ctx_new from the command-line
+ *     options (keys, DH parameters, trust store). It is shared by all connections and all
+ *     threads, so after ctx_new it MUST be treated as read-only.
+ *   - a connection (`conn`), `conn_size` bytes of caller-owned memory per TCP connection or
+ *     per UDP peer session. Only one thread touches a given conn at a time.
+ */
+
+enum proto_role { PROTO_SERVER = 0, PROTO_CLIENT = 1 };
+
+/* Protocol results. Negative values: the connection (TCP) or datagram (UDP) is bad. */
+enum {
+    PROTO_NEED_MORE = 0,  /* everything consumed, no event */
+    PROTO_MSG = 1,        /* *msg describes (a fragment of) a message */
+    PROTO_HANDSHAKE = 2,  /* the handshake just completed; call again */
+    PROTO_E_AUTH = -1001, /* a record/handshake failed authentication: log auth_fail */
+    PROTO_E_PARSE = -1002, /* malformed input (bad length, bad PEM, unknown name): auth_fail */
+    PROTO_E_TOOBIG = -1003, /* a message above the allowed size */
+    PROTO_E_STATE = -1004,  /* call out of order (e.g. write before the handshake) */
+    PROTO_E_LIMIT = -1005,  /* a nonce/counter reached its limit: the session must end */
+    PROTO_E_CRYPTO = -1006, /* the crypto library failed (out of memory, ...) */
+    PROTO_E_TRUST = -1007,  /* the peer's key is not trusted (client: known_hosts/pin) */
+    PROTO_DROP = -1008,     /* UDP: drop this datagram silently (already handled) */
+};
+
+/* Human text for a PROTO_E_* or negative errno value. */
+const char *proto_strerror(int err);
+
+/* A decoded message or fragment. `data` stays valid until the next call on the conn. */
+struct proto_msg {
+    const uint8_t *data;
+    size_t len;
+    bool first; /* the first bytes of a message */
+    bool last;  /* the message ends here (for plain TCP: data ends with '\n') */
+};
+
+/* Everything a protocol may need from the command line. Fields a protocol does not use
+ * are ignored. Strings are borrowed for the lifetime of the ctx. */
+struct proto_opts {
+    size_t max_msg;             /* largest message accepted, bytes */
+    const char *key_file;       /* secure: our static key (created 0600 if absent) */
+    const char *admins_file;    /* secure server: public keys allowed to shutdown */
+    const char *known_hosts;    /* secure client: trust store */
+    const char *server_key;     /* secure client: pinned server public key (base64) */
+    const char *host_id;        /* secure client: "HOST:PORT" as given, for known_hosts */
+    bool accept_new;            /* secure client: trust an unknown key */
+    bool interactive;           /* secure client: may ask on the terminal */
+    const char *noise_name;     /* secure client: e.g. "Noise_XX_25519_AESGCM_SHA256" */
+    const char *dh_params_file; /* lab-dh server: PKCS#3 PEM */
+    /* Client: asks the user a yes/no question on the terminal (trust on first use).
+     * Returns true for yes. NULL when there is no terminal. It blocks. */
+    bool (*confirm)(void *arg, const char *question);
+    void *confirm_arg;
+};
+
+/* Room for one error sentence from ctx_new. */
+#define PROTO_ERRLEN 256
+
+struct proto_vt {
+    const char *name; /* as on the command line: "plain", "secure", ... */
+    unsigned flags;
+    size_t conn_size;
+
+    /* Builds the shared context. Returns 0, or <0 with a sentence in err (for the CLI to
+     * print after "secho: "). May print nothing. Optional: NULL means no context. */
+    int (*ctx_new)(const struct proto_opts *o, enum proto_role role, void **ctx, char *err,
+                   size_t errlen);
+    void (*ctx_free)(void *ctx);
+    /* A line or two for the log/stderr at start (e.g. the public key); NULL if none. */
+    const char *(*ctx_banner)(void *ctx);
+
+    /* ---- stream (TCP) ---- */
+    /* Initialises conn (caller memory, conn_size bytes, zeroed) and appends anything that
+     * must be sent first (greeting, key, handshake message) to out. */
+    int (*conn_init)(void *conn, void *ctx, enum proto_role role, struct buf *out);
+    /* Consumes input. *inlen is in: bytes available, out: bytes consumed. May append
+     * handshake bytes to out. Returns PROTO_MSG with *msg set, PROTO_HANDSHAKE, or
+     * PROTO_NEED_MORE when all usable input is consumed; <0 on a fatal error. Callers
+     * loop until PROTO_NEED_MORE, advancing the input by the consumed count each time. */
+    int (*conn_read)(void *conn, const uint8_t *in, size_t *inlen, struct buf *out,
+                     struct proto_msg *msg);
+    /* Encodes one whole message (after the handshake) into out. */
+    int (*conn_write)(void *conn, const uint8_t *msg, size_t len, struct buf *out);
+    /* True once the handshake (if any) is complete and messages may be written. */
+    bool (*conn_ready)(const void *conn);
+    /* Server: is the peer allowed to run `shutdown`? -1 = no opinion (use
+     * --allow-shutdown), 0 = no, 1 = yes. NULL = no opinion. */
+    int (*conn_admin)(const void *conn);
+    /* Writes a printable identity of the peer (e.g. its public key) into out; returns
+     * false if it has none. Optional. */
+    bool (*conn_peer_id)(const void *conn, char *out, size_t outlen);
+    /* Releases and wipes conn. Accepts a conn whose init failed. */
+    void (*conn_free)(void *conn);
+
+    /* ---- datagram (UDP); all NULL if the protocol has no UDP form ---- */
+    /* Server: first datagram from an address without a session. Returns 1 to create a
+     * session (conn_init then dgram_read with this same datagram), PROTO_DROP to ignore it
+     * (reply may hold one stateless answer datagram), or <0 (auth_fail). */
+    int (*dgram_new)(void *ctx, const struct sockaddr *peer, socklen_t peerlen,
+                     const uint8_t *in, size_t len, struct buf *reply);
+    /* One datagram for a session. May put one datagram into reply (handshake answer,
+     * key). Returns PROTO_MSG, PROTO_HANDSHAKE, PROTO_NEED_MORE, PROTO_DROP or <0. */
+    int (*dgram_read)(void *conn, const uint8_t *in, size_t len, struct buf *reply,
+                      struct proto_msg *msg);
+    /* Encodes one message as one datagram into out. */
+    int (*dgram_write)(void *conn, const uint8_t *msg, size_t len, struct buf *out);
+};
+
+enum {
+    /* Plain TCP: bytes are echoed as they arrive; messages are lines. */
+    PROTO_F_STREAM_ECHO = 1U << 0,
+    /* Output contains pause marks (the notebook's recv(1024) peers). */
+    PROTO_F_PACED = 1U << 1,
+};
+
+/* The registered protocols. */
+extern const struct proto_vt proto_plain;
+extern const struct proto_vt proto_secure;
+extern const struct proto_vt proto_lab_dh;
+extern const struct proto_vt proto_lab_fernet;
+
+/* Looks a protocol up by its command-line name; NULL if unknown. */
+const struct proto_vt *proto_find(const char *name);
+
+#endif

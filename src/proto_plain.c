@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/* plain: RFC 862 echo. TCP bytes are echoed as they arrive; lines are the messages. */
+#include "proto.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct plain_ctx {
+    size_t max_msg;
+};
+
+struct plain_conn {
+    const struct plain_ctx *ctx;
+    size_t line_len; /* bytes of the current line seen so far */
+};
+
+static int plain_ctx_new(const struct proto_opts *o, enum proto_role role, void **ctx, char *err,
+                         size_t errlen)
+{
+    (void)role;
+    (void)err;
+    (void)errlen;
+    struct plain_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->max_msg = o->max_msg;
+    *ctx = c;
+    return 0;
+}
+
+static void plain_ctx_free(void *ctx)
+{
+    free(ctx);
+}
+
+static int plain_conn_init(void *conn, void *ctx, enum proto_role role, struct buf *out)
+{
+    (void)role;
+    (void)out;
+    struct plain_conn *c = conn;
+    c->ctx = ctx;
+    c->line_len = 0;
+    return 0;
+}
+
+static int plain_conn_read(void *conn, const uint8_t *in, size_t *inlen, struct buf *out,
+                           struct proto_msg *msg)
+{
+    (void)out;
+    struct plain_conn *c = conn;
+    size_t n = *inlen;
+    if (n == 0)
+        return PROTO_NEED_MORE;
+    const uint8_t *nl = memchr(in, '\n', n);
+    size_t take = nl ? (size_t)(nl - in) + 1 : n;
+    /* A line is only a logging and command unit; its bytes are echoed anyway. The cap
+     * keeps a newline-free stream from being called one endless message. */
+    if (c->ctx->max_msg && c->line_len + take - (nl ? 1 : 0) > c->ctx->max_msg)
+        return PROTO_E_TOOBIG;
+    msg->data = in;
+    msg->len = take;
+    msg->first = c->line_len == 0;
+    msg->last = nl != NULL;
+    c->line_len = nl ? 0 : c->line_len + take;
+    *inlen = take;
+    return PROTO_MSG;
+}
+
+static int plain_conn_write(void *conn, const uint8_t *msg, size_t len, struct buf *out)
+{
+    (void)conn;
+    return buf_append(out, msg, len);
+}
+
+static bool plain_conn_ready(const void *conn)
+{
+    (void)conn;
+    return true;
+}
+
+static void plain_conn_free(void *conn)
+{
+    (void)conn;
+}
+
+static int plain_dgram_new(void *ctx, const struct sockaddr *peer, socklen_t peerlen,
+                           const uint8_t *in, size_t len, struct buf *reply)
+{
+    (void)ctx;
+    (void)peer;
+    (void)peerlen;
+    (void)in;
+    (void)len;
+    (void)reply;
+    return 1;
+}
+
+static int plain_dgram_read(void *conn, const uint8_t *in, size_t len, struct buf *reply,
+                            struct proto_msg *msg)
+{
+    (void)reply;
+    struct plain_conn *c = conn;
+    if (c->ctx->max_msg && len > c->ctx->max_msg)
+        return PROTO_E_TOOBIG;
+    msg->data = in;
+    msg->len = len;
+    msg->first = msg->last = true;
+    return PROTO_MSG;
+}
+
+const struct proto_vt proto_plain = {
+    .name = "plain",
+    .flags = PROTO_F_STREAM_ECHO,
+    .conn_size = sizeof(struct plain_conn),
+    .ctx_new = plain_ctx_new,
+    .ctx_free = plain_ctx_free,
+    .conn_init = plain_conn_init,
+    .conn_read = plain_conn_read,
+    .conn_write = plain_conn_write,
+    .conn_ready = plain_conn_ready,
+    .conn_free = plain_conn_free,
+    .dgram_new = plain_dgram_new,
+    .dgram_read = plain_dgram_read,
+    .dgram_write = plain_conn_write,
+};

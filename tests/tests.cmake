@@ -1,0 +1,26 @@
+# Unit tests: one binary per file tests/unit/test_*.c, each a CTest test labelled "unit".
+file(GLOB SECHO_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${SECHO_UNIT_TESTS})
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name} ${src})
+    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit)
+    target_link_libraries(${name} PRIVATE secho_core)
+    add_test(NAME unit.${name} COMMAND ${name})
+    set_tests_properties(unit.${name} PROPERTIES LABELS unit TIMEOUT 300
+        ENVIRONMENT "SECHO_VECTORS=${SECHO_SHARED_DIR};SECHO_SOURCE=${CMAKE_SOURCE_DIR}")
+endforeach()
+
+# End-to-end tests: Python unittest modules tests/e2e/test_*.py driving the real binary.
+find_program(SECHO_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT SECHO_PYTHON)
+    find_program(SECHO_PYTHON NAMES python3 REQUIRED)
+endif()
+file(GLOB SECHO_E2E_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/e2e/test_*.py)
+foreach(src ${SECHO_E2E_TESTS})
+    get_filename_component(name ${src} NAME_WE)
+    add_test(NAME e2e.${name}
+        COMMAND ${SECHO_PYTHON} -m unittest -v ${name}
+        WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
+    set_tests_properties(e2e.${name} PROPERTIES LABELS e2e TIMEOUT 600
+        ENVIRONMENT "SECHO_BIN=$<TARGET_FILE:secho>;SECHO_VECTORS=${SECHO_SHARED_DIR};SECHO_SOURCE=${CMAKE_SOURCE_DIR};SECHO_SANITIZER=${SECHO_SANITIZER_NAME}")
+endforeach()
