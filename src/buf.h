@@ -24,8 +24,8 @@ struct buf {
     uint8_t *data;
     size_t rd, wr, cap;
     size_t limit;
-    uint64_t consumed;                 /* bytes ever consumed from the front */
-    uint64_t pauses[BUF_MAX_PAUSES];   /* absolute stream offsets, ascending */
+    uint64_t consumed;               /* bytes ever consumed from the front */
+    uint64_t pauses[BUF_MAX_PAUSES]; /* absolute stream offsets, ascending */
     unsigned npauses;
 };
 

@@ -1,9 +1,53 @@
 /* SPDX-License-Identifier: MIT */
-/* secho entry point: dispatches to a subcommand. */
+/* secho entry point: a table of subcommands, each with its own --help. */
 #include <stdio.h>
+#include <string.h>
 
-int main(void)
+#include "cli.h"
+
+struct subcommand {
+    const char *name;
+    int (*main)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct subcommand subcommands[] = {
+    {"server", server_main, "run an echo server"},
+    {"client", client_main, "interactive (or piped) echo client"},
+};
+
+static void usage(FILE *f)
 {
-    puts("secho " SECHO_VERSION);
-    return 0;
+    fprintf(f, "Usage: secho COMMAND [options]\n"
+               "A fast, secure echo server, client and load generator.\n\n"
+               "Commands:\n");
+    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+        fprintf(f, "  %-8s %s\n", subcommands[i].name, subcommands[i].help);
+    fprintf(f, "\nRun 'secho COMMAND --help' for a command's options; 'man secho' for more.\n"
+               "Quick start:\n"
+               "  secho server -P plain -p 9090 &\n"
+               "  secho client -P plain -p 9090\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
+        printf("secho %s\n", SECHO_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+        if (strcmp(cmd, subcommands[i].name) == 0)
+            return subcommands[i].main(argc - 1, argv + 1);
+    fprintf(stderr, "secho: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
 }

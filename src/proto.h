@@ -27,11 +27,11 @@ enum proto_role { PROTO_SERVER = 0, PROTO_CLIENT = 1 };
 
 /* Protocol results. Negative values: the connection (TCP) or datagram (UDP) is bad. */
 enum {
-    PROTO_NEED_MORE = 0,  /* everything consumed, no event */
-    PROTO_MSG = 1,        /* *msg describes (a fragment of) a message */
-    PROTO_HANDSHAKE = 2,  /* the handshake just completed; call again */
-    PROTO_E_AUTH = -1001, /* a record/handshake failed authentication: log auth_fail */
-    PROTO_E_PARSE = -1002, /* malformed input (bad length, bad PEM, unknown name): auth_fail */
+    PROTO_NEED_MORE = 0,    /* everything consumed, no event */
+    PROTO_MSG = 1,          /* *msg describes (a fragment of) a message */
+    PROTO_HANDSHAKE = 2,    /* the handshake just completed; call again */
+    PROTO_E_AUTH = -1001,   /* a record/handshake failed authentication: log auth_fail */
+    PROTO_E_PARSE = -1002,  /* malformed input (bad length, bad PEM, unknown name): auth_fail */
     PROTO_E_TOOBIG = -1003, /* a message above the allowed size */
     PROTO_E_STATE = -1004,  /* call out of order (e.g. write before the handshake) */
     PROTO_E_LIMIT = -1005,  /* a nonce/counter reached its limit: the session must end */
@@ -113,8 +113,8 @@ struct proto_vt {
     /* Server: first datagram from an address without a session. Returns 1 to create a
      * session (conn_init then dgram_read with this same datagram), PROTO_DROP to ignore it
      * (reply may hold one stateless answer datagram), or <0 (auth_fail). */
-    int (*dgram_new)(void *ctx, const struct sockaddr *peer, socklen_t peerlen,
-                     const uint8_t *in, size_t len, struct buf *reply);
+    int (*dgram_new)(void *ctx, const struct sockaddr *peer, socklen_t peerlen, const uint8_t *in,
+                     size_t len, struct buf *reply);
     /* One datagram for a session. May put one datagram into reply (handshake answer,
      * key). Returns PROTO_MSG, PROTO_HANDSHAKE, PROTO_NEED_MORE, PROTO_DROP or <0. */
     int (*dgram_read)(void *conn, const uint8_t *in, size_t len, struct buf *reply,

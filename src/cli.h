@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* Command-line helpers shared by the subcommands, and the subcommands' entry points. */
+#ifndef SECHO_CLI_H
+#define SECHO_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+/* Options every networking subcommand takes (-t, -P, -H, -p). */
+struct cli_common {
+    bool udp;
+    const struct proto_vt *proto;
+    const char *host;
+    uint16_t port;
+};
+
+#define CLI_COMMON_SHORT "t:P:H:p:"
+/* Fills the SPEC defaults: tcp, secure (plain until secure is built in), 127.0.0.1:9090. */
+void cli_common_init(struct cli_common *c);
+/* Handles one common option. Returns 1 if handled, 0 if `opt` is not a common option, or
+ * -1 after printing a usage error for `cmd` (exit 2). */
+int cli_common_opt(struct cli_common *c, const char *cmd, int opt, const char *arg);
+/* Checks the protocol can run on the transport; prints a usage error and returns false. */
+bool cli_common_check(const struct cli_common *c, const char *cmd);
+
+/* Parses a decimal integer in [min, max]; prints "secho CMD: invalid VALUE for --NAME"
+ * and returns false on error. */
+bool cli_parse_long(const char *cmd, const char *name, const char *arg, long min, long max,
+                    long *out);
+/* Prints "secho CMD: MSG" and the --help hint; returns 2 (the usage exit code). */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ${XDG_CONFIG_HOME:-$HOME/.config}/secho/NAME into out. Returns false if too long or no
+ * home directory is known. */
+bool cli_config_path(const char *name, char *out, size_t outlen);
+/* Prints the warning the unauthenticated notebook protocols owe their users. */
+void cli_warn_lab(const struct proto_vt *proto);
+
+int server_main(int argc, char **argv);
+int client_main(int argc, char **argv);
+int bench_main(int argc, char **argv);
+int keygen_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: MIT */
+/* `secho client`: interactive or piped echo client for every protocol and transport. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "cli.h"
+#include "loop.h"
+#include "net.h"
+#include "server.h"
+
+#define STDIN_CHUNK 65536
+#define LINE_LIMIT  (16 * 1024 * 1024)
+#define OUT_HIGH    (256 * 1024)
+
+static const char usage[] =
+    "Usage: secho client [options]\n"
+    "Send each line of standard input as one message and print each echo as one line.\n"
+    "Type `exit` (or end the input) to leave, `shutdown` to stop the server.\n"
+    "\n"
+    "  -t, --transport tcp|udp   transport (default tcp)\n"
+    "  -P, --proto PROTO         plain | secure | lab-dh | lab-fernet (default secure)\n"
+    "  -H, --host HOST           server address (default 127.0.0.1)\n"
+    "  -p, --port PORT           server port (default 9090)\n"
+    "  -k, --key FILE            secure: our identity key, created if absent\n"
+    "                            (default ~/.config/secho/id.key)\n"
+    "      --known-hosts FILE    secure: trusted server keys\n"
+    "                            (default ~/.config/secho/known_hosts)\n"
+    "      --server-key PUBKEY   secure: pin the server's public key (base64)\n"
+    "      --accept-new          secure: trust an unknown server key without asking\n"
+    "      --timeout SEC         wait this long to connect and for echoes (default 10)\n"
+    "  -h, --help                show this help\n"
+    "\n"
+    "On a terminal the client shows a prompt; piped, it prints only the echoes (errors go\n"
+    "to stderr). Exit status: 0 ok, 1 connection or trust failure, 2 usage error.\n"
+    "\n"
+    "Examples:\n"
+    "  secho client -P plain -p 9090\n"
+    "  printf 'hello\\nexit\\n' | secho client -P plain\n"
+    "  secho client --accept-new             # secure, trust the server on first use\n";
+
+enum { OPT_KNOWN_HOSTS = 256, OPT_SERVER_KEY, OPT_ACCEPT_NEW, OPT_TIMEOUT };
+
+static const struct option long_opts[] = {
+    {"transport", required_argument, NULL, 't'},
+    {"proto", required_argument, NULL, 'P'},
+    {"host", required_argument, NULL, 'H'},
+    {"port", required_argument, NULL, 'p'},
+    {"key", required_argument, NULL, 'k'},
+    {"known-hosts", required_argument, NULL, OPT_KNOWN_HOSTS},
+    {"server-key", required_argument, NULL, OPT_SERVER_KEY},
+    {"accept-new", no_argument, NULL, OPT_ACCEPT_NEW},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+struct client {
+    const struct proto_vt *vt;
+    void *ctx;
+    void *pconn;
+    int fd;
+    bool interactive;
+    bool stream; /* plain TCP: owed counts bytes, echoes are raw bytes */
+    char hostport[NET_ADDRSTRLEN + 256];
+    int timeout_ms;
+    struct buf in, out, line;
+    long long owed;
+    bool stdin_eof, leaving, shutdown_sent, prompt_due;
+    bool paused;
+    uint64_t pause_until;
+};
+
+/* Largest message one record carries; longer lines are split. */
+static size_t record_max(const struct proto_vt *vt)
+{
+    if (strcmp(vt->name, "secure") == 0)
+        return 65519;
+    if (strncmp(vt->name, "lab-", 4) == 0)
+        return 1024; /* the notebook reads each part with one recv(1024) */
+    return 65507;    /* one UDP datagram */
+}
+
+static bool confirm_tty(void *arg, const char *question)
+{
+    (void)arg;
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (!tty)
+        return false;
+    char answer[32];
+    for (;;) {
+        fprintf(tty, "%s (yes/no) ", question);
+        fflush(tty);
+        if (!fgets(answer, sizeof(answer), tty)) {
+            fclose(tty);
+            return false;
+        }
+        answer[strcspn(answer, "\r\n")] = '\0';
+        if (strcmp(answer, "yes") == 0 || strcmp(answer, "no") == 0)
+            break;
+        fprintf(tty, "Please type 'yes' or 'no'.\n");
+    }
+    fclose(tty);
+    return strcmp(answer, "yes") == 0;
+}
+
+static void prompt(struct client *c)
+{
+    if (c->interactive && !c->leaving && !c->stdin_eof) {
+        fputs("secho> ", stdout);
+        fflush(stdout);
+    }
+    c->prompt_due = false;
+}
+
+static int print_echo(struct client *c, const uint8_t *p, size_t n, bool newline)
+{
+    if (fwrite(p, 1, n, stdout) != n || (newline && putchar('\n') == EOF))
+        return -1;
+    (void)c;
+    fflush(stdout);
+    return 0;
+}
+
+/* Sends what may be sent now (respecting pause marks). Returns 0 or -errno. */
+static int flush_out(struct client *c, uint64_t now)
+{
+    if (c->paused) {
+        if (now < c->pause_until)
+            return 0;
+        c->paused = false;
+    }
+    while (!buf_empty(&c->out)) {
+        size_t n = buf_sendable(&c->out);
+        if (n > 0) {
+            ssize_t w = send(c->fd, buf_head(&c->out), n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    return 0;
+                return -errno;
+            }
+            buf_consume(&c->out, (size_t)w);
+            if ((size_t)w < n)
+                continue;
+        }
+        if (buf_pause_reached(&c->out)) {
+            c->paused = true;
+            c->pause_until = now + SERVER_PACE_MS;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static int send_line(struct client *c, const uint8_t *p, size_t n)
+{
+    if (n > 0 && p[n - 1] == '\r')
+        n--;
+    if (c->stream) {
+        if (buf_append(&c->out, p, n) < 0 || buf_append(&c->out, "\n", 1) < 0)
+            return -ENOBUFS;
+        c->owed += (long long)n + 1;
+    } else {
+        size_t max = record_max(c->vt);
+        size_t off = 0;
+        do {
+            size_t k = n - off < max ? n - off : max;
+            int r = c->vt->conn_write(c->pconn, p + off, k, &c->out);
+            if (r < 0)
+                return r;
+            c->owed++;
+            off += k;
+        } while (off < n);
+    }
+    if ((n == 4 && memcmp(p, "exit", 4) == 0) || (n == 8 && memcmp(p, "shutdown", 8) == 0)) {
+        c->leaving = true;
+        c->shutdown_sent = n == 8;
+    }
+    return 0;
+}
+
+/* Splits buffered stdin into lines and sends them. */
+static int take_lines(struct client *c)
+{
+    while (!c->leaving && buf_len(&c->out) < OUT_HIGH) {
+        const uint8_t *p = buf_head(&c->line);
+        size_t n = buf_len(&c->line);
+        const uint8_t *nl = memchr(p, '\n', n);
+        if (!nl) {
+            if (!c->stdin_eof || n == 0)
+                return 0;
+            int r = send_line(c, p, n); /* a last line without newline */
+            buf_consume(&c->line, n);
+            return r;
+        }
+        int r = send_line(c, p, (size_t)(nl - p));
+        buf_consume(&c->line, (size_t)(nl - p) + 1);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int fail(const char *what, const char *why)
+{
+    fprintf(stderr, "secho: %s: %s\n", what, why);
+    return 1;
+}
+
+/* Runs the protocol over received bytes; prints echoes. Returns 0, or 1 after printing. */
+static int on_input(struct client *c)
+{
+    if (c->stream) {
+        size_t n = buf_len(&c->in);
+        if (print_echo(c, buf_head(&c->in), n, false) < 0)
+            return fail("stdout", strerror(errno));
+        c->owed -= (long long)n;
+        buf_consume(&c->in, n);
+        if (c->owed <= 0)
+            c->prompt_due = true;
+        return 0;
+    }
+    for (;;) {
+        size_t used = buf_len(&c->in);
+        struct proto_msg m = {0};
+        int r = c->vt->conn_read(c->pconn, buf_head(&c->in), &used, &c->out, &m);
+        if (r == PROTO_MSG) {
+            if (print_echo(c, m.data, m.len, m.last) < 0)
+                return fail("stdout", strerror(errno));
+            if (m.last && --c->owed <= 0)
+                c->prompt_due = true;
+        }
+        buf_consume(&c->in, used);
+        if (r == PROTO_HANDSHAKE)
+            c->prompt_due = true;
+        if (r < 0)
+            return fail(c->hostport, proto_strerror(r));
+        if (r == PROTO_NEED_MORE)
+            return 0;
+    }
+}
+
+static int run_tcp(struct client *c)
+{
+    uint64_t start = loop_clock_ms(), wait_until = 0;
+    bool ready = c->vt->conn_ready(c->pconn);
+    c->prompt_due = ready;
+    for (;;) {
+        uint64_t now = loop_clock_ms();
+        if (!ready && c->vt->conn_ready(c->pconn))
+            ready = true;
+        if (ready && c->prompt_due && c->owed <= 0)
+            prompt(c);
+        int r = flush_out(c, now);
+        if (r < 0)
+            return fail(c->hostport, strerror(-r));
+        bool done_sending = c->leaving || (c->stdin_eof && buf_empty(&c->line));
+        if (done_sending && buf_empty(&c->out)) {
+            if (c->owed <= 0 && !c->shutdown_sent)
+                return 0;
+            if (!wait_until)
+                wait_until = now + (uint64_t)c->timeout_ms;
+        }
+        int timeout = -1;
+        if (!ready) {
+            if (now - start >= (uint64_t)c->timeout_ms)
+                return fail(c->hostport, "handshake timed out");
+            timeout = (int)(start + (uint64_t)c->timeout_ms - now);
+        }
+        if (wait_until) {
+            if (now >= wait_until) {
+                if (c->owed > 0)
+                    fprintf(stderr, "secho: %s: gave up waiting for %lld echo%s after %d s\n",
+                            c->hostport, c->owed, c->stream ? " bytes" : "es",
+                            c->timeout_ms / 1000);
+                return 0;
+            }
+            timeout = (int)(wait_until - now);
+        }
+        if (c->paused) {
+            int t = c->pause_until > now ? (int)(c->pause_until - now) : 0;
+            if (timeout < 0 || t < timeout)
+                timeout = t;
+        }
+        bool want_stdin = ready && !c->stdin_eof && !c->leaving && buf_len(&c->out) < OUT_HIGH &&
+                          buf_len(&c->line) < LINE_LIMIT;
+        struct pollfd p[2] = {
+            {.fd = c->fd,
+             .events = (short)(POLLIN | (!buf_empty(&c->out) && !c->paused ? POLLOUT : 0))},
+            {.fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN},
+        };
+        r = poll(p, 2, timeout);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return fail("poll", strerror(errno));
+        }
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (buf_reserve(&c->in, 65536) < 0)
+                return fail(c->hostport, "input buffer full");
+            ssize_t n = recv(c->fd, buf_tail(&c->in), 65536, 0);
+            if (n > 0) {
+                buf_commit(&c->in, (size_t)n);
+                if (on_input(c))
+                    return 1;
+            } else if (n == 0) {
+                /* After exit or shutdown the server is expected to close. */
+                if (c->leaving)
+                    return 0;
+                if (c->stdin_eof && c->owed <= 0)
+                    return 0;
+                return fail(c->hostport, "connection closed by the server");
+            } else if (errno != EAGAIN && errno != EINTR) {
+                if (c->leaving && (errno == ECONNRESET))
+                    return 0;
+                return fail(c->hostport, strerror(errno));
+            }
+        }
+        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (buf_reserve(&c->line, STDIN_CHUNK) < 0)
+                return fail("stdin", "line too long");
+            ssize_t n = read(STDIN_FILENO, buf_tail(&c->line), STDIN_CHUNK);
+            if (n > 0)
+                buf_commit(&c->line, (size_t)n);
+            else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+                c->stdin_eof = true;
+        }
+        if (ready && (r = take_lines(c)) < 0)
+            return fail(c->hostport, proto_strerror(r));
+    }
+}
+
+/* Waits for one datagram and runs it through the protocol. Returns the PROTO_* result,
+ * or -ETIMEDOUT / -errno. */
+static int udp_receive(struct client *c, uint64_t deadline, struct proto_msg *m, uint8_t *dgram,
+                       size_t cap)
+{
+    for (;;) {
+        uint64_t now = loop_clock_ms();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = c->fd, .events = POLLIN};
+        int r = poll(&p, 1, (int)(deadline - now));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            continue;
+        ssize_t n = recv(c->fd, dgram, cap, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            return -errno;
+        }
+        buf_reset(&c->out);
+        r = c->vt->dgram_read(c->pconn, dgram, (size_t)n, &c->out, m);
+        if (!buf_empty(&c->out))
+            (void)send(c->fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+        if (r == PROTO_DROP || r == PROTO_NEED_MORE)
+            continue;
+        return r;
+    }
+}
+
+static int udp_error(struct client *c, int r)
+{
+    if (r == -ECONNREFUSED)
+        return fail(c->hostport, "no server is listening (connection refused)");
+    return fail(c->hostport, proto_strerror(r));
+}
+
+static int run_udp(struct client *c)
+{
+    static uint8_t dgram[65536];
+    struct proto_msg m;
+    int r;
+    /* A greeting (e.g. lab-fernet's key request) is answered before any message. */
+    if (!buf_empty(&c->out)) {
+        (void)send(c->fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+        r = udp_receive(c, loop_clock_ms() + (uint64_t)c->timeout_ms, &m, dgram, sizeof(dgram));
+        if (r == -ETIMEDOUT)
+            return fail(c->hostport, "no answer from the server");
+        if (r < 0)
+            return udp_error(c, r);
+    }
+    long lost = 0, seq = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int status = 0;
+    if (c->interactive)
+        prompt(c);
+    while ((len = getline(&line, &cap, stdin)) >= 0) {
+        size_t n = (size_t)len;
+        if (n && line[n - 1] == '\n')
+            n--;
+        if (n && line[n - 1] == '\r')
+            n--;
+        seq++;
+        buf_reset(&c->out);
+        r = c->vt->dgram_write(c->pconn, (const uint8_t *)line, n, &c->out);
+        if (r < 0) {
+            status = fail(c->hostport, proto_strerror(r));
+            break;
+        }
+        if (send(c->fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL) < 0) {
+            status = udp_error(c, -errno);
+            break;
+        }
+        r = udp_receive(c, loop_clock_ms() + (uint64_t)c->timeout_ms, &m, dgram, sizeof(dgram));
+        if (r == -ETIMEDOUT) {
+            fprintf(stderr, "secho: %s: no echo for message %ld within %d s (lost)\n", c->hostport,
+                    seq, c->timeout_ms / 1000);
+            lost++;
+        } else if (r < 0) {
+            status = udp_error(c, r);
+            break;
+        } else if (r == PROTO_MSG) {
+            print_echo(c, m.data, m.len, true);
+        }
+        if ((n == 4 && memcmp(line, "exit", 4) == 0) ||
+            (n == 8 && memcmp(line, "shutdown", 8) == 0 && r == PROTO_MSG &&
+             !(m.len == sizeof(SERVER_DENIED_TEXT) - 1 &&
+               memcmp(m.data, SERVER_DENIED_TEXT, m.len) == 0)))
+            break;
+        if (c->interactive)
+            prompt(c);
+    }
+    OPENSSL_cleanse(line, cap);
+    free(line);
+    if (status == 0 && lost > 0) {
+        fprintf(stderr, "secho: %ld of %ld messages got no echo\n", lost, seq);
+        status = 1;
+    }
+    return status;
+}
+
+int client_main(int argc, char **argv)
+{
+    const char *cmd = "client";
+    struct cli_common common;
+    cli_common_init(&common);
+    struct proto_opts po = {.max_msg = 1 << 20};
+    char keypath[4096] = "", khpath[4096] = "";
+    long timeout = 10;
+    int opt;
+    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "k:h", long_opts, NULL)) != -1) {
+        int r = cli_common_opt(&common, cmd, opt, optarg);
+        if (r < 0)
+            return 2;
+        if (r > 0)
+            continue;
+        switch (opt) {
+        case 'k':
+            po.key_file = optarg;
+            break;
+        case OPT_KNOWN_HOSTS:
+            po.known_hosts = optarg;
+            break;
+        case OPT_SERVER_KEY:
+            po.server_key = optarg;
+            break;
+        case OPT_ACCEPT_NEW:
+            po.accept_new = true;
+            break;
+        case OPT_TIMEOUT:
+            if (!cli_parse_long(cmd, "timeout", optarg, 1, 86400, &timeout))
+                return 2;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Try 'secho client --help' for more information.\n");
+            return 2;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!cli_common_check(&common, cmd))
+        return 2;
+    if (!po.key_file && cli_config_path("id.key", keypath, sizeof(keypath)))
+        po.key_file = keypath;
+    if (!po.known_hosts && cli_config_path("known_hosts", khpath, sizeof(khpath)))
+        po.known_hosts = khpath;
+
+    struct client c = {.vt = common.proto, .fd = -1, .timeout_ms = (int)timeout * 1000};
+    c.interactive = isatty(STDIN_FILENO);
+    c.stream = !common.udp && (c.vt->flags & PROTO_F_STREAM_ECHO);
+    net_format_hostport(common.host, common.port, c.hostport, sizeof(c.hostport));
+    po.host_id = c.hostport;
+    if (c.interactive) {
+        po.confirm = confirm_tty;
+        po.interactive = true;
+    }
+    buf_init(&c.in, 1 << 20);
+    buf_init(&c.out, 1 << 20);
+    buf_init(&c.line, LINE_LIMIT + STDIN_CHUNK);
+    cli_warn_lab(c.vt);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1;
+    char err[256];
+    struct net_addr addr;
+    if (net_resolve(common.host, common.port, common.udp ? SOCK_DGRAM : SOCK_STREAM, &addr, err,
+                    sizeof(err)) < 0) {
+        fprintf(stderr, "secho: cannot connect to %s: %s\n", c.hostport, err);
+        goto out;
+    }
+    c.fd = common.udp ? net_connect_udp(&addr) : net_connect_tcp(&addr, c.timeout_ms);
+    if (c.fd < 0) {
+        fprintf(stderr, "secho: cannot connect to %s: %s\n", c.hostport, strerror(-c.fd));
+        goto out;
+    }
+    char perr[PROTO_ERRLEN] = "";
+    int r;
+    if (c.vt->ctx_new && (r = c.vt->ctx_new(&po, PROTO_CLIENT, &c.ctx, perr, sizeof(perr))) < 0) {
+        fprintf(stderr, "secho: %s\n", perr[0] ? perr : proto_strerror(r));
+        goto out;
+    }
+    c.pconn = calloc(1, c.vt->conn_size ? c.vt->conn_size : 1);
+    if (!c.pconn || (r = c.vt->conn_init(c.pconn, c.ctx, PROTO_CLIENT, &c.out)) < 0) {
+        fprintf(stderr, "secho: %s\n", c.pconn ? proto_strerror(r) : "out of memory");
+        goto out;
+    }
+    status = common.udp ? run_udp(&c) : run_tcp(&c);
+out:
+    if (c.pconn) {
+        c.vt->conn_free(c.pconn);
+        OPENSSL_cleanse(c.pconn, c.vt->conn_size ? c.vt->conn_size : 1);
+        free(c.pconn);
+    }
+    if (c.ctx && c.vt->ctx_free)
+        c.vt->ctx_free(c.ctx);
+    if (c.fd >= 0)
+        close(c.fd);
+    buf_free_secret(&c.in);
+    buf_free_secret(&c.out);
+    buf_free_secret(&c.line);
+    return status;
+}

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/* `secho server`: option parsing; the serving itself is server.c and the I/O models. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "server.h"
+
+static const char usage[] =
+    "Usage: secho server [options]\n"
+    "Run an echo server. Every message is sent back; `exit` closes the connection,\n"
+    "`shutdown` stops the server (if the peer is allowed to).\n"
+    "\n"
+    "  -t, --transport tcp|udp     transport (default tcp)\n"
+    "  -P, --proto PROTO           plain | secure | lab-dh | lab-fernet (default secure)\n"
+    "  -H, --host HOST             address to listen on (default 127.0.0.1)\n"
+    "  -p, --port PORT             port, 0 = pick a free one (default 9090)\n"
+    "  -m, --model MODEL           threads | epoll | reactors (default reactors)\n"
+    "      --threads N             event loops for -m reactors (default: online CPUs)\n"
+    "  -l, --log FILE              append the event log to FILE; - = stderr (default)\n"
+    "      --no-log-messages       log message sizes but not their text\n"
+    "  -k, --key FILE              secure: static key, created 0600 if absent\n"
+    "                              (default ~/.config/secho/server.key)\n"
+    "      --admins FILE           secure: public keys allowed to run `shutdown`\n"
+    "      --allow-shutdown WHO    plain/lab: any | loopback | none (default loopback)\n"
+    "      --max-conns N           refuse connections beyond N (default: fd limit - 64)\n"
+    "      --max-msg BYTES         largest message (plain TCP: line) accepted\n"
+    "                              (default 1048576; secure caps at 65519)\n"
+    "      --idle-timeout SEC      close connections silent this long; 0 = never\n"
+    "                              (default 300)\n"
+    "      --handshake-timeout SEC close handshakes not done by then (default 10)\n"
+    "      --dh-params FILE        lab-dh: PKCS#3 PEM parameters (default RFC 7919 ffdhe2048)\n"
+    "  -h, --help                  show this help\n"
+    "\n"
+    "Once it accepts traffic the server prints `listening on HOST:PORT` on stdout.\n"
+    "SIGINT/SIGTERM shut it down gracefully; SIGHUP reopens the log file.\n"
+    "\n"
+    "Examples:\n"
+    "  secho server -P plain -p 9090             # then: nc 127.0.0.1 9090\n"
+    "  secho server -P plain -t udp -m epoll     # then: socat - UDP:127.0.0.1:9090\n"
+    "  secho server -l /var/log/secho.log        # secure echo, keys in ~/.config/secho\n";
+
+enum {
+    OPT_THREADS = 256,
+    OPT_NO_LOG_MESSAGES,
+    OPT_ADMINS,
+    OPT_ALLOW_SHUTDOWN,
+    OPT_MAX_CONNS,
+    OPT_MAX_MSG,
+    OPT_IDLE_TIMEOUT,
+    OPT_HANDSHAKE_TIMEOUT,
+    OPT_DH_PARAMS,
+};
+
+static const struct option long_opts[] = {
+    {"transport", required_argument, NULL, 't'},
+    {"proto", required_argument, NULL, 'P'},
+    {"host", required_argument, NULL, 'H'},
+    {"port", required_argument, NULL, 'p'},
+    {"model", required_argument, NULL, 'm'},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"log", required_argument, NULL, 'l'},
+    {"no-log-messages", no_argument, NULL, OPT_NO_LOG_MESSAGES},
+    {"key", required_argument, NULL, 'k'},
+    {"admins", required_argument, NULL, OPT_ADMINS},
+    {"allow-shutdown", required_argument, NULL, OPT_ALLOW_SHUTDOWN},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"max-msg", required_argument, NULL, OPT_MAX_MSG},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+    {"dh-params", required_argument, NULL, OPT_DH_PARAMS},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Raises the descriptor limit to the hard limit (as nginx's worker_rlimit_nofile) and
+ * returns the connection cap that leaves room for listeners, logs and key files. */
+static long default_max_conns(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1000;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    long n = rl.rlim_cur == RLIM_INFINITY ? 100000 : (long)rl.rlim_cur - 64;
+    return n > 1 ? n : 1;
+}
+
+int server_main(int argc, char **argv)
+{
+    const char *cmd = "server";
+    struct cli_common common;
+    cli_common_init(&common);
+    struct server_conf conf = {
+        .model = SERVER_REACTORS,
+        .threads = (int)sysconf(_SC_NPROCESSORS_ONLN),
+        .log_path = "-",
+        .log_messages = true,
+        .allow_shutdown = ALLOW_LOOPBACK,
+        .max_conns = default_max_conns(),
+        .idle_timeout_ms = 300 * 1000,
+        .handshake_timeout_ms = 10 * 1000,
+    };
+    long max_msg = 1 << 20;
+    char keypath[4096] = "";
+    long v;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "m:l:k:h", long_opts, NULL)) != -1) {
+        int c = cli_common_opt(&common, cmd, opt, optarg);
+        if (c < 0)
+            return 2;
+        if (c > 0)
+            continue;
+        switch (opt) {
+        case 'm':
+            if (strcmp(optarg, "threads") == 0)
+                conf.model = SERVER_THREADS;
+            else if (strcmp(optarg, "epoll") == 0)
+                conf.model = SERVER_EPOLL;
+            else if (strcmp(optarg, "reactors") == 0)
+                conf.model = SERVER_REACTORS;
+            else
+                return cli_usage_error(cmd, "unknown model '%s' (use threads, epoll or reactors)",
+                                       optarg);
+            break;
+        case OPT_THREADS:
+            if (!cli_parse_long(cmd, "threads", optarg, 1, 1024, &v))
+                return 2;
+            conf.threads = (int)v;
+            break;
+        case 'l':
+            conf.log_path = optarg;
+            break;
+        case OPT_NO_LOG_MESSAGES:
+            conf.log_messages = false;
+            break;
+        case 'k':
+            conf.popts.key_file = optarg;
+            break;
+        case OPT_ADMINS:
+            conf.popts.admins_file = optarg;
+            break;
+        case OPT_ALLOW_SHUTDOWN:
+            if (strcmp(optarg, "any") == 0)
+                conf.allow_shutdown = ALLOW_ANY;
+            else if (strcmp(optarg, "loopback") == 0)
+                conf.allow_shutdown = ALLOW_LOOPBACK;
+            else if (strcmp(optarg, "none") == 0)
+                conf.allow_shutdown = ALLOW_NONE;
+            else
+                return cli_usage_error(cmd,
+                                       "invalid --allow-shutdown '%s' (use any, loopback "
+                                       "or none)",
+                                       optarg);
+            break;
+        case OPT_MAX_CONNS:
+            if (!cli_parse_long(cmd, "max-conns", optarg, 1, 10000000, &conf.max_conns))
+                return 2;
+            break;
+        case OPT_MAX_MSG:
+            if (!cli_parse_long(cmd, "max-msg", optarg, 1, 1L << 30, &max_msg))
+                return 2;
+            break;
+        case OPT_IDLE_TIMEOUT:
+            if (!cli_parse_long(cmd, "idle-timeout", optarg, 0, 86400 * 365, &v))
+                return 2;
+            conf.idle_timeout_ms = (int)(v * 1000 > 2000000000 ? 2000000000 : v * 1000);
+            break;
+        case OPT_HANDSHAKE_TIMEOUT:
+            if (!cli_parse_long(cmd, "handshake-timeout", optarg, 0, 3600, &v))
+                return 2;
+            conf.handshake_timeout_ms = (int)(v * 1000);
+            break;
+        case OPT_DH_PARAMS:
+            conf.popts.dh_params_file = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Try 'secho server --help' for more information.\n");
+            return 2;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!cli_common_check(&common, cmd))
+        return 2;
+    if (conf.threads < 1)
+        conf.threads = 1;
+    if (!conf.popts.key_file && cli_config_path("server.key", keypath, sizeof(keypath)))
+        conf.popts.key_file = keypath;
+    conf.host = common.host;
+    conf.port = common.port;
+    conf.udp = common.udp;
+    conf.proto = common.proto;
+    conf.popts.max_msg = (size_t)max_msg;
+    cli_warn_lab(conf.proto);
+    return server_run(&conf);
+}

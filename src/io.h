@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* I/O models. Each binds, prints readiness, serves until shutdown, and only moves bytes. */
+#ifndef SECHO_IO_H
+#define SECHO_IO_H
+
+#include "server.h"
+
+/* Each returns 0 after a clean shutdown, or 1 if the server could not start (the reason
+ * is already printed on stderr as "secho: ..."). */
+int io_threads_run(struct server *srv);  /* one thread per TCP connection */
+int io_epoll_run(struct server *srv);    /* one event loop */
+int io_reactors_run(struct server *srv); /* one event loop per core, SO_REUSEPORT */
+
+#endif

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* logfmt event log. Peer bytes are always escaped; writing never blocks the caller. */
+#ifndef SECHO_LOG_H
+#define SECHO_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Largest escaped text excerpt: SPEC logs the first 256 bytes of a message, and one
+ * byte escapes to at most 4 characters. */
+#define LOG_TEXT_BYTES  256
+#define LOG_ESCAPED_MAX (LOG_TEXT_BYTES * 4 + 1)
+
+/*
+ * Opens the log: `path` "-" (or NULL) means stderr, anything else is opened for append
+ * (created 0640). Starts the writer thread. Returns 0 or a negative errno.
+ * Lines are queued in a bounded in-memory ring and written by that thread, so log_event
+ * never waits for the disk or a full pipe; if the ring overflows, lines are dropped and
+ * counted, and a `log_dropped` event reports how many once there is room again.
+ */
+int log_open(const char *path);
+/* Asks the writer to reopen the file (SIGHUP, for logrotate). Async-signal-safe. */
+void log_reopen(void);
+/* Writes out everything queued, stops the writer thread and closes the file. */
+void log_close(void);
+
+/*
+ * Queues one line: `ts=... level=... event=EVENT` followed by " " and the printf-formatted
+ * `fmt` (key=value pairs; values that come from a peer MUST be passed through
+ * log_escape). A line is cut at 4 KiB. Thread-safe. Without log_open, nothing is logged.
+ */
+void log_event(enum log_level level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Escapes `n` bytes of `src` for a quoted logfmt value: `"` as \", `\` as \\, tab, CR, LF
+ * as \t \r \n, other control bytes, DEL and bytes that are not part of valid UTF-8 as \xHH.
+ * Valid UTF-8 sequences are copied. `dst` MUST hold 4*n+1 bytes. Returns the length
+ * written (without the terminating NUL). Pure: no allocation, no state.
+ */
+size_t log_escape(char *dst, const uint8_t *src, size_t n);
+
+/* Formats the current UTC time as 2026-11-25T04:39:15.123Z into out (>= 25 bytes). */
+void log_timestamp(char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/* Socket helpers. EINTR is retried here, at the syscall site. */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+bool net_parse_port(const char *s, uint16_t *port)
+{
+    if (!s || !*s)
+        return false;
+    unsigned long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (unsigned long)(*p - '0');
+        if (v > 65535)
+            return false;
+    }
+    *port = (uint16_t)v;
+    return true;
+}
+
+int net_resolve(const char *host, uint16_t port, int socktype, struct net_addr *out, char *err,
+                size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = socktype};
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    hints.ai_flags = AI_NUMERICSERV;
+    int r = getaddrinfo(host, portstr, &hints, &res);
+    if (r != 0) {
+        snprintf(err, errlen, "%s", r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+        return -1;
+    }
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int net_set_nonblock(int fd, bool on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+    return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
+}
+
+static int bound_socket(const struct net_addr *addr, int type, bool reuseport)
+{
+    int fd = socket(addr->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+        goto fail;
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto fail;
+    if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
+        goto fail;
+    return fd;
+fail:;
+    int e = errno;
+    close(fd);
+    return -e;
+}
+
+int net_listen_tcp(const struct net_addr *addr, bool reuseport, int backlog)
+{
+    int fd = bound_socket(addr, SOCK_STREAM, reuseport);
+    if (fd < 0)
+        return fd;
+    if (listen(fd, backlog) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int net_bind_udp(const struct net_addr *addr, bool reuseport)
+{
+    return bound_socket(addr, SOCK_DGRAM, reuseport);
+}
+
+int net_accept(int lfd, struct net_addr *peer)
+{
+    for (;;) {
+        peer->len = sizeof(peer->ss);
+        int fd =
+            accept4(lfd, (struct sockaddr *)&peer->ss, &peer->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            int one = 1;
+            if (peer->ss.ss_family != AF_UNIX)
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            return fd;
+        }
+        if (errno == EINTR)
+            continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+int net_connect_tcp(const struct net_addr *addr, int timeout_ms)
+{
+    int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int e = 0;
+    if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0) {
+        if (errno != EINPROGRESS) {
+            e = errno;
+            goto fail;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int r;
+        do
+            r = poll(&p, 1, timeout_ms);
+        while (r < 0 && errno == EINTR);
+        if (r == 0) {
+            e = ETIMEDOUT;
+            goto fail;
+        }
+        socklen_t sl = sizeof(e);
+        if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl) < 0)
+            e = errno;
+        if (e)
+            goto fail;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    net_set_nonblock(fd, false);
+    return fd;
+fail:
+    close(fd);
+    return -e;
+}
+
+int net_connect_udp(const struct net_addr *addr)
+{
+    int fd = socket(addr->ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int net_local_addr(int fd, struct net_addr *out)
+{
+    out->len = sizeof(out->ss);
+    return getsockname(fd, (struct sockaddr *)&out->ss, &out->len) < 0 ? -errno : 0;
+}
+
+void net_format_addr(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(out, outlen, "%s:%u", host, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof(host));
+            snprintf(out, outlen, "%s:%u", host, ntohs(in6->sin6_port));
+        } else {
+            inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+            snprintf(out, outlen, "[%s]:%u", host, ntohs(in6->sin6_port));
+        }
+    } else {
+        snprintf(out, outlen, "unknown");
+    }
+}
+
+void net_format_hostport(const char *host, uint16_t port, char *out, size_t outlen)
+{
+    if (strchr(host, ':'))
+        snprintf(out, outlen, "[%s]:%u", host, port);
+    else
+        snprintf(out, outlen, "%s:%u", host, port);
+}
+
+bool net_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+            return true;
+        return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+bool net_addr_equal(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family)
+        return false;
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}

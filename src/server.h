@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/* Server configuration and the state shared by every I/O model. */
+#ifndef SECHO_SERVER_H
+#define SECHO_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "net.h"
+#include "proto.h"
+
+enum server_model { SERVER_THREADS, SERVER_EPOLL, SERVER_REACTORS };
+enum server_allow { ALLOW_ANY, ALLOW_LOOPBACK, ALLOW_NONE };
+
+/* Bytes a connection may owe its peer before the server stops reading from it. */
+#define SERVER_OUT_HIGH (256 * 1024)
+/* Hard cap of a connection's output buffer (high water + one read's worth of echo). */
+#define SERVER_OUT_LIMIT (512 * 1024)
+/* One read() at most. */
+#define SERVER_READ_CHUNK (64 * 1024)
+/* Cap of a connection's unprocessed input (one whole record plus a read). */
+#define SERVER_IN_LIMIT (160 * 1024)
+/* Pause between parts sent to a notebook peer that reads each part with recv(1024). */
+#define SERVER_PACE_MS 60
+/* After shutdown begins, what is still owed is delivered for at most this long. */
+#define SERVER_DRAIN_MS 1500
+/* After our last byte, wait this long for the peer's FIN before closing (so unread input
+ * does not turn close() into a reset that destroys the echo in flight). */
+#define SERVER_LINGER_MS 1000
+
+struct server_conf {
+    const char *host;
+    uint16_t port;
+    bool udp;
+    enum server_model model;
+    int threads;
+    const char *log_path;
+    bool log_messages;
+    enum server_allow allow_shutdown;
+    long max_conns;
+    int idle_timeout_ms;      /* 0 = none */
+    int handshake_timeout_ms; /* 0 = none */
+    const struct proto_vt *proto;
+    struct proto_opts popts;
+};
+
+struct server;
+typedef void (*server_wake_fn)(struct server *srv);
+
+struct server {
+    struct server_conf conf;
+    void *pctx;
+    struct net_addr addr;
+    atomic_bool stopping;
+    atomic_uint_fast64_t next_id;
+    atomic_long nconns;
+    atomic_uint_fast64_t stop_at; /* monotonic ms by which everything must be closed */
+    /* Set by the I/O model: wakes every thread so it notices `stopping`. */
+    _Atomic(server_wake_fn) wake;
+    void *model;
+};
+
+/* Runs a server until shutdown. Returns the process exit status (0, or 1 when it cannot
+ * start; the reason is printed on stderr). */
+int server_run(const struct server_conf *conf);
+
+/* Starts shutdown from any thread: stop accepting, deliver what is owed, close all. */
+void server_request_shutdown(struct server *srv);
+
+/* Called by the model once its sockets are bound: prints the readiness line and logs. */
+void server_ready(struct server *srv, const struct net_addr *bound);
+
+/* The first LOG_TEXT_BYTES bytes of a message being received, for the log and commands. */
+struct server_msg {
+    uint8_t head[LOG_TEXT_BYTES];
+    size_t headlen;
+    size_t total;
+    uint8_t tail[2]; /* the last two bytes seen, to strip a line terminator */
+};
+
+/* Starts a new message. */
+void server_msg_reset(struct server_msg *m);
+/* Adds bytes of the message. */
+void server_msg_add(struct server_msg *m, const uint8_t *p, size_t n);
+/* Drops a trailing "\n" or "\r\n" (line protocols: plain). */
+void server_msg_trim_eol(struct server_msg *m);
+
+/* What to do with a complete message. */
+enum server_action { ACT_ECHO, ACT_EXIT, ACT_SHUTDOWN, ACT_DENIED };
+
+/* The text sent instead of the echo when shutdown is refused. */
+#define SERVER_DENIED_TEXT "error: shutdown not permitted"
+
+/*
+ * Shared message handling for every model and transport: logs the message and matches
+ * commands. `admin` is
+ * the protocol's opinion (proto_vt.conn_admin: -1 none, 0 no, 1 yes). Logs `denied` and
+ * `shutdown` events itself. Thread-safe.
+ */
+enum server_action server_on_message(struct server *srv, uint64_t conn_id, const char *peer,
+                                     const struct sockaddr *peer_sa, int admin,
+                                     const struct server_msg *m);
+
+/* Logs a message cut off by a disconnect (no command matching). */
+void server_log_partial(struct server *srv, uint64_t conn_id, const char *peer,
+                        const struct server_msg *m);
+
+/* Logs a protocol failure of one connection or datagram: auth_fail (warn) for
+ * authentication and parse errors, error otherwise. */
+void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *peer, int err);
+
+#endif
