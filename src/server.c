@@ -175,6 +175,17 @@ int server_run(const struct server_conf *conf)
     pthread_t sigthread;
     bool sig_started = false;
 
+    /* Block the signals before any thread exists (the log writer included), so that only
+     * the signal thread ever receives them. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
     char err[256];
     if (net_resolve(conf->host, conf->port, conf->udp ? SOCK_DGRAM : SOCK_STREAM, &srv->addr, err,
                     sizeof(err)) < 0) {
@@ -198,14 +209,6 @@ int server_run(const struct server_conf *conf)
             fprintf(stderr, "%s\n", banner);
     }
 
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (pthread_create(&sigthread, NULL, signal_main, srv) == 0)
         sig_started = true;
 

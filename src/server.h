@@ -26,7 +26,7 @@ enum server_allow { ALLOW_ANY, ALLOW_LOOPBACK, ALLOW_NONE };
 /* Pause between parts sent to a notebook peer that reads each part with recv(1024). */
 #define SERVER_PACE_MS 60
 /* After shutdown begins, what is still owed is delivered for at most this long. */
-#define SERVER_DRAIN_MS 1500
+#define SERVER_DRAIN_MS 1000
 /* After our last byte, wait this long for the peer's FIN before closing (so unread input
  * does not turn close() into a reset that destroys the echo in flight). */
 #define SERVER_LINGER_MS 1000
