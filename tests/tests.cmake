@@ -21,6 +21,6 @@ foreach(src ${SECHO_E2E_TESTS})
     add_test(NAME e2e.${name}
         COMMAND ${SECHO_PYTHON} -m unittest -v ${name}
         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/e2e)
-    set_tests_properties(e2e.${name} PROPERTIES LABELS e2e TIMEOUT 600
+    set_tests_properties(e2e.${name} PROPERTIES LABELS "e2e;tsan" TIMEOUT 900
         ENVIRONMENT "SECHO_BIN=$<TARGET_FILE:secho>;SECHO_VECTORS=${SECHO_SHARED_DIR};SECHO_SOURCE=${CMAKE_SOURCE_DIR};SECHO_SANITIZER=${SECHO_SANITIZER_NAME}")
 endforeach()
