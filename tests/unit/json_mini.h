@@ -35,7 +35,11 @@ static char *json_string(struct json_parser *jp)
     if (jp->p >= jp->end || *jp->p != '"')
         return NULL;
     jp->p++;
-    char *out = malloc((size_t)(jp->end - jp->p) + 1), *o = out;
+    /* Size the copy by the raw length up to the closing quote (escapes only shrink it). */
+    const char *q = jp->p;
+    while (q < jp->end && *q != '"')
+        q += (*q == '\\' && q + 1 < jp->end) ? 2 : 1;
+    char *out = malloc((size_t)(q - jp->p) + 1), *o = out;
     if (!out)
         return NULL;
     while (jp->p < jp->end && *jp->p != '"') {

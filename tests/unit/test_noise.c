@@ -214,15 +214,15 @@ static int xx_tampered(const char *name, int flip_msg, size_t bit, size_t cut)
     return r;
 }
 
-static void test_tamper(const char *name)
+static void test_tamper(const char *name, size_t stride)
 {
     /* Message 0 of XX is "e" + a payload in clear: a change there is caught when the
      * initiator reads message 1, since both transcripts (h) differ. Later messages fail at
-     * once. Every bit of every message is tried. */
+     * once. Every bit (stride 1) or one bit per byte (stride 9) of every message is tried. */
     size_t lens[3] = {32 + 2, 32 + 48 + 18, 48 + 18};
     for (int m = 0; m < 3; m++) {
         int bad = 0;
-        for (size_t bit = 0; bit < lens[m] * 8; bit++)
+        for (size_t bit = 0; bit < lens[m] * 8; bit += stride)
             if (xx_tampered(name, m, bit, 0) != PROTO_E_AUTH)
                 bad++;
         CHECK_INT(bad, 0);
@@ -429,7 +429,7 @@ int main(void)
         "Noise_XX_25519_ChaChaPoly_BLAKE2b",
     };
     for (size_t i = 0; i < 4; i++) {
-        test_tamper(suites[i]);
+        test_tamper(suites[i], i == 0 ? 1 : 9);
         test_transport(suites[i]);
     }
     return CHECK_DONE();
