@@ -6,6 +6,7 @@
 
 static const struct proto_vt *const protos[] = {
     &proto_plain,
+    &proto_secure,
 };
 
 const struct proto_vt *proto_find(const char *name)

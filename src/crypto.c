@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: MIT */
+/* Thin layer over OpenSSL 3 EVP. Algorithms are fetched once per process (explicit fetching
+ * avoids a provider lookup on every call); tags are verified by OpenSSL, comparisons are
+ * constant time and every temporary secret is cleansed. */
+#include "crypto.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+static struct {
+    EVP_CIPHER *cipher[2]; /* by enum crypto_aead_alg */
+    EVP_MD *md[2];         /* by enum crypto_hash_alg */
+    EVP_MAC *hmac;
+} algs;
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+
+static const char *const md_names[2] = {"SHA256", "BLAKE2B-512"};
+
+/* Fetched objects live until exit: they are shared, immutable and reference counted by
+ * OpenSSL, so several threads may use them at once. */
+static void algs_fetch(void)
+{
+    algs.cipher[CRYPTO_AES256GCM] = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    algs.cipher[CRYPTO_CHACHAPOLY] = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+    algs.md[CRYPTO_SHA256] = EVP_MD_fetch(NULL, md_names[CRYPTO_SHA256], NULL);
+    algs.md[CRYPTO_BLAKE2B] = EVP_MD_fetch(NULL, md_names[CRYPTO_BLAKE2B], NULL);
+    algs.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static const EVP_MD *get_md(enum crypto_hash_alg alg)
+{
+    if ((unsigned)alg > CRYPTO_BLAKE2B)
+        return NULL;
+    pthread_once(&algs_once, algs_fetch);
+    return algs.md[alg];
+}
+
+const char *crypto_strerror(int err)
+{
+    switch (err) {
+    case CRYPTO_E_AUTH:
+        return "authentication tag mismatch";
+    case CRYPTO_E_LIB:
+        return "crypto library failure";
+    case CRYPTO_E_ZERO:
+        return "invalid public key (all-zero shared secret)";
+    case CRYPTO_E_KEY:
+        return "not an X25519 private key";
+    default:
+        return err < 0 ? strerror(-err) : "no error";
+    }
+}
+
+/* ---- AEAD ---- */
+
+int crypto_aead_init(struct crypto_aead *a, enum crypto_aead_alg alg,
+                     const uint8_t key[static CRYPTO_KEYLEN])
+{
+    a->ctx = NULL;
+    a->alg = alg;
+    if ((unsigned)alg > CRYPTO_CHACHAPOLY)
+        return -EINVAL;
+    pthread_once(&algs_once, algs_fetch);
+    if (!algs.cipher[alg])
+        return CRYPTO_E_LIB;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    if (!c)
+        return CRYPTO_E_LIB;
+    /* The key schedule is computed once here; seal/open only install a nonce. The IV is
+     * given later, with the direction, per message. */
+    if (!EVP_CipherInit_ex2(c, algs.cipher[alg], key, NULL, 1, NULL)) {
+        EVP_CIPHER_CTX_free(c);
+        return CRYPTO_E_LIB;
+    }
+    a->ctx = c;
+    return 0;
+}
+
+int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[static CRYPTO_NONCELEN],
+                     const uint8_t *ad, size_t adlen, const uint8_t *pt, size_t len, uint8_t *out)
+{
+    EVP_CIPHER_CTX *c = a->ctx;
+    int n;
+    if (!c)
+        return CRYPTO_E_LIB;
+    if (adlen > INT_MAX || len > INT_MAX)
+        return -EINVAL;
+    if (!EVP_CipherInit_ex2(c, NULL, NULL, nonce, 1, NULL))
+        return CRYPTO_E_LIB;
+    if (adlen && !EVP_CipherUpdate(c, NULL, &n, ad, (int)adlen))
+        return CRYPTO_E_LIB;
+    if (len && !EVP_CipherUpdate(c, out, &n, pt, (int)len))
+        return CRYPTO_E_LIB;
+    if (!EVP_CipherFinal_ex(c, out + len, &n))
+        return CRYPTO_E_LIB;
+    if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, CRYPTO_TAGLEN, out + len) <= 0)
+        return CRYPTO_E_LIB;
+    return 0;
+}
+
+int crypto_aead_open(struct crypto_aead *a, const uint8_t nonce[static CRYPTO_NONCELEN],
+                     const uint8_t *ad, size_t adlen, const uint8_t *ct, size_t len, uint8_t *out)
+{
+    EVP_CIPHER_CTX *c = a->ctx;
+    uint8_t tag[CRYPTO_TAGLEN];
+    int n, r = CRYPTO_E_LIB;
+    if (!c)
+        return CRYPTO_E_LIB;
+    if (len < CRYPTO_TAGLEN)
+        return CRYPTO_E_AUTH;
+    if (adlen > INT_MAX || len > INT_MAX)
+        return -EINVAL;
+    size_t mlen = len - CRYPTO_TAGLEN;
+    /* Copy the tag first: with out == ct the plaintext never reaches it, but this keeps the
+     * contract simple for any overlap. */
+    memcpy(tag, ct + mlen, CRYPTO_TAGLEN);
+    if (!EVP_CipherInit_ex2(c, NULL, NULL, nonce, 0, NULL))
+        goto out;
+    if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, CRYPTO_TAGLEN, tag) <= 0)
+        goto out;
+    if (adlen && !EVP_CipherUpdate(c, NULL, &n, ad, (int)adlen))
+        goto out;
+    if (mlen && !EVP_CipherUpdate(c, out, &n, ct, (int)mlen))
+        goto out;
+    /* OpenSSL compares the tag (in constant time) in Final. */
+    if (EVP_CipherFinal_ex(c, out + mlen, &n) <= 0) {
+        r = CRYPTO_E_AUTH;
+        goto out;
+    }
+    r = 0;
+out:
+    if (r != 0 && mlen)
+        crypto_wipe(out, mlen);
+    return r;
+}
+
+void crypto_aead_free(struct crypto_aead *a)
+{
+    /* EVP_CIPHER_CTX_free cleanses the key schedule. */
+    EVP_CIPHER_CTX_free(a->ctx);
+    a->ctx = NULL;
+}
+
+/* ---- hashes ---- */
+
+size_t crypto_hash_len(enum crypto_hash_alg alg)
+{
+    return alg == CRYPTO_BLAKE2B ? 64 : 32;
+}
+
+size_t crypto_hash_blocklen(enum crypto_hash_alg alg)
+{
+    return alg == CRYPTO_BLAKE2B ? 128 : 64;
+}
+
+int crypto_hash(enum crypto_hash_alg alg, const uint8_t *a, size_t alen, const uint8_t *b,
+                size_t blen, uint8_t out[static CRYPTO_HASHMAX])
+{
+    const EVP_MD *md = get_md(alg);
+    EVP_MD_CTX *c = NULL;
+    int r = CRYPTO_E_LIB;
+    if (!md)
+        return CRYPTO_E_LIB;
+    c = EVP_MD_CTX_new();
+    if (!c)
+        goto out;
+    if (!EVP_DigestInit_ex2(c, md, NULL) || !EVP_DigestUpdate(c, a, alen))
+        goto out;
+    if (blen && !EVP_DigestUpdate(c, b, blen))
+        goto out;
+    if (!EVP_DigestFinal_ex(c, out, NULL))
+        goto out;
+    r = 0;
+out:
+    EVP_MD_CTX_free(c);
+    return r;
+}
+
+int crypto_hmac(enum crypto_hash_alg alg, const uint8_t *key, size_t keylen, const uint8_t *a,
+                size_t alen, const uint8_t *b, size_t blen, uint8_t out[static CRYPTO_HASHMAX])
+{
+    EVP_MAC_CTX *m = NULL;
+    size_t outl = 0;
+    int r = CRYPTO_E_LIB;
+    if (!get_md(alg) || !algs.hmac)
+        return CRYPTO_E_LIB;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)md_names[alg], 0),
+        OSSL_PARAM_construct_end(),
+    };
+    m = EVP_MAC_CTX_new(algs.hmac);
+    if (!m)
+        goto out;
+    if (!EVP_MAC_init(m, key, keylen, params) || !EVP_MAC_update(m, a, alen))
+        goto out;
+    if (blen && !EVP_MAC_update(m, b, blen))
+        goto out;
+    if (!EVP_MAC_final(m, out, &outl, CRYPTO_HASHMAX) || outl != crypto_hash_len(alg))
+        goto out;
+    r = 0;
+out:
+    EVP_MAC_CTX_free(m); /* cleanses the keyed state */
+    return r;
+}
+
+/* ---- X25519 ---- */
+
+int crypto_x25519_public(const uint8_t priv[static CRYPTO_DHLEN], uint8_t pub[static CRYPTO_DHLEN])
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, priv, CRYPTO_DHLEN);
+    size_t len = CRYPTO_DHLEN;
+    int r = CRYPTO_E_LIB;
+    if (!k)
+        return CRYPTO_E_LIB;
+    if (EVP_PKEY_get_raw_public_key(k, pub, &len) && len == CRYPTO_DHLEN)
+        r = 0;
+    EVP_PKEY_free(k);
+    return r;
+}
+
+int crypto_x25519_keygen(uint8_t priv[static CRYPTO_DHLEN], uint8_t pub[static CRYPTO_DHLEN])
+{
+    /* Any 32 random bytes are a valid private key: X25519 clamps them (RFC 7748 5). */
+    int r = crypto_random(priv, CRYPTO_DHLEN);
+    if (r == 0)
+        r = crypto_x25519_public(priv, pub);
+    if (r != 0)
+        crypto_wipe(priv, CRYPTO_DHLEN);
+    return r;
+}
+
+static const uint8_t zero32[CRYPTO_DHLEN];
+
+int crypto_x25519(uint8_t out[static CRYPTO_DHLEN], const uint8_t priv[static CRYPTO_DHLEN],
+                  const uint8_t pub[static CRYPTO_DHLEN])
+{
+    EVP_PKEY *k = NULL, *peer = NULL;
+    EVP_PKEY_CTX *c = NULL;
+    size_t len = CRYPTO_DHLEN;
+    int r = CRYPTO_E_LIB;
+
+    k = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, priv, CRYPTO_DHLEN);
+    peer = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, pub, CRYPTO_DHLEN);
+    if (!k || !peer)
+        goto out;
+    c = EVP_PKEY_CTX_new_from_pkey(NULL, k, NULL);
+    if (!c || EVP_PKEY_derive_init(c) <= 0 || EVP_PKEY_derive_set_peer_ex(c, peer, 0) <= 0)
+        goto out;
+    /* OpenSSL's X25519 derive itself fails when the result is all zero (a low-order peer
+     * point); everything that can fail for lack of memory happened above, so a failure
+     * here means a bad public key. */
+    if (EVP_PKEY_derive(c, out, &len) <= 0 || len != CRYPTO_DHLEN) {
+        r = CRYPTO_E_ZERO;
+        goto out;
+    }
+    /* Check again ourselves so the guarantee does not depend on the provider. */
+    r = CRYPTO_memcmp(out, zero32, CRYPTO_DHLEN) == 0 ? CRYPTO_E_ZERO : 0;
+out:
+    if (r != 0)
+        crypto_wipe(out, CRYPTO_DHLEN);
+    EVP_PKEY_CTX_free(c);
+    EVP_PKEY_free(peer);
+    EVP_PKEY_free(k);
+    return r;
+}
+
+/* ---- PEM (PKCS#8) ---- */
+
+int crypto_x25519_to_pem(const uint8_t priv[static CRYPTO_DHLEN], char *out, size_t cap)
+{
+    EVP_PKEY *k = NULL;
+    BIO *b = NULL;
+    char *p = NULL;
+    int r = CRYPTO_E_LIB;
+
+    k = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, priv, CRYPTO_DHLEN);
+    /* A secure-memory BIO is cleansed when freed. */
+    b = BIO_new(BIO_s_secmem());
+    if (!k || !b)
+        goto out;
+    if (!PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL))
+        goto out;
+    long len = BIO_get_mem_data(b, &p);
+    if (len <= 0 || len > INT_MAX)
+        goto out;
+    if ((size_t)len >= cap) {
+        r = -ENOBUFS;
+        goto out;
+    }
+    memcpy(out, p, (size_t)len);
+    out[len] = '\0';
+    r = (int)len;
+out:
+    BIO_free(b);
+    EVP_PKEY_free(k);
+    return r;
+}
+
+/* Refuses encrypted keys instead of letting OpenSSL prompt on the terminal. */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+int crypto_x25519_from_pem(const char *pem, size_t len, uint8_t priv[static CRYPTO_DHLEN])
+{
+    EVP_PKEY *k = NULL;
+    BIO *b = NULL;
+    size_t klen = CRYPTO_DHLEN;
+    int r = CRYPTO_E_KEY;
+
+    if (len > INT_MAX)
+        return CRYPTO_E_KEY;
+    b = BIO_new_mem_buf(pem, (int)len);
+    if (!b)
+        return CRYPTO_E_LIB;
+    k = PEM_read_bio_PrivateKey_ex(b, NULL, no_password, NULL, NULL, NULL);
+    if (!k || !EVP_PKEY_is_a(k, "X25519"))
+        goto out;
+    if (!EVP_PKEY_get_raw_private_key(k, priv, &klen) || klen != CRYPTO_DHLEN)
+        goto out;
+    r = 0;
+out:
+    if (r != 0)
+        crypto_wipe(priv, CRYPTO_DHLEN);
+    /* Parsing failures leave entries on the thread's error queue; drop them so they do
+     * not surface later in an unrelated caller. */
+    ERR_clear_error();
+    EVP_PKEY_free(k);
+    BIO_free(b);
+    return r;
+}
+
+/* ---- misc ---- */
+
+int crypto_random(void *p, size_t n)
+{
+    if (n > INT_MAX)
+        return -EINVAL;
+    return RAND_bytes(p, (int)n) == 1 ? 0 : CRYPTO_E_LIB;
+}
+
+void crypto_wipe(void *p, size_t n)
+{
+    if (p && n)
+        OPENSSL_cleanse(p, n);
+}
+
+bool crypto_equal(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
+}

@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: MIT */
+/* Key files and trust stores. Private key files are created 0600 atomically (the mode is set
+ * by open(2), never widened then narrowed) and refused when others can read them, as ssh
+ * does. Public key text is strict canonical base64, so one key has exactly one spelling. */
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto.h"
+
+#define PEM_MAX   4096 /* an X25519 PKCS#8 PEM is about 120 bytes */
+#define LINE_MAX_ 1024
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* ---- base64 ---- */
+
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int b64val(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+void keys_b64_encode(const uint8_t key[static KEYS_LEN], char out[static KEYS_B64LEN + 1])
+{
+    size_t o = 0;
+    for (size_t i = 0; i < KEYS_LEN; i += 3) {
+        uint32_t v = (uint32_t)key[i] << 16;
+        if (i + 1 < KEYS_LEN)
+            v |= (uint32_t)key[i + 1] << 8;
+        if (i + 2 < KEYS_LEN)
+            v |= key[i + 2];
+        out[o++] = b64chars[(v >> 18) & 63];
+        out[o++] = b64chars[(v >> 12) & 63];
+        out[o++] = i + 1 < KEYS_LEN ? b64chars[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < KEYS_LEN ? b64chars[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+bool keys_b64_decode(const char *s, size_t len, uint8_t key[static KEYS_LEN])
+{
+    uint8_t tmp[KEYS_LEN];
+    if (len != KEYS_B64LEN || s[43] != '=')
+        return false;
+    /* 43 symbols carry 258 bits: 32 bytes plus two bits that MUST be zero (canonical). */
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < 43; i++) {
+        int v = b64val(s[i]);
+        if (v < 0)
+            return false;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            tmp[o++] = (uint8_t)(acc >> bits);
+            acc &= (1U << bits) - 1;
+        }
+    }
+    if (o != KEYS_LEN || acc != 0)
+        return false;
+    memcpy(key, tmp, KEYS_LEN);
+    return true;
+}
+
+bool keys_b64_valid(const char *s)
+{
+    uint8_t k[KEYS_LEN];
+    return keys_b64_decode(s, strlen(s), k);
+}
+
+/* ---- paths ---- */
+
+int keys_default_path(const char *name, char *out, size_t cap)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    int n;
+    /* XDG Base Directory spec: a relative XDG_CONFIG_HOME is invalid and ignored. */
+    if (xdg && xdg[0] == '/')
+        n = snprintf(out, cap, "%s/secho/%s", xdg, name);
+    else if (home && home[0])
+        n = snprintf(out, cap, "%s/.config/secho/%s", home, name);
+    else
+        return -ENOENT;
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int keys_make_parent(const char *path, char *err, size_t errlen)
+{
+    char dir[4096];
+    size_t len = strlen(path);
+    if (len >= sizeof(dir))
+        return fail(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+    memcpy(dir, path, len + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    /* mkdir -p: each missing component is made 0700; existing ones are left alone. */
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return fail(err, errlen, -errno, "cannot create directory %s: %s", dir,
+                        strerror(errno));
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    return 0;
+}
+
+/* ---- private keys ---- */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int keys_load(const char *path, uint8_t priv[static KEYS_LEN], uint8_t pub[static KEYS_LEN],
+              char *err, size_t errlen)
+{
+    char pem[PEM_MAX];
+    size_t len = 0;
+    struct stat st;
+    int r, fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return fail(err, errlen, -errno, "cannot open key file %s: %s", path, strerror(errno));
+    /* fstat on the open descriptor: the checked file is the file read. */
+    if (fstat(fd, &st) != 0) {
+        r = fail(err, errlen, -errno, "cannot stat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        r = fail(err, errlen, KEYS_E_FORMAT, "key file %s is not a regular file", path);
+        goto out;
+    }
+    if (st.st_mode & 077) {
+        r = fail(err, errlen, KEYS_E_PERM,
+                 "private key file %s is accessible by others (mode %04o); "
+                 "fix it with: chmod 600 %s",
+                 path, (unsigned)(st.st_mode & 07777), path);
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, pem + len, sizeof(pem) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len == sizeof(pem) - 1) {
+            r = fail(err, errlen, KEYS_E_FORMAT, "key file %s is too large", path);
+            goto out;
+        }
+    }
+    pem[len] = '\0';
+    if (crypto_x25519_from_pem(pem, len, priv) != 0) {
+        r = fail(err, errlen, KEYS_E_FORMAT, "%s is not an X25519 private key in PEM (PKCS#8) form",
+                 path);
+        goto out;
+    }
+    r = crypto_x25519_public(priv, pub) == 0 ? 0 : fail(err, errlen, -EIO, "%s: bad key", path);
+out:
+    if (r != 0)
+        crypto_wipe(priv, KEYS_LEN);
+    crypto_wipe(pem, sizeof(pem));
+    close(fd);
+    return r;
+}
+
+int keys_save(const char *path, const uint8_t priv[static KEYS_LEN], char *err, size_t errlen)
+{
+    char pem[PEM_MAX];
+    int r, fd = -1;
+    int n = crypto_x25519_to_pem(priv, pem, sizeof(pem));
+    if (n < 0)
+        return fail(err, errlen, -EIO, "cannot encode the private key");
+    r = keys_make_parent(path, err, errlen);
+    if (r != 0)
+        goto out;
+    /* O_EXCL: never overwrite a key; 0600 at creation so it is never readable by others,
+     * even for an instant (the umask can only narrow it). */
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        r = errno == EEXIST
+                ? fail(err, errlen, -EEXIST, "%s already exists; not overwriting it", path)
+                : fail(err, errlen, -errno, "cannot create key file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    r = write_all(fd, pem, (size_t)n);
+    if (r == 0 && fsync(fd) != 0)
+        r = -errno;
+    if (r != 0) {
+        fail(err, errlen, r, "cannot write key file %s: %s", path, strerror(-r));
+        unlink(path); /* do not leave a truncated key behind */
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    crypto_wipe(pem, sizeof(pem));
+    return r;
+}
+
+int keys_load_or_create(const char *path, uint8_t priv[static KEYS_LEN],
+                        uint8_t pub[static KEYS_LEN], bool *created, char *err, size_t errlen)
+{
+    *created = false;
+    int r = keys_load(path, priv, pub, err, errlen);
+    if (r != -ENOENT)
+        return r;
+    if (crypto_x25519_keygen(priv, pub) != 0)
+        return fail(err, errlen, -EIO, "cannot generate a key pair");
+    r = keys_save(path, priv, err, errlen);
+    if (r == -EEXIST) /* created by someone else meanwhile: use theirs */
+        return keys_load(path, priv, pub, err, errlen);
+    if (r != 0) {
+        crypto_wipe(priv, KEYS_LEN);
+        return r;
+    }
+    *created = true;
+    return 0;
+}
+
+/* ---- line parsing ---- */
+
+/* Splits a line into up to `max` whitespace-separated fields, ignoring a '#' comment.
+ * Works on a copy in buf. Returns the number of fields, or -1 if there are more. */
+static int split_fields(const char *line, char *buf, size_t cap, char **f, int max)
+{
+    size_t len = strcspn(line, "#\n");
+    if (len >= cap)
+        return -1;
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    int n = 0;
+    for (char *p = buf;;) {
+        p += strspn(p, " \t\r");
+        if (*p == '\0')
+            return n;
+        if (n == max)
+            return -1;
+        f[n++] = p;
+        p += strcspn(p, " \t\r");
+        if (*p)
+            *p++ = '\0';
+    }
+}
+
+int keys_parse_key_line(const char *line, uint8_t key[static KEYS_LEN])
+{
+    char buf[LINE_MAX_], *f[1];
+    int n = split_fields(line, buf, sizeof(buf), f, 1);
+    if (n == 0)
+        return 0;
+    if (n != 1 || !keys_b64_decode(f[0], strlen(f[0]), key))
+        return KEYS_E_FORMAT;
+    return 1;
+}
+
+int keys_host_id(const char *host, unsigned port, char *out, size_t cap)
+{
+    bool v6 = strchr(host, ':') != NULL && host[0] != '[';
+    int n = snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", host, port);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int keys_parse_known_host(const char *line, char *host, size_t hostcap,
+                          uint8_t key[static KEYS_LEN])
+{
+    char buf[LINE_MAX_], *f[2];
+    int n = split_fields(line, buf, sizeof(buf), f, 2);
+    if (n == 0)
+        return 0;
+    if (n != 2 || strlen(f[0]) >= hostcap || !keys_b64_decode(f[1], strlen(f[1]), key))
+        return KEYS_E_FORMAT;
+    /* The host part must end in ":PORT"; IPv6 addresses are bracketed. */
+    const char *colon = strrchr(f[0], ':');
+    if (!colon || colon == f[0] || colon[1] == '\0' ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return KEYS_E_FORMAT;
+    strcpy(host, f[0]);
+    return 1;
+}
+
+int keys_known_hosts_check(const char *path, const char *host_id,
+                           const uint8_t key[static KEYS_LEN], uint8_t *old, char *err,
+                           size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL, host[LINE_MAX_];
+    size_t cap = 0;
+    uint8_t k[KEYS_LEN];
+    bool seen = false, match = false;
+    if (!f) {
+        if (errno == ENOENT)
+            return KEYS_HOST_UNKNOWN;
+        return fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+    }
+    while (getline(&line, &cap, f) >= 0) {
+        if (keys_parse_known_host(line, host, sizeof(host), k) != 1 || strcmp(host, host_id))
+            continue;
+        if (crypto_equal(k, key, KEYS_LEN)) {
+            match = true;
+            break;
+        }
+        if (!seen && old)
+            memcpy(old, k, KEYS_LEN);
+        seen = true;
+    }
+    int r = ferror(f) ? fail(err, errlen, -EIO, "cannot read %s", path) : 0;
+    free(line);
+    fclose(f);
+    if (r != 0)
+        return r;
+    return match ? KEYS_HOST_MATCH : seen ? KEYS_HOST_CHANGED : KEYS_HOST_UNKNOWN;
+}
+
+int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN],
+                         char *err, size_t errlen)
+{
+    char line[LINE_MAX_], b64[KEYS_B64LEN + 1], last = '\n';
+    struct stat st;
+    int r = keys_make_parent(path, err, errlen);
+    if (r != 0)
+        return r;
+    if (strpbrk(host_id, " \t\r\n#"))
+        return fail(err, errlen, -EINVAL, "invalid host \"%s\" for %s", host_id, path);
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fail(err, errlen, -errno, "cannot open %s: %s", path, strerror(errno));
+    /* A hand-edited file may lack its final newline; do not glue our line onto it. */
+    if (fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
+        last = '\n';
+    keys_b64_encode(key, b64);
+    int n = snprintf(line, sizeof(line), "%s%s %s\n", last == '\n' ? "" : "\n", host_id, b64);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        r = fail(err, errlen, -ENAMETOOLONG, "host name too long");
+    else if ((r = write_all(fd, line, (size_t)n)) != 0)
+        fail(err, errlen, r, "cannot write %s: %s", path, strerror(-r));
+    close(fd);
+    return r;
+}
+
+/* ---- key sets ---- */
+
+int keys_set_add(struct keys_set *set, const uint8_t key[static KEYS_LEN])
+{
+    if (keys_set_contains(set, key))
+        return 0;
+    if (set->n == set->cap) {
+        size_t ncap = set->cap ? set->cap * 2 : 8;
+        void *p = realloc(set->keys, ncap * KEYS_LEN);
+        if (!p)
+            return -ENOMEM;
+        set->keys = p;
+        set->cap = ncap;
+    }
+    memcpy(set->keys[set->n++], key, KEYS_LEN);
+    return 0;
+}
+
+int keys_set_load(const char *path, struct keys_set *set, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL;
+    size_t cap = 0, lineno = 0;
+    uint8_t k[KEYS_LEN];
+    int r = 0;
+    if (!f)
+        return fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+    while (r == 0 && getline(&line, &cap, f) >= 0) {
+        lineno++;
+        int p = keys_parse_key_line(line, k);
+        if (p < 0)
+            r = fail(err, errlen, KEYS_E_FORMAT,
+                     "%s:%zu: not a public key (expected 44 characters of base64)", path, lineno);
+        else if (p == 1 && keys_set_add(set, k) != 0)
+            r = fail(err, errlen, -ENOMEM, "out of memory");
+    }
+    if (r == 0 && ferror(f))
+        r = fail(err, errlen, -EIO, "cannot read %s", path);
+    free(line);
+    fclose(f);
+    if (r != 0)
+        keys_set_free(set);
+    return r;
+}
+
+bool keys_set_contains(const struct keys_set *set, const uint8_t key[static KEYS_LEN])
+{
+    bool found = false;
+    for (size_t i = 0; i < set->n; i++)
+        found |= crypto_equal(set->keys[i], key, KEYS_LEN);
+    return found;
+}
+
+void keys_set_free(struct keys_set *set)
+{
+    free(set->keys);
+    set->keys = NULL;
+    set->n = set->cap = 0;
+}

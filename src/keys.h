@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* Key files and trust stores for `secure`: X25519 private keys as PKCS#8 PEM files created
+ * 0600, public keys as standard base64 of the raw 32 bytes, known_hosts and admins lists.
+ * Errors come back as codes plus one sentence in a caller buffer; nothing here prints. */
+#ifndef SECHO_KEYS_H
+#define SECHO_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEYS_LEN    32 /* raw X25519 key */
+#define KEYS_B64LEN 44 /* base64 text of a key, without the NUL */
+
+enum {
+    KEYS_E_PERM = -1301,   /* a private key file is group/other accessible */
+    KEYS_E_FORMAT = -1302, /* a file or value does not parse */
+};
+
+/* ---- base64 public keys ---- */
+
+/* Writes the 44 base64 characters and a NUL. */
+void keys_b64_encode(const uint8_t key[static KEYS_LEN], char out[static KEYS_B64LEN + 1]);
+/* Decodes exactly 44 characters of canonical standard base64 (with the one '=' pad).
+ * Returns false for anything else (other lengths, URL alphabet, non-zero trailing bits). */
+bool keys_b64_decode(const char *s, size_t len, uint8_t key[static KEYS_LEN]);
+/* True if the NUL-terminated s is a valid public key text. */
+bool keys_b64_valid(const char *s);
+
+/* ---- paths ---- */
+
+/* ${XDG_CONFIG_HOME:-$HOME/.config}/secho/NAME into out. Returns 0, -ENOENT (neither
+ * variable set) or -ENAMETOOLONG. */
+int keys_default_path(const char *name, char *out, size_t cap);
+/* Creates every missing directory above the file `path` with mode 0700. Returns 0 or
+ * -errno (err gets a sentence). */
+int keys_make_parent(const char *path, char *err, size_t errlen);
+
+/* ---- private keys ---- */
+
+/* Loads an X25519 private key (PEM, PKCS#8) and derives its public key. Refuses (KEYS_E_PERM)
+ * a file that group or others may read or write, naming the `chmod 600` fix. Returns 0,
+ * -ENOENT (absent), another -errno, KEYS_E_PERM or KEYS_E_FORMAT. priv is wiped on error. */
+int keys_load(const char *path, uint8_t priv[static KEYS_LEN], uint8_t pub[static KEYS_LEN],
+              char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Writes priv to a new file with mode 0600 from creation (O_CREAT|O_EXCL; never
+ * overwrites: -EEXIST), creating missing parent directories 0700. Returns 0 or -errno. */
+int keys_save(const char *path, const uint8_t priv[static KEYS_LEN], char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Loads path, or if it does not exist makes a fresh pair and saves it (*created = true).
+ * Returns as keys_load / keys_save. */
+int keys_load_or_create(const char *path, uint8_t priv[static KEYS_LEN],
+                        uint8_t pub[static KEYS_LEN], bool *created, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* ---- known_hosts: lines "HOST:PORT PUBKEY", IPv6 as "[ADDR]:PORT", '#' comments ---- */
+
+/* Formats a host id as known_hosts keys it: "HOST:PORT", or "[HOST]:PORT" when the host
+ * contains ':' (IPv6). Returns 0 or -ENAMETOOLONG. */
+int keys_host_id(const char *host, unsigned port, char *out, size_t cap);
+/* Parses one line (with or without its newline). Returns 1 with host and key filled, 0 for a
+ * blank or comment line, KEYS_E_FORMAT for anything else. */
+int keys_parse_known_host(const char *line, char *host, size_t hostcap,
+                          uint8_t key[static KEYS_LEN]);
+
+enum { KEYS_HOST_UNKNOWN = 0, KEYS_HOST_MATCH = 1, KEYS_HOST_CHANGED = 2 };
+/* Looks host_id up in the file. Returns KEYS_HOST_MATCH if a line for it carries key,
+ * KEYS_HOST_CHANGED if lines for it exist but none carries key (the first such key goes to
+ * old if non-NULL), KEYS_HOST_UNKNOWN if none (also when the file does not exist), or
+ * -errno. Malformed lines are skipped, as ssh does, so a hand edit cannot lock a user out;
+ * only well-formed lines can vouch for a key. */
+int keys_known_hosts_check(const char *path, const char *host_id,
+                           const uint8_t key[static KEYS_LEN], uint8_t *old, char *err,
+                           size_t errlen);
+/* Appends "host_id KEY\n" (creating the file 0600 and its parents 0700 if needed).
+ * Returns 0 or -errno. */
+int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN],
+                         char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* ---- key lists (--admins): one base64 key per line, '#' comments ---- */
+
+struct keys_set {
+    uint8_t (*keys)[KEYS_LEN];
+    size_t n, cap;
+};
+
+/* Parses one line: 1 with key filled, 0 blank/comment, KEYS_E_FORMAT otherwise. */
+int keys_parse_key_line(const char *line, uint8_t key[static KEYS_LEN]);
+/* Adds a key (duplicates are kept out). Returns 0 or -ENOMEM. */
+int keys_set_add(struct keys_set *set, const uint8_t key[static KEYS_LEN])
+    __attribute__((warn_unused_result));
+/* Reads a whole list file into set (which MUST be zeroed or previously freed). Any bad line
+ * is an error naming FILE:LINE, since a typo would silently drop an admin. Returns 0, -errno
+ * or KEYS_E_FORMAT. */
+int keys_set_load(const char *path, struct keys_set *set, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+bool keys_set_contains(const struct keys_set *set, const uint8_t key[static KEYS_LEN]);
+void keys_set_free(struct keys_set *set);
+
+#endif

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the crypto layer: published known-answer vectors, tampering, reuse. */
+#include "check.h"
+#include "crypto.h"
+#include "hexutil.h"
+
+#include <errno.h>
+#include <stdbool.h>
+
+static void test_aead_vector(enum crypto_aead_alg alg, const char *key_hex, const char *nonce_hex,
+                             const char *ad_hex, const char *pt_hex, const char *ct_hex)
+{
+    uint8_t key[32], nonce[12], ad[64], pt[256], ct[256 + 16], out[256 + 16], back[256];
+    CHECK_INT(hex_decode(key_hex, key, sizeof(key)), 32);
+    CHECK_INT(hex_decode(nonce_hex, nonce, sizeof(nonce)), 12);
+    long adlen = hex_decode(ad_hex, ad, sizeof(ad));
+    long ptlen = hex_decode(pt_hex, pt, sizeof(pt));
+    long ctlen = hex_decode(ct_hex, ct, sizeof(ct));
+    CHECK(adlen >= 0 && ptlen >= 0);
+    CHECK_INT(ctlen, ptlen + 16);
+
+    struct crypto_aead a;
+    CHECK_INT(crypto_aead_init(&a, alg, key), 0);
+    /* Seal twice with the same context: the key must survive a nonce reset. */
+    for (int round = 0; round < 2; round++) {
+        CHECK_INT(crypto_aead_seal(&a, nonce, ad, (size_t)adlen, pt, (size_t)ptlen, out), 0);
+        CHECK_MEM(out, ct, (size_t)ctlen);
+    }
+    CHECK_INT(crypto_aead_open(&a, nonce, ad, (size_t)adlen, ct, (size_t)ctlen, back), 0);
+    CHECK_MEM(back, pt, (size_t)ptlen);
+
+    /* In place, both ways. */
+    memcpy(out, pt, (size_t)ptlen);
+    CHECK_INT(crypto_aead_seal(&a, nonce, ad, (size_t)adlen, out, (size_t)ptlen, out), 0);
+    CHECK_MEM(out, ct, (size_t)ctlen);
+    CHECK_INT(crypto_aead_open(&a, nonce, ad, (size_t)adlen, out, (size_t)ctlen, out), 0);
+    CHECK_MEM(out, pt, (size_t)ptlen);
+
+    /* Every flipped bit of ciphertext or tag, and of the AD, fails; the context stays usable. */
+    for (long i = 0; i < ctlen; i++) {
+        memcpy(out, ct, (size_t)ctlen);
+        out[i] ^= (uint8_t)(1u << (i % 8));
+        CHECK_INT(crypto_aead_open(&a, nonce, ad, (size_t)adlen, out, (size_t)ctlen, back),
+                  CRYPTO_E_AUTH);
+    }
+    if (adlen > 0) {
+        ad[0] ^= 1;
+        CHECK_INT(crypto_aead_open(&a, nonce, ad, (size_t)adlen, ct, (size_t)ctlen, back),
+                  CRYPTO_E_AUTH);
+        ad[0] ^= 1;
+    }
+    nonce[11] ^= 1;
+    CHECK_INT(crypto_aead_open(&a, nonce, ad, (size_t)adlen, ct, (size_t)ctlen, back),
+              CRYPTO_E_AUTH);
+    nonce[11] ^= 1;
+    CHECK_INT(crypto_aead_open(&a, nonce, ad, (size_t)adlen, ct, 15, back), CRYPTO_E_AUTH);
+    CHECK_INT(crypto_aead_open(&a, nonce, ad, (size_t)adlen, ct, (size_t)ctlen, back), 0);
+    CHECK_MEM(back, pt, (size_t)ptlen);
+    crypto_aead_free(&a);
+    crypto_aead_free(&a); /* idempotent */
+}
+
+static void test_hash(void)
+{
+    uint8_t out[64], want[64];
+    /* FIPS 180-2 "abc", split across the two parts. */
+    CHECK_INT(crypto_hash(CRYPTO_SHA256, (const uint8_t *)"a", 1, (const uint8_t *)"bc", 2, out),
+              0);
+    hex_decode("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", want, 64);
+    CHECK_MEM(out, want, 32);
+    /* RFC 7693 appendix A: BLAKE2b-512("abc"). */
+    CHECK_INT(crypto_hash(CRYPTO_BLAKE2B, (const uint8_t *)"abc", 3, NULL, 0, out), 0);
+    hex_decode("ba80a53f981c4d0d6a2797b69f12f6e94c212f14685ac4b74b12bb6fdbffa2d1"
+               "7d87c5392aab792dc252d5de4533cc9518d38aa8dbf1925ab92386edd4009923",
+               want, 64);
+    CHECK_MEM(out, want, 64);
+    CHECK_INT(crypto_hash_len(CRYPTO_SHA256), 32);
+    CHECK_INT(crypto_hash_len(CRYPTO_BLAKE2B), 64);
+    CHECK_INT(crypto_hash_blocklen(CRYPTO_BLAKE2B), 128);
+
+    /* RFC 4231 test case 2: HMAC-SHA256("Jefe", "what do ya want for nothing?"). */
+    const char *msg = "what do ya want for nothing?";
+    CHECK_INT(crypto_hmac(CRYPTO_SHA256, (const uint8_t *)"Jefe", 4, (const uint8_t *)msg, 10,
+                          (const uint8_t *)msg + 10, strlen(msg) - 10, out),
+              0);
+    hex_decode("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", want, 64);
+    CHECK_MEM(out, want, 32);
+    /* HMAC-BLAKE2b (128-byte block), value from Python hmac.new(b"key", MSG, blake2b). */
+    const char *fox = "The quick brown fox jumps over the lazy dog";
+    CHECK_INT(crypto_hmac(CRYPTO_BLAKE2B, (const uint8_t *)"key", 3, (const uint8_t *)fox,
+                          strlen(fox), NULL, 0, out),
+              0);
+    hex_decode("92294f92c0dfb9b00ec9ae8bd94d7e7d8a036b885a499f149dfe2fd2199394aa"
+               "af6b8894a1730cccb2cd050f9bcf5062a38b51b0dab33207f8ef35ae2c9df51b",
+               want, 64);
+    CHECK_MEM(out, want, 64);
+}
+
+static void test_x25519(void)
+{
+    /* RFC 7748 section 6.1. */
+    uint8_t a[32], b[32], apub[32], bpub[32], want[32], k1[32], k2[32];
+    hex_decode("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", a, 32);
+    hex_decode("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", b, 32);
+    CHECK_INT(crypto_x25519_public(a, apub), 0);
+    CHECK_INT(crypto_x25519_public(b, bpub), 0);
+    hex_decode("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", want, 32);
+    CHECK_MEM(apub, want, 32);
+    hex_decode("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", want, 32);
+    CHECK_MEM(bpub, want, 32);
+    CHECK_INT(crypto_x25519(k1, a, bpub), 0);
+    CHECK_INT(crypto_x25519(k2, b, apub), 0);
+    hex_decode("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742", want, 32);
+    CHECK_MEM(k1, want, 32);
+    CHECK_MEM(k2, want, 32);
+
+    /* Low-order points give the all-zero secret, which MUST be rejected: u = 0, u = 1 and
+     * the order-8 point from RFC 7748's reference list. */
+    uint8_t low[3][32] = {{0}, {1}, {0}};
+    hex_decode("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", low[2], 32);
+    for (int i = 0; i < 3; i++) {
+        memset(k1, 0xaa, 32);
+        CHECK_INT(crypto_x25519(k1, a, low[i]), CRYPTO_E_ZERO);
+        static const uint8_t zero[32];
+        CHECK_MEM(k1, zero, 32); /* wiped */
+    }
+
+    /* Fresh pairs agree and differ from each other. */
+    uint8_t p1[32], q1[32], p2[32], q2[32];
+    CHECK_INT(crypto_x25519_keygen(p1, q1), 0);
+    CHECK_INT(crypto_x25519_keygen(p2, q2), 0);
+    CHECK(!crypto_equal(q1, q2, 32));
+    CHECK_INT(crypto_x25519(k1, p1, q2), 0);
+    CHECK_INT(crypto_x25519(k2, p2, q1), 0);
+    CHECK(crypto_equal(k1, k2, 32));
+}
+
+static void test_pem(void)
+{
+    uint8_t priv[32], pub[32], back[32];
+    char pem[512];
+    CHECK_INT(crypto_x25519_keygen(priv, pub), 0);
+    int n = crypto_x25519_to_pem(priv, pem, sizeof(pem));
+    CHECK(n > 0);
+    CHECK((size_t)n == strlen(pem));
+    CHECK(strncmp(pem, "-----BEGIN PRIVATE KEY-----\n", 28) == 0);
+    CHECK_INT(crypto_x25519_from_pem(pem, (size_t)n, back), 0);
+    CHECK_MEM(back, priv, 32);
+    CHECK_INT(crypto_x25519_to_pem(priv, pem, 20), -ENOBUFS);
+
+    /* An Ed25519 key (RFC 8410 section 10.3) is a valid PKCS#8 key but not X25519. */
+    const char *ed = "-----BEGIN PRIVATE KEY-----\n"
+                     "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n"
+                     "-----END PRIVATE KEY-----\n";
+    CHECK_INT(crypto_x25519_from_pem(ed, strlen(ed), back), CRYPTO_E_KEY);
+    CHECK_INT(crypto_x25519_from_pem("garbage", 7, back), CRYPTO_E_KEY);
+}
+
+static void test_misc(void)
+{
+    uint8_t a[64] = {0}, b[64] = {0};
+    CHECK_INT(crypto_random(a, sizeof(a)), 0);
+    CHECK_INT(crypto_random(b, sizeof(b)), 0);
+    CHECK(!crypto_equal(a, b, sizeof(a)));
+    memcpy(b, a, sizeof(a));
+    CHECK(crypto_equal(a, b, sizeof(a)));
+    b[63] ^= 0x80;
+    CHECK(!crypto_equal(a, b, sizeof(a)));
+    crypto_wipe(a, sizeof(a));
+    static const uint8_t zero[64];
+    CHECK_MEM(a, zero, sizeof(a));
+    CHECK_STR(crypto_strerror(CRYPTO_E_AUTH), "authentication tag mismatch");
+}
+
+int main(void)
+{
+    /* RFC 8439 section 2.8.2. */
+    test_aead_vector(CRYPTO_CHACHAPOLY,
+                     "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f",
+                     "070000004041424344454647", "50515253c0c1c2c3c4c5c6c7",
+                     "4c616469657320616e642047656e746c656d656e206f662074686520636c6173"
+                     "73206f66202739393a204966204920636f756c64206f6666657220796f75206f"
+                     "6e6c79206f6e652074697020666f7220746865206675747572652c2073756e73"
+                     "637265656e20776f756c642062652069742e",
+                     "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6"
+                     "3dbea45e8ca9671282fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b36"
+                     "92ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc"
+                     "3ff4def08e4b7a9de576d26586cec64b6116"
+                     "1ae10b594f09e26a7e902ecbd0600691");
+    /* McGrew & Viega GCM spec, test cases 13 and 14 (AES-256, zero key and IV). */
+    test_aead_vector(CRYPTO_AES256GCM,
+                     "0000000000000000000000000000000000000000000000000000000000000000",
+                     "000000000000000000000000", "", "", "530f8afbc74536b9a963b4f1c4cb738b");
+    test_aead_vector(CRYPTO_AES256GCM,
+                     "0000000000000000000000000000000000000000000000000000000000000000",
+                     "000000000000000000000000", "", "00000000000000000000000000000000",
+                     "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919");
+    test_hash();
+    test_x25519();
+    test_pem();
+    test_misc();
+    return CHECK_DONE();
+}

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for key files, base64 keys, known_hosts and admin lists (in a temp dir). */
+#include "check.h"
+#include "crypto.h"
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmp[256];
+static char err[256];
+
+static void path_of(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s", tmp, name);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    CHECK_INT(write(fd, text, strlen(text)), (long long)strlen(text));
+    CHECK_INT(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+static void test_b64(void)
+{
+    uint8_t k[32], back[32];
+    char s[KEYS_B64LEN + 1];
+    for (int i = 0; i < 32; i++)
+        k[i] = (uint8_t)(i * 7 + 1);
+    keys_b64_encode(k, s);
+    CHECK_INT(strlen(s), 44);
+    CHECK(keys_b64_decode(s, 44, back));
+    CHECK_MEM(back, k, 32);
+    /* RFC 7748 Alice public key, as `openssl pkey -pubout | base64` shows its raw bytes. */
+    static const uint8_t alice[32] = {0x85, 0x20, 0xf0, 0x09, 0x89, 0x30, 0xa7, 0x54,
+                                      0x74, 0x8b, 0x7d, 0xdc, 0xb4, 0x3e, 0xf7, 0x5a,
+                                      0x0d, 0xbf, 0x3a, 0x0d, 0x26, 0x38, 0x1a, 0xf4,
+                                      0xeb, 0xa4, 0xa9, 0x8e, 0xaa, 0x9b, 0x4e, 0x6a};
+    keys_b64_encode(alice, s);
+    CHECK_STR(s, "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=");
+    CHECK(keys_b64_valid("hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo="));
+    /* Wrong length, URL alphabet, missing pad, non-canonical trailing bits, junk. */
+    CHECK(!keys_b64_valid("hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo"));
+    CHECK(!keys_b64_valid("hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo="));
+    CHECK(!keys_b64_valid("hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmp="));
+    CHECK(!keys_b64_valid("hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=="));
+    CHECK(!keys_b64_valid("hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066Spjqqb mo="));
+    CHECK(!keys_b64_valid(""));
+}
+
+static void test_key_files(void)
+{
+    char path[512], dirpath[512];
+    uint8_t priv[32], pub[32], priv2[32], pub2[32];
+    bool created = false;
+
+    /* Creation makes missing parents 0700 and the file 0600. */
+    path_of(dirpath, sizeof(dirpath), "cfg/secho");
+    path_of(path, sizeof(path), "cfg/secho/server.key");
+    CHECK_INT(keys_load(path, priv, pub, err, sizeof(err)), -ENOENT);
+    CHECK_INT(keys_load_or_create(path, priv, pub, &created, err, sizeof(err)), 0);
+    CHECK(created);
+    struct stat st;
+    CHECK_INT(stat(path, &st), 0);
+    CHECK_INT(st.st_mode & 0777, 0600);
+    CHECK_INT(stat(dirpath, &st), 0);
+    CHECK_INT(st.st_mode & 0777, 0700);
+
+    /* Loading again gives the same pair. */
+    CHECK_INT(keys_load_or_create(path, priv2, pub2, &created, err, sizeof(err)), 0);
+    CHECK(!created);
+    CHECK_MEM(priv2, priv, 32);
+    CHECK_MEM(pub2, pub, 32);
+
+    /* Never overwritten. */
+    CHECK_INT(keys_save(path, priv, err, sizeof(err)), -EEXIST);
+    CHECK(strstr(err, "already exists") != NULL);
+
+    /* Too open: refused, with the fix in the message. Group-readable and world-writable. */
+    const mode_t bad[] = {0640, 0604, 0602, 0660, 0644};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_INT(chmod(path, bad[i]), 0);
+        err[0] = '\0';
+        CHECK_INT(keys_load(path, priv2, pub2, err, sizeof(err)), KEYS_E_PERM);
+        char want[600];
+        snprintf(want, sizeof(want), "chmod 600 %s", path);
+        CHECK(strstr(err, want) != NULL);
+    }
+    CHECK_INT(chmod(path, 0400), 0);
+    CHECK_INT(keys_load(path, priv2, pub2, err, sizeof(err)), 0);
+    CHECK_INT(chmod(path, 0600), 0);
+
+    /* Interop: `openssl pkey` reads our file and prints the same public key. */
+    char cmd[1200], line[128];
+    snprintf(cmd, sizeof(cmd),
+             "openssl pkey -in '%s' -pubout -outform DER 2>/dev/null | tail -c 32 | "
+             "base64",
+             path);
+    FILE *p = popen(cmd, "r");
+    CHECK(p != NULL);
+    if (p) {
+        char b64[KEYS_B64LEN + 1];
+        keys_b64_encode(pub, b64);
+        CHECK(fgets(line, sizeof(line), p) != NULL);
+        line[strcspn(line, "\n")] = '\0';
+        CHECK_STR(line, b64);
+        pclose(p);
+    }
+
+    /* A key written by openssl is loaded. */
+    path_of(path, sizeof(path), "openssl.key");
+    snprintf(cmd, sizeof(cmd), "umask 077; openssl genpkey -algorithm X25519 -out '%s'", path);
+    CHECK_INT(system(cmd), 0);
+    CHECK_INT(keys_load(path, priv2, pub2, err, sizeof(err)), 0);
+
+    /* Not a key, wrong type, not a regular file. */
+    path_of(path, sizeof(path), "junk.key");
+    write_file(path, "hello\n", 0600);
+    CHECK_INT(keys_load(path, priv2, pub2, err, sizeof(err)), KEYS_E_FORMAT);
+    path_of(path, sizeof(path), "ed.key");
+    snprintf(cmd, sizeof(cmd), "umask 077; openssl genpkey -algorithm ED25519 -out '%s'", path);
+    CHECK_INT(system(cmd), 0);
+    CHECK_INT(keys_load(path, priv2, pub2, err, sizeof(err)), KEYS_E_FORMAT);
+    CHECK_INT(keys_load(tmp, priv2, pub2, err, sizeof(err)), KEYS_E_FORMAT);
+}
+
+static void test_known_hosts(void)
+{
+    char path[512], id[300], host[300];
+    uint8_t k1[32], k2[32], k3[32], old[32], got[32];
+    for (int i = 0; i < 32; i++) {
+        k1[i] = (uint8_t)i;
+        k2[i] = (uint8_t)(0x80 + i);
+        k3[i] = (uint8_t)(0x40 + i);
+    }
+
+    CHECK_INT(keys_host_id("127.0.0.1", 9090, id, sizeof(id)), 0);
+    CHECK_STR(id, "127.0.0.1:9090");
+    CHECK_INT(keys_host_id("::1", 9090, id, sizeof(id)), 0);
+    CHECK_STR(id, "[::1]:9090");
+    CHECK_INT(keys_host_id("example.org", 1, id, 5), -ENAMETOOLONG);
+
+    char b64[KEYS_B64LEN + 1], line[400];
+    keys_b64_encode(k1, b64);
+    snprintf(line, sizeof(line), "  [fe80::1]:22\t%s   # office\r\n", b64);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), got), 1);
+    CHECK_STR(host, "[fe80::1]:22");
+    CHECK_MEM(got, k1, 32);
+    CHECK_INT(keys_parse_known_host("# only a comment\n", host, sizeof(host), got), 0);
+    CHECK_INT(keys_parse_known_host("   \n", host, sizeof(host), got), 0);
+    CHECK_INT(keys_parse_known_host("host:1\n", host, sizeof(host), got), KEYS_E_FORMAT);
+    snprintf(line, sizeof(line), "host %s", b64);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), got), KEYS_E_FORMAT);
+    snprintf(line, sizeof(line), "host:1 %s extra", b64);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), got), KEYS_E_FORMAT);
+    snprintf(line, sizeof(line), "host:x1 %s", b64);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), got), KEYS_E_FORMAT);
+
+    path_of(path, sizeof(path), "kh/known_hosts");
+    CHECK_INT(keys_known_hosts_check(path, "a:1", k1, NULL, err, sizeof(err)), KEYS_HOST_UNKNOWN);
+    CHECK_INT(keys_known_hosts_add(path, "a:1", k1, err, sizeof(err)), 0);
+    CHECK_INT(keys_known_hosts_add(path, "[::1]:9090", k2, err, sizeof(err)), 0);
+    CHECK_INT(keys_known_hosts_check(path, "a:1", k1, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(path, "[::1]:9090", k2, NULL, err, sizeof(err)),
+              KEYS_HOST_MATCH);
+    memset(old, 0, 32);
+    CHECK_INT(keys_known_hosts_check(path, "a:1", k2, old, err, sizeof(err)), KEYS_HOST_CHANGED);
+    CHECK_MEM(old, k1, 32);
+    /* Same server, other name or port: a new entry, as with ssh. */
+    CHECK_INT(keys_known_hosts_check(path, "a:2", k1, NULL, err, sizeof(err)), KEYS_HOST_UNKNOWN);
+    CHECK_INT(keys_known_hosts_check(path, "A:1", k1, NULL, err, sizeof(err)), KEYS_HOST_UNKNOWN);
+    struct stat st;
+    CHECK_INT(stat(path, &st), 0);
+    CHECK_INT(st.st_mode & 0777, 0600);
+
+    /* Hand edits: comments, junk lines, no final newline. */
+    path_of(path, sizeof(path), "kh2");
+    keys_b64_encode(k3, b64);
+    snprintf(line, sizeof(line), "# header\ngarbage line here\nb:2 %s", b64);
+    write_file(path, line, 0644);
+    CHECK_INT(keys_known_hosts_check(path, "b:2", k3, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_add(path, "c:3", k1, err, sizeof(err)), 0);
+    CHECK_INT(keys_known_hosts_check(path, "b:2", k3, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(path, "c:3", k1, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_add(path, "bad host", k1, err, sizeof(err)), -EINVAL);
+}
+
+static void test_admins(void)
+{
+    char path[512], text[400], b1[KEYS_B64LEN + 1], b2[KEYS_B64LEN + 1];
+    uint8_t k1[32], k2[32], k3[32];
+    struct keys_set set = {0};
+    memset(k1, 1, 32);
+    memset(k2, 2, 32);
+    memset(k3, 3, 32);
+    keys_b64_encode(k1, b1);
+    keys_b64_encode(k2, b2);
+    path_of(path, sizeof(path), "admins");
+    snprintf(text, sizeof(text), "# admins\n%s\n\n  %s  # bob\n%s\n", b1, b2, b1);
+    write_file(path, text, 0644);
+    CHECK_INT(keys_set_load(path, &set, err, sizeof(err)), 0);
+    CHECK_INT(set.n, 2);
+    CHECK(keys_set_contains(&set, k1));
+    CHECK(keys_set_contains(&set, k2));
+    CHECK(!keys_set_contains(&set, k3));
+    keys_set_free(&set);
+
+    snprintf(text, sizeof(text), "%s\nnot-a-key\n", b1);
+    write_file(path, text, 0644);
+    CHECK_INT(keys_set_load(path, &set, err, sizeof(err)), KEYS_E_FORMAT);
+    CHECK(strstr(err, ":2:") != NULL);
+    CHECK_INT(set.n, 0);
+    path_of(path, sizeof(path), "missing");
+    CHECK_INT(keys_set_load(path, &set, err, sizeof(err)), -ENOENT);
+}
+
+static void test_default_path(void)
+{
+    char out[512];
+    setenv("XDG_CONFIG_HOME", "/x/cfg", 1);
+    CHECK_INT(keys_default_path("id.key", out, sizeof(out)), 0);
+    CHECK_STR(out, "/x/cfg/secho/id.key");
+    setenv("XDG_CONFIG_HOME", "relative", 1);
+    setenv("HOME", "/home/u", 1);
+    CHECK_INT(keys_default_path("known_hosts", out, sizeof(out)), 0);
+    CHECK_STR(out, "/home/u/.config/secho/known_hosts");
+    unsetenv("XDG_CONFIG_HOME");
+    unsetenv("HOME");
+    CHECK_INT(keys_default_path("id.key", out, sizeof(out)), -ENOENT);
+}
+
+int main(void)
+{
+    snprintf(tmp, sizeof(tmp), "/tmp/secho-keys-XXXXXX");
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    umask(022);
+    test_b64();
+    test_key_files();
+    test_known_hosts();
+    test_admins();
+    test_default_path();
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+    CHECK_INT(system(cmd), 0);
+    return CHECK_DONE();
+}
