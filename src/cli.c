@@ -93,21 +93,6 @@ bool cli_parse_long(const char *cmd, const char *name, const char *arg, long min
     return true;
 }
 
-bool cli_config_path(const char *name, char *out, size_t outlen)
-{
-    const char *xdg = getenv("XDG_CONFIG_HOME");
-    int n;
-    if (xdg && *xdg) {
-        n = snprintf(out, outlen, "%s/secho/%s", xdg, name);
-    } else {
-        const char *home = getenv("HOME");
-        if (!home || !*home)
-            return false;
-        n = snprintf(out, outlen, "%s/.config/secho/%s", home, name);
-    }
-    return n > 0 && (size_t)n < outlen;
-}
-
 void cli_warn_lab(const struct proto_vt *proto)
 {
     if (strcmp(proto->name, "lab-dh") == 0)

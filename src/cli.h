@@ -32,9 +32,6 @@ bool cli_parse_long(const char *cmd, const char *name, const char *arg, long min
                     long *out);
 /* Prints "secho CMD: MSG" and the --help hint; returns 2 (the usage exit code). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* ${XDG_CONFIG_HOME:-$HOME/.config}/secho/NAME into out. Returns false if too long or no
- * home directory is known. */
-bool cli_config_path(const char *name, char *out, size_t outlen);
 /* Prints the warning the unauthenticated notebook protocols owe their users. */
 void cli_warn_lab(const struct proto_vt *proto);
 

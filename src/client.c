@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "keys.h"
 #include "loop.h"
 #include "net.h"
 #include "server.h"
@@ -217,11 +218,33 @@ static int fail(const char *what, const char *why)
     return 1;
 }
 
+/* Reports a protocol failure with the protocol's own explanation when it has one. */
+static int proto_fail(struct client *c, int r)
+{
+    const char *why = c->vt->conn_error ? c->vt->conn_error(c->pconn) : NULL;
+    if (why && *why)
+        fprintf(stderr, "secho: %s: %s\n%s\n", c->hostport, proto_strerror(r), why);
+    else
+        fprintf(stderr, "secho: %s: %s\n", c->hostport, proto_strerror(r));
+    return 1;
+}
+
 /* Runs the protocol over received bytes; prints echoes. Returns 0, or 1 after printing. */
+/* A refused `shutdown` means the server goes on, and so does the client. */
+static void check_denied(struct client *c, const uint8_t *p, size_t n)
+{
+    static const char denied[] = SERVER_DENIED_TEXT;
+    if (c->shutdown_sent && memmem(p, n, denied, sizeof(denied) - 1)) {
+        c->shutdown_sent = false;
+        c->leaving = false;
+    }
+}
+
 static int on_input(struct client *c)
 {
     if (c->stream) {
         size_t n = buf_len(&c->in);
+        check_denied(c, buf_head(&c->in), n);
         if (print_echo(c, buf_head(&c->in), n, false) < 0)
             return fail("stdout", strerror(errno));
         c->owed -= (long long)n;
@@ -235,6 +258,7 @@ static int on_input(struct client *c)
         struct proto_msg m = {0};
         int r = c->vt->conn_read(c->pconn, buf_head(&c->in), &used, &c->out, &m);
         if (r == PROTO_MSG) {
+            check_denied(c, m.data, m.len);
             if (print_echo(c, m.data, m.len, m.last) < 0)
                 return fail("stdout", strerror(errno));
             if (m.last && --c->owed <= 0)
@@ -244,7 +268,7 @@ static int on_input(struct client *c)
         if (r == PROTO_HANDSHAKE)
             c->prompt_due = true;
         if (r < 0)
-            return fail(c->hostport, proto_strerror(r));
+            return proto_fail(c, r);
         if (r == PROTO_NEED_MORE)
             return 0;
     }
@@ -488,9 +512,9 @@ int client_main(int argc, char **argv)
         return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!cli_common_check(&common, cmd))
         return 2;
-    if (!po.key_file && cli_config_path("id.key", keypath, sizeof(keypath)))
+    if (!po.key_file && keys_default_path("id.key", keypath, sizeof(keypath)) == 0)
         po.key_file = keypath;
-    if (!po.known_hosts && cli_config_path("known_hosts", khpath, sizeof(khpath)))
+    if (!po.known_hosts && keys_default_path("known_hosts", khpath, sizeof(khpath)) == 0)
         po.known_hosts = khpath;
 
     struct client c = {.vt = common.proto, .fd = -1, .timeout_ms = (int)timeout * 1000};

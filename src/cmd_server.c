@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "keys.h"
 #include "server.h"
 
 static const char usage[] =
@@ -196,7 +197,7 @@ int server_main(int argc, char **argv)
         return 2;
     if (conf.threads < 1)
         conf.threads = 1;
-    if (!conf.popts.key_file && cli_config_path("server.key", keypath, sizeof(keypath)))
+    if (!conf.popts.key_file && keys_default_path("server.key", keypath, sizeof(keypath)) == 0)
         conf.popts.key_file = keypath;
     conf.host = common.host;
     conf.port = common.port;

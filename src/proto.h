@@ -106,6 +106,9 @@ struct proto_vt {
     /* Writes a printable identity of the peer (e.g. its public key) into out; returns
      * false if it has none. Optional. */
     bool (*conn_peer_id)(const void *conn, char *out, size_t outlen);
+    /* Text explaining the last failure (or a warning) of this conn, for the log and the
+     * client's message; "" or NULL when there is none. Optional. */
+    const char *(*conn_error)(const void *conn);
     /* Releases and wipes conn. Accepts a conn whose init failed. */
     void (*conn_free)(void *conn);
 

@@ -550,5 +550,6 @@ const struct proto_vt proto_secure = {
     .conn_ready = secure_conn_ready,
     .conn_admin = secure_conn_admin,
     .conn_peer_id = secure_conn_peer_id,
+    .conn_error = proto_secure_last_error,
     .conn_free = secure_conn_free,
 };

@@ -74,15 +74,18 @@ void server_log_partial(struct server *srv, uint64_t conn_id, const char *peer,
     log_message(srv, conn_id, peer, m, true);
 }
 
-void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *peer, int err)
+void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *peer, int err,
+                            const char *detail)
 {
     (void)srv;
-    if (err == PROTO_E_AUTH || err == PROTO_E_PARSE)
-        log_event(LOG_WARN, "auth_fail", "peer=%s conn=%llu error=\"%s\"", peer,
-                  (unsigned long long)conn_id, proto_strerror(err));
-    else
-        log_event(LOG_ERROR, "error", "peer=%s conn=%llu error=\"%s\"", peer,
-                  (unsigned long long)conn_id, proto_strerror(err));
+    /* The detail may quote peer bytes: escape it like any peer text. */
+    char text[LOG_ESCAPED_MAX];
+    size_t n = detail ? strnlen(detail, LOG_TEXT_BYTES) : 0;
+    log_escape(text, (const uint8_t *)(detail ? detail : ""), n);
+    bool auth = err == PROTO_E_AUTH || err == PROTO_E_PARSE;
+    log_event(auth ? LOG_WARN : LOG_ERROR, auth ? "auth_fail" : "error",
+              "peer=%s conn=%llu error=\"%s\"%s%s%s", peer, (unsigned long long)conn_id,
+              proto_strerror(err), n ? " detail=\"" : "", text, n ? "\"" : "");
 }
 
 enum server_action server_on_message(struct server *srv, uint64_t conn_id, const char *peer,

@@ -110,6 +110,7 @@ void server_log_partial(struct server *srv, uint64_t conn_id, const char *peer,
 
 /* Logs a protocol failure of one connection or datagram: auth_fail (warn) for
  * authentication and parse errors, error otherwise. */
-void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *peer, int err);
+void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *peer, int err,
+                            const char *detail);
 
 #endif

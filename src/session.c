@@ -51,6 +51,12 @@ static void begin_drain(struct session *s, enum session_reason r, uint64_t deadl
     }
 }
 
+static const char *conn_error(const struct session *s)
+{
+    const struct proto_vt *vt = s->srv->conf.proto;
+    return s->pconn && vt->conn_error ? vt->conn_error(s->pconn) : NULL;
+}
+
 int session_init(struct session *s, struct server *srv, int fd, const struct net_addr *peer,
                  uint64_t now)
 {
@@ -72,7 +78,7 @@ int session_init(struct session *s, struct server *srv, int fd, const struct net
     }
     int r = vt->conn_init(s->pconn, srv->pctx, PROTO_SERVER, &s->out);
     if (r < 0) {
-        server_log_proto_error(srv, s->id, s->peer_text, r);
+        server_log_proto_error(srv, s->id, s->peer_text, r, conn_error(s));
         s->reason = REASON_ERROR;
         return r;
     }
@@ -87,7 +93,7 @@ static int send_msg(struct session *s, const uint8_t *p, size_t n)
 
 static void fail(struct session *s, int err, uint64_t now)
 {
-    server_log_proto_error(s->srv, s->id, s->peer_text, err);
+    server_log_proto_error(s->srv, s->id, s->peer_text, err, conn_error(s));
     begin_drain(s, REASON_ERROR, now + DRAIN_MS);
 }
 

@@ -102,6 +102,12 @@ static void peer_free(struct udp_service *u, struct udp_peer *p, const char *rea
     atomic_fetch_sub(&u->srv->nconns, 1);
 }
 
+static const char *peer_error(const struct udp_service *u, const struct udp_peer *p)
+{
+    const struct proto_vt *vt = u->srv->conf.proto;
+    return vt->conn_error ? vt->conn_error(p->pconn) : NULL;
+}
+
 static void send_to(struct udp_service *u, struct buf *b, const struct net_addr *to)
 {
     if (buf_empty(b))
@@ -128,7 +134,7 @@ static struct udp_peer *peer_new(struct udp_service *u, const struct net_addr *f
         vt->dgram_new(srv->pctx, (const struct sockaddr *)&from->ss, from->len, data, n, &u->reply);
     if (r != 1) {
         if (r < 0 && r != PROTO_DROP)
-            server_log_proto_error(srv, 0, text, r);
+            server_log_proto_error(srv, 0, text, r, NULL);
         send_to(u, &u->reply, from);
         return NULL;
     }
@@ -148,7 +154,7 @@ static struct udp_peer *peer_new(struct udp_service *u, const struct net_addr *f
     u->npeers++;
     log_event(LOG_INFO, "connect", "peer=%s conn=%llu", p->text, (unsigned long long)p->id);
     if (!p->pconn || (r = vt->conn_init(p->pconn, srv->pctx, PROTO_SERVER, &u->reply)) < 0) {
-        server_log_proto_error(srv, p->id, p->text, p->pconn ? r : -ENOMEM);
+        server_log_proto_error(srv, p->id, p->text, p->pconn ? r : -ENOMEM, NULL);
         peer_free(u, p, "error");
         return NULL;
     }
@@ -193,7 +199,7 @@ static void handle(struct udp_service *u, const struct net_addr *from, const uin
     }
     if (r < 0) {
         if (r != PROTO_DROP)
-            server_log_proto_error(srv, p->id, p->text, r);
+            server_log_proto_error(srv, p->id, p->text, r, peer_error(u, p));
         if (r == PROTO_E_LIMIT) {
             unlink_peer(u, p);
             peer_free(u, p, "error");
@@ -217,7 +223,7 @@ static void handle(struct udp_service *u, const struct net_addr *from, const uin
     else
         r = vt->dgram_write(p->pconn, m.data, m.len, &u->out);
     if (r < 0)
-        server_log_proto_error(srv, p->id, p->text, r);
+        server_log_proto_error(srv, p->id, p->text, r, peer_error(u, p));
     else
         send_to(u, &u->out, from);
     if (act == ACT_EXIT) {

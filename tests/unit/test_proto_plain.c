@@ -86,8 +86,7 @@ static void test_max_msg(void)
     CHECK_INT(proto_plain.conn_read(conn, (const uint8_t *)"12345678\n", &used, &out, &msg),
               PROTO_MSG); /* 8 bytes + newline is allowed */
     used = 5;
-    CHECK_INT(proto_plain.conn_read(conn, (const uint8_t *)"12345", &used, &out, &msg),
-              PROTO_MSG);
+    CHECK_INT(proto_plain.conn_read(conn, (const uint8_t *)"12345", &used, &out, &msg), PROTO_MSG);
     used = 4;
     CHECK_INT(proto_plain.conn_read(conn, (const uint8_t *)"6789", &used, &out, &msg),
               PROTO_E_TOOBIG);
