@@ -6,6 +6,8 @@
 
 static const struct proto_vt *const protos[] = {
     &proto_plain,
+    &proto_lab_dh,
+    &proto_lab_fernet,
 };
 
 const struct proto_vt *proto_find(const char *name)
