@@ -204,6 +204,7 @@ int server_main(int argc, char **argv)
     conf.udp = common.udp;
     conf.proto = common.proto;
     conf.popts.max_msg = (size_t)max_msg;
+    conf.popts.dgram = common.udp;
     cli_warn_lab(conf.proto);
     return server_run(&conf);
 }

@@ -7,6 +7,8 @@
 static const struct proto_vt *const protos[] = {
     &proto_plain,
     &proto_secure,
+    &proto_lab_dh,
+    &proto_lab_fernet,
 };
 
 const struct proto_vt *proto_find(const char *name)

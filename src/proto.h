@@ -64,6 +64,10 @@ struct proto_opts {
     bool interactive;           /* secure client: may ask on the terminal */
     const char *noise_name;     /* secure client: e.g. "Noise_XX_25519_AESGCM_SHA256" */
     const char *dh_params_file; /* lab-dh server: PKCS#3 PEM */
+    /* The transport is UDP. conn_init cannot tell otherwise, and lab-fernet differs: over
+     * UDP its client opens with a key request datagram and its server sends the key as the
+     * reply to that datagram; over TCP the server sends the key at once. */
+    bool dgram;
     /* Client: asks the user a yes/no question on the terminal (trust on first use).
      * Returns true for yes. NULL when there is no terminal. It blocks. */
     bool (*confirm)(void *arg, const char *question);

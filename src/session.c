@@ -31,6 +31,13 @@ static const char *reason_name(enum session_reason r)
     }
 }
 
+/* Owes enough that reading more would only pile up output: the byte high-water mark, or
+ * pause marks nearly used up (each paced record takes two). */
+static bool out_busy(const struct session *s)
+{
+    return buf_len(&s->out) >= SERVER_OUT_HIGH || s->out.npauses + 4 > BUF_MAX_PAUSES;
+}
+
 static void close_now(struct session *s, enum session_reason r)
 {
     if (s->reason == REASON_NONE)
@@ -143,7 +150,7 @@ static int handle_msg(struct session *s, const struct proto_msg *m, uint64_t now
 static void process(struct session *s, uint64_t now)
 {
     const struct proto_vt *vt = s->srv->conf.proto;
-    while (s->state == SESSION_OPEN && buf_len(&s->out) < SERVER_OUT_HIGH) {
+    while (s->state == SESSION_OPEN && !out_busy(s)) {
         size_t used = buf_len(&s->in);
         struct proto_msg m = {0};
         int r = vt->conn_read(s->pconn, buf_head(&s->in), &used, &s->out, &m);
@@ -240,7 +247,7 @@ void session_on_readable(struct session *s, uint64_t now)
         }
         return;
     }
-    if (buf_len(&s->out) >= SERVER_OUT_HIGH)
+    if (out_busy(s))
         return;
     int e = buf_reserve(&s->in, SERVER_READ_CHUNK);
     if (e < 0) {
@@ -342,7 +349,7 @@ unsigned session_wants(const struct session *s)
     unsigned want = 0;
     switch (s->state) {
     case SESSION_OPEN:
-        if (buf_len(&s->out) < SERVER_OUT_HIGH)
+        if (!out_busy(s))
             want |= LOOP_READ;
         /* fallthrough */
     case SESSION_DRAIN:
