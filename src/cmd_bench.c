@@ -634,6 +634,18 @@ static void progress(struct worker *ws, unsigned nthreads, double elapsed, bool 
             errors == 1 ? "" : "s", warm ? "  (warm-up)" : "");
 }
 
+/* True if no echo ever came back and a connection was refused. */
+static bool refused_only(struct worker *ws, unsigned nthreads)
+{
+    bool refused = false;
+    for (unsigned i = 0; i < nthreads; i++) {
+        if (atomic_load_explicit(&ws[i].echoes, memory_order_relaxed))
+            return false;
+        refused |= atomic_load_explicit(&ws[i].last_err, memory_order_relaxed) == -ECONNREFUSED;
+    }
+    return refused;
+}
+
 int bench_main(int argc, char **argv)
 {
     const char *cmd = "bench";
@@ -853,6 +865,10 @@ int bench_main(int argc, char **argv)
         unsigned alive = 0;
         for (long i = 0; i < nthreads; i++)
             alive += atomic_load_explicit(&ws[i].alive, memory_order_relaxed);
+        /* UDP with nothing listening: every socket got an ICMP refusal and no echo came
+         * back within the timeout; waiting out the duration would measure nothing. */
+        if (b.udp && t - start > b.timeout_ns && refused_only(ws, (unsigned)nthreads))
+            alive = 0;
         if (alive == 0) {
             all_dead = true;
             atomic_store(&b.end_ns, t > b.warm_ns ? t : b.warm_ns);
