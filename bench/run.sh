@@ -5,15 +5,17 @@
 # against the peer and appends JSON lines to bench/results/.
 #
 # Usage: bench/run.sh [path/to/secho]
-# Environment: BENCH_DURATION (s, default 3), BENCH_WARMUP (s, default 1),
+# Environment: BENCH_DURATION (s per measurement, default 2), BENCH_WARMUP (s, default
+#   0.5), BENCH_ROUNDS (default 3; the table shows the median round),
 #   BENCH_ARGS (extra secho bench options, default "-c 10 -s 64 --pipeline 1"),
 #   BENCH_SERVER_ARGS (extra secho server options, default none),
 #   BENCH_SOCAT=0 to skip the socat row.
 set -euo pipefail
 
 SECHO=${1:-build/secho}
-DURATION=${BENCH_DURATION:-3}
-WARMUP=${BENCH_WARMUP:-1}
+DURATION=${BENCH_DURATION:-2}
+WARMUP=${BENCH_WARMUP:-0.5}
+ROUNDS=${BENCH_ROUNDS:-3}
 read -r -a LOAD <<<"${BENCH_ARGS:--c 10 -s 64 --pipeline 1}"
 read -r -a SERVER_EXTRA <<<"${BENCH_SERVER_ARGS:-}"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -72,56 +74,83 @@ measure() { # label transport
         exit 1
     fi
     echo "{\"run\":\"$STAMP\",\"target\":\"$label\",${json#\{}" >>"$OUT"
-    printf '  %-22s done\n' "$label/$transport" >&2
+    printf '  %-22s %s msgs/s\n' "$label/$transport" \
+        "$(sed -n 's/.*"msgs_per_s":\([0-9.]*\).*/\1/p' <<<"$json")" >&2
 }
 
-field() { # json key
-    sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" <<<"$1"
-}
-
-echo "secho bench: ${LOAD[*]}, ${DURATION} s after ${WARMUP} s warm-up, $(nproc) CPUs" >&2
-for transport in tcp udp; do
-    for model in threads epoll reactors; do
-        [ "$transport" = udp ] && [ "$model" = threads ] && continue
-        start "$SECHO" server -P plain -t "$transport" -H 127.0.0.1 -p 0 -m "$model" \
-            -l "$TMP/server.log" "${SERVER_EXTRA[@]}"
-        measure "secho-$model" "$transport"
-        stop
-    done
-    start "$TMP/echo_peer" "$transport"
-    measure "peer-c-epoll" "$transport"
-    stop
-    if [ "$transport" = tcp ] && [ "${BENCH_SOCAT:-1}" != 0 ] && command -v socat >/dev/null; then
-        PORT=$(free_port)
-        socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork,backlog=1024" PIPE 2>/dev/null &
-        PID=$!
-        for _ in $(seq 50); do
-            (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-            sleep 0.1
+echo "secho bench: ${LOAD[*]}, ${DURATION} s after ${WARMUP} s warm-up, ${ROUNDS} rounds," \
+    "$(nproc) CPUs" >&2
+# Rounds interleave the targets, so that a burst of noise on the shared machine hits one
+# round of each rather than all of one target; the table takes the median round.
+for round in $(seq "$ROUNDS"); do
+    echo "round $round/$ROUNDS" >&2
+    for transport in tcp udp; do
+        for model in threads epoll reactors; do
+            [ "$transport" = udp ] && [ "$model" = threads ] && continue
+            start "$SECHO" server -P plain -t "$transport" -H 127.0.0.1 -p 0 -m "$model" \
+                -l "$TMP/server.log" "${SERVER_EXTRA[@]}"
+            measure "secho-$model" "$transport"
+            stop
         done
-        measure "socat-fork-pipe" "$transport"
+        start "$TMP/echo_peer" "$transport"
+        measure "peer-c-epoll" "$transport"
         stop
-    fi
-done
-
-# The table: every row against the C peer measured over the same transport in this run.
-echo
-printf '%-17s %-4s %12s %9s %10s %10s %8s %9s\n' target xport 'msgs/s' 'MB/s' 'p99 us' \
-    'x peer' 'p99 x' errors
-for transport in tcp udp; do
-    peer=$(grep "\"target\":\"peer-c-epoll\"" "$OUT" | grep "\"transport\":\"$transport\"" | tail -1)
-    peer_rate=$(field "$peer" msgs_per_s)
-    peer_p99=$(field "$peer" p99_us)
-    grep "\"transport\":\"$transport\"" "$OUT" | grep "\"run\":\"$STAMP\"" | while read -r line; do
-        rate=$(field "$line" msgs_per_s)
-        p99=$(field "$line" p99_us)
-        awk -v t="$(field "$line" target | tr -d '"')" -v x="$transport" -v r="$rate" \
-            -v mb="$(field "$line" mb_per_s)" -v p="$p99" -v pr="$peer_rate" -v pp="$peer_p99" \
-            -v e="$(field "$line" errors)" 'BEGIN {
-                printf "%-17s %-4s %12.0f %9.2f %10.1f %10.2f %8.2f %9d\n", t, x, r, mb, p,
-                    (pr > 0 ? r / pr : 0), (pp > 0 ? p / pp : 0), e }'
+        if [ "$transport" = tcp ] && [ "${BENCH_SOCAT:-1}" != 0 ] && command -v socat >/dev/null; then
+            PORT=$(free_port)
+            socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork,backlog=1024" PIPE 2>/dev/null &
+            PID=$!
+            for _ in $(seq 50); do
+                (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+                sleep 0.1
+            done
+            measure "socat-fork-pipe" "$transport"
+            stop
+        fi
     done
 done
+
+# The table: medians over the rounds, each row against the C peer over the same transport.
 echo
-echo "x peer: msgs/s divided by peer-c-epoll's (higher is better); p99 x: p99 latency divided"
-echo "by the peer's (lower is better). Results: ${OUT#"$PWD"/}"
+awk '
+function num(line, key,    m) {
+    if (match(line, "\"" key "\":[^,}]*")) return substr(line, RSTART + length(key) + 3, RLENGTH - length(key) - 3) + 0
+    return 0
+}
+function str(line, key) {
+    if (match(line, "\"" key "\":\"[^\"]*\"")) return substr(line, RSTART + length(key) + 4, RLENGTH - length(key) - 5)
+    return ""
+}
+function median(a, n,    i, j, t) {
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{
+    k = str($0, "target") SUBSEP str($0, "transport")
+    if (!(k in n)) { order[++rows] = k }
+    i = ++n[k]
+    rate[k, i] = num($0, "msgs_per_s"); mb[k, i] = num($0, "mb_per_s"); p99[k, i] = num($0, "p99_us")
+    err[k] += num($0, "errors")
+}
+END {
+    for (r = 1; r <= rows; r++) {
+        k = order[r]
+        for (i = 1; i <= n[k]; i++) { a[i] = rate[k, i] } ; mrate[k] = median(a, n[k])
+        for (i = 1; i <= n[k]; i++) { a[i] = mb[k, i] } ; mmb[k] = median(a, n[k])
+        for (i = 1; i <= n[k]; i++) { a[i] = p99[k, i] } ; mp99[k] = median(a, n[k])
+    }
+    printf "%-17s %-4s %11s %8s %9s %8s %7s %7s\n", "target", "xprt", "msgs/s", "MB/s", "p99 us", "x peer", "p99 x", "errors"
+    for (x = 1; x <= 2; x++) {
+        tr = x == 1 ? "tcp" : "udp"
+        pk = "peer-c-epoll" SUBSEP tr
+        for (r = 1; r <= rows; r++) {
+            k = order[r]; split(k, parts, SUBSEP)
+            if (parts[2] != tr) continue
+            printf "%-17s %-4s %11.0f %8.2f %9.1f %8.2f %7.2f %7d\n", parts[1], tr, mrate[k], mmb[k], mp99[k],
+                (mrate[pk] > 0 ? mrate[k] / mrate[pk] : 0), (mp99[pk] > 0 ? mp99[k] / mp99[pk] : 0), err[k]
+        }
+    }
+}' "$OUT"
+echo
+echo "Medians of $ROUNDS rounds. x peer: msgs/s divided by peer-c-epoll's over the same"
+echo "transport (higher is better); p99 x: p99 latency divided by the peer's (lower is"
+echo "better); errors: summed over the rounds. Results: ${OUT#"$PWD"/}"
