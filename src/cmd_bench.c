@@ -63,7 +63,8 @@ static const char usage[] =
     "  secho bench -P plain -p 9090                       # 10 connections for 10 s\n"
     "  secho bench -P plain -c 100 -s 1024 --pipeline 8 -d 30\n"
     "  secho bench -P plain -t udp -c 4 --json | jq .msgs_per_s\n"
-    "  secho bench -P secure --server-key \"$(secho keygen -o k)\"  # pinned key\n";
+    "  secho bench -P secure -c 50 -s 1024     # accepts the key the server shows\n"
+    "  secho bench -P secure --server-key BASE64KEY   # or pins it (from the server's banner)\n";
 
 enum { OPT_WARMUP = 256, OPT_PIPELINE, OPT_THREADS, OPT_TIMEOUT, OPT_SERVER_KEY, OPT_JSON };
 
@@ -875,8 +876,8 @@ int bench_main(int argc, char **argv)
             break;
         }
         if (tty && t >= next_report) {
-            progress(ws, (unsigned)nthreads, (double)(t - start) / 1e9, t < b.warm_ns, &last_done,
-                     b.size);
+            progress(ws, (unsigned)nthreads, (double)(t - start) / 1e9,
+                     next_report - 1000000000u < b.warm_ns, &last_done, b.size);
             next_report += 1000000000u;
         }
         uint64_t wake = atomic_load(&b.end_ns);
