@@ -14,6 +14,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
     {"server", server_main, "run an echo server"},
     {"client", client_main, "interactive (or piped) echo client"},
+    {"bench", bench_main, "load generator against any echo server"},
     {"keygen", keygen_main, "create a static key pair, print the public key"},
 };
 

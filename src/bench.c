@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/* Pure parts of `secho bench`: latency histogram, payload generator, result formatting. */
+#include "bench.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void bench_hist_init(struct bench_hist *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->min = UINT64_MAX;
+}
+
+unsigned bench_hist_index(uint64_t v)
+{
+    if (v < 2 * BENCH_HIST_HALF)
+        return (unsigned)v;
+    unsigned msb = 63U - (unsigned)__builtin_clzll(v);
+    unsigned shift = msb - BENCH_HIST_SHIFT;
+    /* v >> shift lies in [HALF, 2 * HALF): the linear position inside the range. */
+    return shift * BENCH_HIST_HALF + (unsigned)(v >> shift);
+}
+
+uint64_t bench_hist_bucket_low(unsigned idx)
+{
+    if (idx < 2 * BENCH_HIST_HALF)
+        return idx;
+    unsigned shift = idx / BENCH_HIST_HALF - 1;
+    return (uint64_t)(idx - shift * BENCH_HIST_HALF) << shift;
+}
+
+uint64_t bench_hist_bucket_high(unsigned idx)
+{
+    if (idx < 2 * BENCH_HIST_HALF)
+        return idx;
+    unsigned shift = idx / BENCH_HIST_HALF - 1;
+    return bench_hist_bucket_low(idx) + ((uint64_t)1 << shift) - 1;
+}
+
+void bench_hist_record(struct bench_hist *h, uint64_t v)
+{
+    h->buckets[bench_hist_index(v)]++;
+    h->count++;
+    h->sum += (long double)v;
+    if (v < h->min)
+        h->min = v;
+    if (v > h->max)
+        h->max = v;
+}
+
+void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src)
+{
+    if (!src->count)
+        return;
+    for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++)
+        dst->buckets[i] += src->buckets[i];
+    dst->count += src->count;
+    dst->sum += src->sum;
+    if (src->min < dst->min)
+        dst->min = src->min;
+    if (src->max > dst->max)
+        dst->max = src->max;
+}
+
+uint64_t bench_hist_percentile(const struct bench_hist *h, double pct)
+{
+    if (!h->count)
+        return 0;
+    if (pct <= 0)
+        return h->min;
+    if (pct >= 100)
+        return h->max;
+    /* The rank of the value asked for, 1-based, rounded up (nearest-rank method). */
+    double want = pct / 100.0 * (double)h->count;
+    uint64_t rank = (uint64_t)want;
+    if ((double)rank < want)
+        rank++;
+    if (rank < 1)
+        rank = 1;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++) {
+        seen += h->buckets[i];
+        if (seen >= rank) {
+            uint64_t lo = bench_hist_bucket_low(i), hi = bench_hist_bucket_high(i);
+            uint64_t mid = lo + (hi - lo) / 2;
+            if (mid < h->min)
+                mid = h->min;
+            if (mid > h->max)
+                mid = h->max;
+            return mid;
+        }
+    }
+    return h->max;
+}
+
+double bench_hist_mean(const struct bench_hist *h)
+{
+    return h->count ? (double)(h->sum / (long double)h->count) : 0.0;
+}
+
+/* True if p[0..n) is a command a server acts on, ignoring a trailing "\n" or "\r\n". */
+static bool is_command(const uint8_t *p, size_t n)
+{
+    if (n && p[n - 1] == '\n')
+        n--;
+    if (n && p[n - 1] == '\r')
+        n--;
+    return (n == 4 && memcmp(p, "exit", 4) == 0) || (n == 8 && memcmp(p, "shutdown", 8) == 0);
+}
+
+void bench_fill(uint64_t *state, uint8_t *p, size_t n, bool line)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t r = bench_rand(state);
+        memcpy(p + i, &r, 8);
+    }
+    if (i < n) {
+        uint64_t r = bench_rand(state);
+        memcpy(p + i, &r, n - i);
+    }
+    if (line && n) {
+        /* A '\n' inside would split the message into two lines for the server. */
+        for (uint8_t *q = memchr(p, '\n', n); q; q = memchr(q, '\n', (size_t)(p + n - q)))
+            *q = 'n';
+        p[n - 1] = '\n';
+    }
+    if (n <= 10 && is_command(p, n))
+        p[0] ^= 0x20; /* "Exit" is just a message */
+}
+
+uint64_t bench_errors(const struct bench_result *r)
+{
+    return r->mismatch + r->lost + r->conn_errors;
+}
+
+/* snprintf that appends at *len and keeps counting past the end, as snprintf does. */
+static void put(char *out, size_t outlen, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void put(char *out, size_t outlen, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n =
+        vsnprintf(*len < outlen ? out + *len : NULL, *len < outlen ? outlen - *len : 0, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len += (size_t)n;
+}
+
+/* A JSON string literal (RFC 8259 section 7) for text that comes from the command line. */
+static void put_json_string(char *out, size_t outlen, size_t *len, const char *s)
+{
+    put(out, outlen, len, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            put(out, outlen, len, "\\%c", *p);
+        else if (*p < 0x20)
+            put(out, outlen, len, "\\u%04x", *p);
+        else
+            put(out, outlen, len, "%c", *p);
+    }
+    put(out, outlen, len, "\"");
+}
+
+static double us(uint64_t ns)
+{
+    return (double)ns / 1000.0;
+}
+
+static double rate(const struct bench_result *r, double amount)
+{
+    return r->duration_s > 0 ? amount / r->duration_s : 0.0;
+}
+
+int bench_format_json(const struct bench_result *r, char *out, size_t outlen)
+{
+    size_t len = 0;
+    const struct bench_hist *h = r->hist;
+    if (outlen)
+        out[0] = '\0';
+    put(out, outlen, &len, "{\"proto\":");
+    put_json_string(out, outlen, &len, r->proto);
+    put(out, outlen, &len, ",\"transport\":");
+    put_json_string(out, outlen, &len, r->transport);
+    put(out, outlen, &len, ",\"host\":");
+    put_json_string(out, outlen, &len, r->host);
+    put(out, outlen, &len,
+        ",\"port\":%u,\"connections\":%u,\"threads\":%u,\"pipeline\":%u,\"size\":%zu"
+        ",\"duration\":%.3f,\"warmup\":%.3f,\"msgs\":%llu,\"msgs_per_s\":%.1f"
+        ",\"mb_per_s\":%.3f,\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f"
+        ",\"max_us\":%.1f,\"mean_us\":%.1f,\"errors\":%llu,\"mismatch\":%llu,\"lost\":%llu"
+        ",\"conn_errors\":%llu}\n",
+        r->port, r->connections, r->threads, r->pipeline, r->size, r->duration_s, r->warmup_s,
+        (unsigned long long)r->msgs, rate(r, (double)r->msgs),
+        rate(r, (double)r->msgs * (double)r->size / 1e6), us(bench_hist_percentile(h, 50)),
+        us(bench_hist_percentile(h, 90)), us(bench_hist_percentile(h, 99)),
+        us(bench_hist_percentile(h, 99.9)), us(h->count ? h->max : 0), bench_hist_mean(h) / 1000.0,
+        (unsigned long long)bench_errors(r), (unsigned long long)r->mismatch,
+        (unsigned long long)r->lost, (unsigned long long)r->conn_errors);
+    return (int)len;
+}
+
+int bench_format_summary(const struct bench_result *r, char *out, size_t outlen)
+{
+    size_t len = 0;
+    const struct bench_hist *h = r->hist;
+    if (outlen)
+        out[0] = '\0';
+    put(out, outlen, &len,
+        "%s/%s %s port %u: %u connection%s on %u thread%s, %zu-byte messages, pipeline %u\n",
+        r->proto, r->transport, r->host, r->port, r->connections, r->connections == 1 ? "" : "s",
+        r->threads, r->threads == 1 ? "" : "s", r->size, r->pipeline);
+    put(out, outlen, &len, "  duration    %.2f s (after %.2f s warm-up)\n", r->duration_s,
+        r->warmup_s);
+    put(out, outlen, &len, "  messages    %llu (%.0f msgs/s)\n", (unsigned long long)r->msgs,
+        rate(r, (double)r->msgs));
+    put(out, outlen, &len, "  throughput  %.2f MB/s each way\n",
+        rate(r, (double)r->msgs * (double)r->size / 1e6));
+    put(out, outlen, &len,
+        "  latency us  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  mean %.1f\n",
+        us(bench_hist_percentile(h, 50)), us(bench_hist_percentile(h, 90)),
+        us(bench_hist_percentile(h, 99)), us(bench_hist_percentile(h, 99.9)),
+        us(h->count ? h->max : 0), bench_hist_mean(h) / 1000.0);
+    put(out, outlen, &len, "  errors      %llu (mismatch %llu, lost %llu, connection %llu)\n",
+        (unsigned long long)bench_errors(r), (unsigned long long)r->mismatch,
+        (unsigned long long)r->lost, (unsigned long long)r->conn_errors);
+    return (int)len;
+}
