@@ -16,6 +16,9 @@
 
 #define RING_SIZE    (1U << 20) /* 1 MiB of queued lines */
 #define LINE_MAX_LEN 4096
+#define WRITER_PERIOD_MS 20
+/* Wake the writer early once this much is queued. */
+#define WAKE_AT (RING_SIZE / 4)
 
 static struct {
     pthread_mutex_t mu;
@@ -56,11 +59,13 @@ static void *writer_main(void *arg)
     char *chunk = malloc(RING_SIZE);
     pthread_mutex_lock(&lg.mu);
     for (;;) {
-        while (lg.len == 0 && !lg.stopping && !reopen_requested) {
-            /* Wake periodically so a SIGHUP is noticed even when nothing is logged. */
+        if (lg.len < WAKE_AT && !lg.stopping && !reopen_requested) {
+            /* Producers do not signal every line (a futex wake per echoed message costs
+             * more than the echo); the writer batches on a short period instead, which
+             * also notices a SIGHUP when nothing is logged. */
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L;
+            ts.tv_nsec += WRITER_PERIOD_MS * 1000000L;
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;
@@ -217,11 +222,13 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
         ring_put(note, (size_t)k);
         lg.dropped = 0;
     }
+    size_t before = lg.len;
     if (RING_SIZE - lg.len >= (size_t)n)
         ring_put(line, (size_t)n);
     else
         lg.dropped++;
-    pthread_cond_signal(&lg.cv);
+    if (before < WAKE_AT && lg.len >= WAKE_AT)
+        pthread_cond_signal(&lg.cv);
     pthread_mutex_unlock(&lg.mu);
 }
 
