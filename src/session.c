@@ -161,7 +161,9 @@ static void process(struct session *s, uint64_t now)
                 log_event(LOG_INFO, "handshake", "conn=%llu peer=%s peer_key=%s",
                           (unsigned long long)s->id, s->peer_text, id);
         } else if (r == PROTO_MSG) {
-            r = handle_msg(s, &m, now);
+            int e = handle_msg(s, &m, now);
+            if (e < 0)
+                r = e;
         }
         buf_consume(&s->in, used);
         if (r < 0) {
@@ -247,8 +249,14 @@ void session_on_readable(struct session *s, uint64_t now)
         }
         return;
     }
-    if (out_busy(s))
+    /* Input left over from back-pressure goes first; read more only once it is used up,
+     * so that a peer that does not read cannot make us buffer what it sends. */
+    if (!buf_empty(&s->in))
+        process(s, now);
+    if (out_busy(s) || s->state != SESSION_OPEN) {
+        flush(s, now);
         return;
+    }
     int e = buf_reserve(&s->in, SERVER_READ_CHUNK);
     if (e < 0) {
         fail(s, e, now);
