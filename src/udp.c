@@ -108,9 +108,12 @@ static const char *peer_error(const struct udp_service *u, const struct udp_peer
     return vt->conn_error ? vt->conn_error(p->pconn) : NULL;
 }
 
-static void send_to(struct udp_service *u, struct buf *b, const struct net_addr *to)
+/* Sends b as one datagram. An empty reply means "nothing to say"; an empty echo (of an
+ * empty datagram, RFC 862) is still a datagram, so callers say which it is. */
+static void send_dgram(struct udp_service *u, struct buf *b, const struct net_addr *to,
+                       bool even_empty)
 {
-    if (buf_empty(b))
+    if (buf_empty(b) && !even_empty)
         return;
     /* A full socket buffer drops the datagram, as the network might have: UDP promises
      * nothing more, and the server must never block on one peer. */
@@ -135,7 +138,7 @@ static struct udp_peer *peer_new(struct udp_service *u, const struct net_addr *f
     if (r != 1) {
         if (r < 0 && r != PROTO_DROP)
             server_log_proto_error(srv, 0, text, r, NULL);
-        send_to(u, &u->reply, from);
+        send_dgram(u, &u->reply, from, false);
         return NULL;
     }
     if (atomic_load(&srv->nconns) >= srv->conf.max_conns) {
@@ -159,7 +162,7 @@ static struct udp_peer *peer_new(struct udp_service *u, const struct net_addr *f
         return NULL;
     }
     /* A greeting from conn_init (none for the built-in protocols) goes out as one datagram. */
-    send_to(u, &u->reply, from);
+    send_dgram(u, &u->reply, from, false);
     struct udp_peer **slot = find_slot(u, (const struct sockaddr *)&from->ss);
     *slot = p;
     return p;
@@ -189,7 +192,7 @@ static void handle(struct udp_service *u, const struct net_addr *from, const uin
     buf_reset(&u->reply);
     struct proto_msg m = {0};
     int r = vt->dgram_read(p->pconn, data, n, &u->reply, &m);
-    send_to(u, &u->reply, from);
+    send_dgram(u, &u->reply, from, false);
     if (r == PROTO_HANDSHAKE) {
         char id[128] = "";
         if (vt->conn_peer_id && vt->conn_peer_id(p->pconn, id, sizeof(id)))
@@ -225,7 +228,7 @@ static void handle(struct udp_service *u, const struct net_addr *from, const uin
     if (r < 0)
         server_log_proto_error(srv, p->id, p->text, r, peer_error(u, p));
     else
-        send_to(u, &u->out, from);
+        send_dgram(u, &u->out, from, true);
     if (act == ACT_EXIT) {
         unlink_peer(u, p);
         peer_free(u, p, "exit");
