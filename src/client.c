@@ -37,6 +37,9 @@ static const char usage[] =
     "                            (default ~/.config/secho/known_hosts)\n"
     "      --server-key PUBKEY   secure: pin the server's public key (base64)\n"
     "      --accept-new          secure: trust an unknown server key without asking\n"
+    "      --noise-name NAME     secure: Noise suite to offer, one of\n"
+    "                            Noise_XX_25519_{AESGCM,ChaChaPoly}_{SHA256,BLAKE2b}\n"
+    "                            (default Noise_XX_25519_AESGCM_SHA256)\n"
     "      --timeout SEC         wait this long to connect and for echoes (default 10)\n"
     "  -h, --help                show this help\n"
     "\n"
@@ -48,7 +51,7 @@ static const char usage[] =
     "  printf 'hello\\nexit\\n' | secho client -P plain\n"
     "  secho client --accept-new             # secure, trust the server on first use\n";
 
-enum { OPT_KNOWN_HOSTS = 256, OPT_SERVER_KEY, OPT_ACCEPT_NEW, OPT_TIMEOUT };
+enum { OPT_KNOWN_HOSTS = 256, OPT_SERVER_KEY, OPT_ACCEPT_NEW, OPT_TIMEOUT, OPT_NOISE_NAME };
 
 static const struct option long_opts[] = {
     {"transport", required_argument, NULL, 't'},
@@ -60,6 +63,7 @@ static const struct option long_opts[] = {
     {"server-key", required_argument, NULL, OPT_SERVER_KEY},
     {"accept-new", no_argument, NULL, OPT_ACCEPT_NEW},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"noise-name", required_argument, NULL, OPT_NOISE_NAME},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -495,6 +499,9 @@ int client_main(int argc, char **argv)
             break;
         case OPT_ACCEPT_NEW:
             po.accept_new = true;
+            break;
+        case OPT_NOISE_NAME:
+            po.noise_name = optarg;
             break;
         case OPT_TIMEOUT:
             if (!cli_parse_long(cmd, "timeout", optarg, 1, 86400, &timeout))
