@@ -305,10 +305,16 @@ class Wire:
         self.sock.close()
 
 
-class Session:
-    """An established secho/1 channel."""
+def _keep(stage, data):
+    return data
 
-    def __init__(self, wire, hs):
+
+class Session:
+    """An established secho/1 channel. tamper(stage, bytes) -> bytes may alter what is sent
+    (stages "m1", "m2", "m3" for the handshake messages, "rec" for transport records)."""
+
+    def __init__(self, wire, hs, tamper=_keep):
+        self.tamper = tamper
         self.wire = wire
         self.hs = hs
         self.send_cs, self.recv_cs = hs.split()
@@ -316,7 +322,7 @@ class Session:
         self.handshake_hash = hs.h
 
     def send(self, msg):
-        self.wire.send_frame(self.send_cs.encrypt(b"", msg))
+        self.wire.send_frame(self.tamper("rec", self.send_cs.encrypt(b"", msg)))
 
     def recv(self):
         return self.recv_cs.decrypt(b"", self.wire.recv_frame())
@@ -334,19 +340,19 @@ def preamble(name):
     return struct.pack(">H", len(nb)) + nb
 
 
-def connect(sock, name, s_priv=None):
+def connect(sock, name, s_priv=None, tamper=_keep):
     """Initiator: runs the handshake on a connected socket. Returns a Session."""
     wire = Wire(sock)
     pre = preamble(name)
     hs = HandshakeState(name, True, _prologue(pre), s_priv)
-    m1 = hs.write_message()
+    m1 = tamper("m1", hs.write_message())
     wire.send(pre + struct.pack(">H", len(m1)) + m1)
     hs.read_message(wire.recv_frame())
-    wire.send_frame(hs.write_message())
-    return Session(wire, hs)
+    wire.send_frame(tamper("m3", hs.write_message()))
+    return Session(wire, hs, tamper)
 
 
-def accept(sock, s_priv):
+def accept(sock, s_priv, tamper=_keep):
     """Responder: reads the preamble and runs the handshake on an accepted socket. Returns a
     Session; raises ValueError for a protocol name outside SUITES."""
     wire = Wire(sock)
@@ -357,9 +363,9 @@ def accept(sock, s_priv):
     pre = struct.pack(">H", n) + name
     hs = HandshakeState(name.decode(), False, _prologue(pre), s_priv)
     hs.read_message(wire.recv_frame())
-    wire.send_frame(hs.write_message())
+    wire.send_frame(tamper("m2", hs.write_message()))
     hs.read_message(wire.recv_frame())
-    s = Session(wire, hs)
+    s = Session(wire, hs, tamper)
     s.name = name.decode()
     return s
 
@@ -375,3 +381,11 @@ def new_static():
 
 def make_socket(port, host="127.0.0.1", timeout=10):
     return socket.create_connection((host, port), timeout=timeout)
+
+
+def flip(data, bit):
+    """data with one bit inverted (bit counted from the start, modulo the length)."""
+    b = bytearray(data)
+    bit %= len(b) * 8
+    b[bit // 8] ^= 1 << (bit % 8)
+    return bytes(b)
