@@ -202,6 +202,7 @@ int server_main(int argc, char **argv)
     conf.host = common.host;
     conf.port = common.port;
     conf.udp = common.udp;
+    conf.popts.datagram = common.udp;
     conf.proto = common.proto;
     conf.popts.max_msg = (size_t)max_msg;
     cli_warn_lab(conf.proto);
