@@ -101,7 +101,6 @@ class Tamper(unittest.TestCase):
                                 self.assertEqual(evs[-1]["error"], "authentication failed")
                 good_exchange(self, srv.port)
                 other.close()
-                self.assertEqual(srv.events("message"), [e for e in srv.events("message")])
                 # No tampered record was ever accepted as a message.
                 texts = [e.get("text", "") for e in srv.events("message")]
                 self.assertNotIn("a record with a flipped bit", texts)
