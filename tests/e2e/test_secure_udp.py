@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from secho_e2e import BIN, MODELS, SCALE, Server, TempHome, deadline, run_client
+from secho_e2e import BIN, MODELS, SANITIZER, SCALE, Server, TempHome, deadline, run_client
 
 LINES = ["hello over udp", "héllo wörld — ✓ 日本語", "x" * 1200, "the end"]
 
@@ -305,11 +305,17 @@ class SecureUdp(unittest.TestCase):
                 for s in socks:
                     s.close()
             after = rss_kb(srv.pid)
+            print("\nflood: RSS %d -> %d kB" % (before, after))
             # No session was made for any of them (only the two real clients connected).
             self.assertEqual(len(srv.events("connect")), 2)
             # Forged cookies are logged (the kernel may drop part of a flood, so not all 1000).
             srv.wait_event("auth_fail", count=20, seconds=10)
-            self.assertLess(after - before, 16 * 1024, "RSS grew from %d to %d kB" % (before, after))
+            # ASan keeps freed memory in quarantine (each cookie's HMAC context), so RSS says
+            # nothing there; the connect count above is the proof of "no state" in every build.
+            if not SANITIZER:
+                self.assertLess(
+                    after - before, 16 * 1024, "RSS grew from %d to %d kB" % (before, after)
+                )
 
 
 if __name__ == "__main__":
