@@ -21,6 +21,9 @@
 #define STDIN_CHUNK 65536
 #define LINE_LIMIT  (16 * 1024 * 1024)
 #define OUT_HIGH    (256 * 1024)
+/* UDP retransmission (protocols with dgram_retransmit): first wait, and its cap. */
+#define UDP_RTO_MS     250
+#define UDP_RTO_MAX_MS 2000
 
 static const char usage[] =
     "Usage: secho client [options]\n"
@@ -37,6 +40,9 @@ static const char usage[] =
     "                            (default ~/.config/secho/known_hosts)\n"
     "      --server-key PUBKEY   secure: pin the server's public key (base64)\n"
     "      --accept-new          secure: trust an unknown server key without asking\n"
+    "      --noise-name NAME     secure: Noise suite to offer, one of\n"
+    "                            Noise_XX_25519_{AESGCM,ChaChaPoly}_{SHA256,BLAKE2b}\n"
+    "                            (default Noise_XX_25519_AESGCM_SHA256)\n"
     "      --timeout SEC         wait this long to connect and for echoes (default 10)\n"
     "  -h, --help                show this help\n"
     "\n"
@@ -48,7 +54,7 @@ static const char usage[] =
     "  printf 'hello\\nexit\\n' | secho client -P plain\n"
     "  secho client --accept-new             # secure, trust the server on first use\n";
 
-enum { OPT_KNOWN_HOSTS = 256, OPT_SERVER_KEY, OPT_ACCEPT_NEW, OPT_TIMEOUT };
+enum { OPT_KNOWN_HOSTS = 256, OPT_SERVER_KEY, OPT_ACCEPT_NEW, OPT_TIMEOUT, OPT_NOISE_NAME };
 
 static const struct option long_opts[] = {
     {"transport", required_argument, NULL, 't'},
@@ -60,6 +66,7 @@ static const struct option long_opts[] = {
     {"server-key", required_argument, NULL, OPT_SERVER_KEY},
     {"accept-new", no_argument, NULL, OPT_ACCEPT_NEW},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"noise-name", required_argument, NULL, OPT_NOISE_NAME},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -399,7 +406,59 @@ static int udp_receive(struct client *c, uint64_t deadline, struct proto_msg *m,
             (void)send(c->fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
         if (r == PROTO_DROP || r == PROTO_NEED_MORE)
             continue;
+        if ((r == PROTO_E_AUTH || r == PROTO_E_PARSE) && c->vt->dgram_retransmit) {
+            /* A datagram that fails authentication is dropped (SPEC), not fatal. */
+            const char *why = c->vt->conn_error ? c->vt->conn_error(c->pconn) : NULL;
+            fprintf(stderr, "secho: %s: dropped a datagram: %s\n", c->hostport,
+                    why && *why ? why : proto_strerror(r));
+            continue;
+        }
         return r;
+    }
+}
+
+/* Is m the echo of the message (line, n) sent? The shutdown refusal answers `shutdown`. */
+static bool is_echo_of(const struct proto_msg *m, const char *line, size_t n)
+{
+    static const char denied[] = SERVER_DENIED_TEXT;
+    if (m->len == n && memcmp(m->data, line, n) == 0)
+        return true;
+    return n == 8 && memcmp(line, "shutdown", 8) == 0 && m->len == sizeof(denied) - 1 &&
+           memcmp(m->data, denied, m->len) == 0;
+}
+
+/*
+ * Waits up to --timeout for the answer to what was just sent: the handshake (line NULL) or
+ * the echo of line. With a protocol that retransmits (vt->dgram_retransmit), resends after
+ * UDP_RTO_MS, doubling up to UDP_RTO_MAX_MS: the pending handshake datagram if any, then the
+ * line encoded afresh; echoes that are not of this line are old duplicates and ignored.
+ */
+static int udp_exchange(struct client *c, const char *line, size_t n, struct proto_msg *m,
+                        uint8_t *dgram, size_t cap)
+{
+    const struct proto_vt *vt = c->vt;
+    uint64_t deadline = loop_clock_ms() + (uint64_t)c->timeout_ms, rto = UDP_RTO_MS;
+    for (;;) {
+        uint64_t now = loop_clock_ms(), until = deadline;
+        if (vt->dgram_retransmit && now + rto < deadline)
+            until = now + rto;
+        int r = udp_receive(c, until, m, dgram, cap);
+        if (r == PROTO_MSG && line && vt->dgram_retransmit && !is_echo_of(m, line, n))
+            continue;
+        if (r != -ETIMEDOUT || until >= deadline)
+            return r;
+        buf_reset(&c->out);
+        if ((r = vt->dgram_retransmit(c->pconn, &c->out)) < 0)
+            return r;
+        if (!buf_empty(&c->out))
+            (void)send(c->fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+        if (line) {
+            buf_reset(&c->out);
+            if ((r = vt->dgram_write(c->pconn, (const uint8_t *)line, n, &c->out)) < 0)
+                return r;
+            (void)send(c->fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+        }
+        rto = rto * 2 < UDP_RTO_MAX_MS ? rto * 2 : UDP_RTO_MAX_MS;
     }
 }
 
@@ -407,6 +466,8 @@ static int udp_error(struct client *c, int r)
 {
     if (r == -ECONNREFUSED)
         return fail(c->hostport, "no server is listening (connection refused)");
+    if (r <= PROTO_E_AUTH && r >= PROTO_DROP)
+        return proto_fail(c, r); /* with the protocol's reason, e.g. a trust refusal */
     return fail(c->hostport, proto_strerror(r));
 }
 
@@ -418,7 +479,7 @@ static int run_udp(struct client *c)
     /* A greeting (e.g. lab-fernet's key request) is answered before any message. */
     if (!buf_empty(&c->out)) {
         (void)send(c->fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
-        r = udp_receive(c, loop_clock_ms() + (uint64_t)c->timeout_ms, &m, dgram, sizeof(dgram));
+        r = udp_exchange(c, NULL, 0, &m, dgram, sizeof(dgram));
         if (r == -ETIMEDOUT)
             return fail(c->hostport, "no answer from the server");
         if (r < 0)
@@ -448,7 +509,7 @@ static int run_udp(struct client *c)
             status = udp_error(c, -errno);
             break;
         }
-        r = udp_receive(c, loop_clock_ms() + (uint64_t)c->timeout_ms, &m, dgram, sizeof(dgram));
+        r = udp_exchange(c, line, n, &m, dgram, sizeof(dgram));
         if (r == -ETIMEDOUT) {
             fprintf(stderr, "secho: %s: no echo for message %ld within %d s (lost)\n", c->hostport,
                     seq, c->timeout_ms / 1000);
@@ -503,6 +564,9 @@ int client_main(int argc, char **argv)
             break;
         case OPT_ACCEPT_NEW:
             po.accept_new = true;
+            break;
+        case OPT_NOISE_NAME:
+            po.noise_name = optarg;
             break;
         case OPT_TIMEOUT:
             if (!cli_parse_long(cmd, "timeout", optarg, 1, 86400, &timeout))

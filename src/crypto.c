@@ -143,6 +143,21 @@ out:
     return r;
 }
 
+int crypto_aead_copy(struct crypto_aead *dst, const struct crypto_aead *src)
+{
+    dst->alg = src->alg;
+    dst->ctx = NULL;
+    if (!src->ctx)
+        return 0;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    if (!c || !EVP_CIPHER_CTX_copy(c, src->ctx)) {
+        EVP_CIPHER_CTX_free(c);
+        return CRYPTO_E_LIB;
+    }
+    dst->ctx = c;
+    return 0;
+}
+
 void crypto_aead_free(struct crypto_aead *a)
 {
     /* EVP_CIPHER_CTX_free cleanses the key schedule. */

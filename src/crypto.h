@@ -54,6 +54,11 @@ int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[static CRYPTO_NO
 int crypto_aead_open(struct crypto_aead *a, const uint8_t nonce[static CRYPTO_NONCELEN],
                      const uint8_t *ad, size_t adlen, const uint8_t *ct, size_t len, uint8_t *out)
     __attribute__((warn_unused_result));
+/* Makes dst an independent copy of src (same key; a new OpenSSL context), for a caller that
+ * must be able to roll back. dst MUST NOT hold a context. Returns 0 or CRYPTO_E_LIB (dst
+ * then holds none). A src without a context gives a dst without one. */
+int crypto_aead_copy(struct crypto_aead *dst, const struct crypto_aead *src)
+    __attribute__((warn_unused_result));
 void crypto_aead_free(struct crypto_aead *a);
 
 /* Digest length (32 or 64) and HMAC block length (64 or 128) of a hash. */

@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RING_SIZE    (1U << 20) /* 1 MiB of queued lines */
-#define LINE_MAX_LEN 4096
+#define RING_SIZE        (1U << 20) /* 1 MiB of queued lines */
+#define LINE_MAX_LEN     4096
 #define WRITER_PERIOD_MS 20
 /* Wake the writer early once this much is queued. */
 #define WAKE_AT (RING_SIZE / 4)

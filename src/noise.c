@@ -537,6 +537,17 @@ const uint8_t *noise_handshake_remote_static(const struct noise_handshake *hs)
     return (hs->flags & NOISE_HS_HAS_RS) ? hs->rs : NULL;
 }
 
+int noise_handshake_copy(struct noise_handshake *dst, const struct noise_handshake *src)
+{
+    memcpy(dst, src, sizeof(*dst));
+    if (crypto_aead_copy(&dst->ss.cs.aead, &src->ss.cs.aead) != 0) {
+        dst->ss.cs.has_key = false;
+        dst->action = NOISE_ACTION_FAILED;
+        return PROTO_E_CRYPTO;
+    }
+    return 0;
+}
+
 void noise_handshake_free(struct noise_handshake *hs)
 {
     wipe_secrets(hs);

@@ -164,6 +164,12 @@ int noise_handshake_split(struct noise_handshake *hs, struct noise_cipher *send,
 const uint8_t *noise_handshake_hash(const struct noise_handshake *hs, size_t *len);
 /* The peer's static public key, or NULL if not (yet) known. */
 const uint8_t *noise_handshake_remote_static(const struct noise_handshake *hs);
+/* Makes dst a deep, independent copy of src (its own cipher context), so a caller can try a
+ * message on the copy and keep the original if it fails (datagram transports, where a
+ * forged message must not kill the handshake). dst is overwritten, not freed first.
+ * Returns 0 or PROTO_E_CRYPTO; either way dst MUST be freed with noise_handshake_free. */
+int noise_handshake_copy(struct noise_handshake *dst, const struct noise_handshake *src)
+    __attribute__((warn_unused_result));
 /* Wipes and frees. Accepts a zeroed, failed or split state. */
 void noise_handshake_free(struct noise_handshake *hs);
 

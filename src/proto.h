@@ -128,6 +128,15 @@ struct proto_vt {
                       struct proto_msg *msg);
     /* Encodes one message as one datagram into out. */
     int (*dgram_write)(void *conn, const uint8_t *msg, size_t len, struct buf *out);
+    /* Client, optional: the protocol survives loss by retransmission (secure). When no
+     * answer came within the retransmission time, the client calls this and sends what it
+     * appended to out (empty, or one datagram: the last handshake message, still
+     * unanswered), then encodes its outstanding message again with dgram_write (a fresh
+     * counter, never the same bytes) and sends that too. Echoes can then arrive twice, so
+     * the client takes as the echo only a message equal to the one outstanding (or the
+     * shutdown refusal) and ignores others. Returns 0 or <0 (fatal). NULL: no retransmission
+     * (one wait of --timeout per message). */
+    int (*dgram_retransmit)(void *conn, struct buf *out);
 };
 
 enum {

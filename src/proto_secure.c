@@ -16,10 +16,11 @@
 #include "crypto.h"
 #include "keys.h"
 #include "noise.h"
+#include "secure_int.h"
 
 #define FRAME_HDR 2
 #define FRAME_MAX (FRAME_HDR + NOISE_MAX_MSG)
-#define ERRLEN    512
+#define ERRLEN    SECURE_ERRLEN
 
 /* Sizes of the three XX messages with empty payloads: e; e, ee, s, es; s, se. */
 static const size_t xx_msg_len[3] = {
@@ -28,51 +29,16 @@ static const size_t xx_msg_len[3] = {
     NOISE_DHLEN + NOISE_TAGLEN + NOISE_TAGLEN,
 };
 
-static const char *const suites[] = {
+const char *const secure__suites[SECURE_NSUITES] = {
     "Noise_XX_25519_AESGCM_SHA256",
     "Noise_XX_25519_AESGCM_BLAKE2b",
     "Noise_XX_25519_ChaChaPoly_SHA256",
     "Noise_XX_25519_ChaChaPoly_BLAKE2b",
 };
 
-struct secure_ctx {
-    enum proto_role role;
-    struct noise_keypair s;
-    size_t max_msg;
-    char banner[128];
-    /* server */
-    struct keys_set admins;
-    /* client */
-    const char *noise_name;
-    const char *known_hosts;
-    const char *host_id;
-    bool has_pin;
-    uint8_t pin[NOISE_DHLEN];
-    bool accept_new;
-    bool (*confirm)(void *arg, const char *question);
-    void *confirm_arg;
-};
+#define conn_fail secure__fail
 
-enum secure_state { ST_PREAMBLE = 0, ST_HANDSHAKE, ST_TRANSPORT, ST_DEAD };
-
-struct secure_conn {
-    const struct secure_ctx *ctx;
-    enum proto_role role;
-    uint8_t state;
-    int8_t admin;
-    int dead_err; /* the error that killed the conn, returned again on later calls */
-    struct noise_handshake hs;
-    struct noise_cipher send, recv;
-    struct buf rx; /* one partial frame, at most FRAME_MAX bytes */
-    struct buf pt; /* the last decrypted message */
-    char err[ERRLEN];
-};
-
-static int conn_fail(struct secure_conn *c, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Records why the conn died; every later call returns the same code. */
-static int conn_fail(struct secure_conn *c, int code, const char *fmt, ...)
+int secure__fail(struct secure_conn *c, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -83,10 +49,19 @@ static int conn_fail(struct secure_conn *c, int code, const char *fmt, ...)
     return code;
 }
 
+int secure__drop(struct secure_conn *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
 static bool supported_suite(const char *name, size_t len)
 {
-    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
-        if (strlen(suites[i]) == len && memcmp(suites[i], name, len) == 0)
+    for (size_t i = 0; i < SECURE_NSUITES; i++)
+        if (strlen(secure__suites[i]) == len && memcmp(secure__suites[i], name, len) == 0)
             return true;
     return false;
 }
@@ -113,6 +88,7 @@ static int secure_ctx_new(const struct proto_opts *o, enum proto_role role, void
     if (!x)
         return -ENOMEM;
     x->role = role;
+    x->datagram = o->dgram;
     x->max_msg = o->max_msg && o->max_msg < SECURE_MAX_PLAIN ? o->max_msg : SECURE_MAX_PLAIN;
     if (o->key_file) {
         r = keys_load_or_create(o->key_file, x->s.priv, x->s.pub, &created, err, errlen);
@@ -132,6 +108,11 @@ static int secure_ctx_new(const struct proto_opts *o, enum proto_role role, void
     }
     keys_b64_encode(x->s.pub, b64);
     if (role == PROTO_SERVER) {
+        if (crypto_random(x->cookie_secret, sizeof(x->cookie_secret)) != 0) {
+            r = PROTO_E_CRYPTO;
+            snprintf(err, errlen, "cannot generate the cookie secret");
+            goto fail;
+        }
         if (o->admins_file) {
             r = keys_set_load(o->admins_file, &x->admins, err, errlen);
             if (r != 0)
@@ -270,7 +251,7 @@ static int next_frame(struct secure_conn *c, const uint8_t *in, size_t inlen, si
 
 /* ---- trust (client) ---- */
 
-static int trust_server(struct secure_conn *c, const uint8_t rs[static NOISE_DHLEN])
+int secure__trust_server(struct secure_conn *c, const uint8_t rs[static NOISE_DHLEN])
 {
     const struct secure_ctx *x = c->ctx;
     const char *host = x->host_id ? x->host_id : "the server";
@@ -347,6 +328,8 @@ static int secure_conn_init(void *conn, void *ctx, enum proto_role role, struct 
         c->state = ST_PREAMBLE;
         return 0;
     }
+    if (x->datagram)
+        return secure__udp_client_init(c, out);
     size_t nlen = strlen(x->noise_name);
     size_t plen = sizeof(SECURE_PROLOGUE) - 1;
     memcpy(prologue, SECURE_PROLOGUE, plen);
@@ -405,7 +388,7 @@ static int on_handshake(struct secure_conn *c, const uint8_t *msg, size_t len, s
         const uint8_t *rs = noise_handshake_remote_static(&c->hs);
         if (!rs)
             return conn_fail(c, PROTO_E_STATE, "no server key after message 2");
-        if ((r = trust_server(c, rs)) != 0)
+        if ((r = secure__trust_server(c, rs)) != 0)
             return r;
     }
     if (noise_handshake_action(&c->hs) == NOISE_ACTION_WRITE && (r = emit_handshake(c, out)))
@@ -414,10 +397,15 @@ static int on_handshake(struct secure_conn *c, const uint8_t *msg, size_t len, s
         return 0;
     if ((r = noise_handshake_split(&c->hs, &c->send, &c->recv)) != 0)
         return conn_fail(c, r, "split: %s", proto_strerror(r));
-    if (c->role == PROTO_SERVER)
-        c->admin = keys_set_contains(&c->ctx->admins, noise_handshake_remote_static(&c->hs));
+    secure__set_admin(c);
     c->state = ST_TRANSPORT;
     return PROTO_HANDSHAKE;
+}
+
+void secure__set_admin(struct secure_conn *c)
+{
+    if (c->role == PROTO_SERVER)
+        c->admin = keys_set_contains(&c->ctx->admins, noise_handshake_remote_static(&c->hs));
 }
 
 /* ---- stream interface ---- */
@@ -535,8 +523,8 @@ const char *proto_secure_last_error(const void *conn)
     return ((const struct secure_conn *)conn)->err;
 }
 
-/* The UDP form (WireGuard-style, SPEC) will add dgram_* here, reusing trust_server,
- * on_preamble-style suite selection and the Noise states; only the framing differs. */
+/* The UDP form (WireGuard-style, docs/PROTOCOL.md) lives in secure_udp.c and shares the
+ * conn, the trust rules and the Noise states; only the framing differs. */
 const struct proto_vt proto_secure = {
     .name = "secure",
     .flags = 0,
@@ -552,4 +540,8 @@ const struct proto_vt proto_secure = {
     .conn_peer_id = secure_conn_peer_id,
     .conn_error = proto_secure_last_error,
     .conn_free = secure_conn_free,
+    .dgram_new = secure__dgram_new,
+    .dgram_read = secure__dgram_read,
+    .dgram_write = secure__dgram_write,
+    .dgram_retransmit = secure__dgram_retransmit,
 };

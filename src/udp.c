@@ -24,7 +24,7 @@ struct udp_peer {
     struct udp_peer *next;
     struct net_addr addr;
     uint64_t id;
-    uint64_t last;
+    uint64_t created, last;
     char text[NET_ADDRSTRLEN];
     void *pconn;
 };
@@ -151,7 +151,7 @@ static struct udp_peer *peer_new(struct udp_service *u, const struct net_addr *f
     p->pconn = calloc(1, vt->conn_size ? vt->conn_size : 1);
     p->addr = *from;
     p->id = atomic_fetch_add(&srv->next_id, 1);
-    p->last = now;
+    p->created = p->last = now;
     memcpy(p->text, text, sizeof(text));
     atomic_fetch_add(&srv->nconns, 1);
     u->npeers++;
@@ -260,13 +260,20 @@ void udp_on_readable(struct udp_service *u, uint64_t now)
 
 int udp_on_timer(struct udp_service *u, uint64_t now, int max_ms)
 {
+    const struct proto_vt *vt = u->srv->conf.proto;
     uint64_t idle = u->srv->conf.idle_timeout_ms > 0 ? (uint64_t)u->srv->conf.idle_timeout_ms
                                                      : UDP_DEFAULT_IDLE_MS;
+    uint64_t hs = u->srv->conf.handshake_timeout_ms > 0
+                      ? (uint64_t)u->srv->conf.handshake_timeout_ms
+                      : UINT64_MAX;
     for (size_t i = 0; i < u->nbuckets && u->npeers > 0; i++) {
         struct udp_peer **pp = &u->table[i];
         while (*pp) {
             struct udp_peer *p = *pp;
-            if (now - p->last >= idle) {
+            /* A session whose handshake is not done in time is forgotten like a stalled TCP
+             * handshake, so admitted-but-silent peers cannot hold --max-conns slots. */
+            bool stalled = now - p->created >= hs && !vt->conn_ready(p->pconn);
+            if (stalled || now - p->last >= idle) {
                 *pp = p->next;
                 peer_free(u, p, "timeout");
             } else {
