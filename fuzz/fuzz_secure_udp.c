@@ -25,7 +25,7 @@ static void *make_ctx(enum proto_role role, const char *path)
     void *ctx = NULL;
     char err[PROTO_ERRLEN];
     o.key_file = path;
-    o.datagram = true;
+    o.dgram = true;
     o.accept_new = true;
     if (proto_secure.ctx_new(&o, role, &ctx, err, sizeof(err)) != 0) {
         fprintf(stderr, "ctx_new: %s\n", err);

@@ -14,17 +14,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RING_SIZE        (1U << 20) /* 1 MiB of queued lines */
-#define LINE_MAX_LEN     4096
-#define WRITER_PERIOD_MS 20
-/* Wake the writer early once this much is queued. */
-#define WAKE_AT (RING_SIZE / 4)
+#define RING_SIZE    (1U << 20) /* 1 MiB of queued lines */
+#define LINE_MAX_LEN 4096
+/* After each write the writer naps this long, to batch what comes next. */
+#define WRITER_NAP_MS 10
 
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_t thread;
     bool running, stopping;
+    bool waiting; /* the writer sleeps on cv until a line arrives */
     char *ring;
     size_t head, len; /* ring[head .. head+len) modulo RING_SIZE is queued */
     uint64_t dropped;
@@ -59,18 +59,15 @@ static void *writer_main(void *arg)
     char *chunk = malloc(RING_SIZE);
     pthread_mutex_lock(&lg.mu);
     for (;;) {
-        if (lg.len < WAKE_AT && !lg.stopping && !reopen_requested) {
-            /* Producers do not signal every line (a futex wake per echoed message costs
-             * more than the echo); the writer batches on a short period instead, which
-             * also notices a SIGHUP when nothing is logged. */
+        /* Sleep until a line arrives (the first line into an empty ring wakes us, so a
+         * quiet server's log is written at once), or now and then to notice a SIGHUP. */
+        while (lg.len == 0 && !lg.stopping && !reopen_requested) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += WRITER_PERIOD_MS * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            ts.tv_sec += 1;
+            lg.waiting = true;
             pthread_cond_timedwait(&lg.cv, &lg.mu, &ts);
+            lg.waiting = false;
         }
         if (reopen_requested && lg.path) {
             reopen_requested = 0;
@@ -93,9 +90,16 @@ static void *writer_main(void *arg)
         lg.head = (lg.head + n) % RING_SIZE;
         lg.len = 0;
         int fd = lg.fd;
+        bool stopping = lg.stopping;
         pthread_mutex_unlock(&lg.mu);
         if (chunk)
             write_all(fd, chunk, n);
+        /* Then nap, so that a busy server's lines go out in batches: producers do not wake
+         * us while we nap (a futex wake per echoed message would cost more than the echo). */
+        if (!stopping) {
+            struct timespec nap = {0, WRITER_NAP_MS * 1000000L};
+            nanosleep(&nap, NULL);
+        }
         pthread_mutex_lock(&lg.mu);
     }
     pthread_mutex_unlock(&lg.mu);
@@ -222,12 +226,11 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
         ring_put(note, (size_t)k);
         lg.dropped = 0;
     }
-    size_t before = lg.len;
     if (RING_SIZE - lg.len >= (size_t)n)
         ring_put(line, (size_t)n);
     else
         lg.dropped++;
-    if (before < WAKE_AT && lg.len >= WAKE_AT)
+    if (lg.waiting)
         pthread_cond_signal(&lg.cv);
     pthread_mutex_unlock(&lg.mu);
 }

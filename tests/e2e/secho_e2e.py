@@ -129,6 +129,15 @@ class Server:
         evs = [parse_logfmt(line) for line in self.log_text().splitlines()]
         return [e for e in evs if name is None or e.get("event") == name]
 
+    def settle(self, seconds=5):
+        """Waits until every logged connect has its disconnect logged: the log is written
+        asynchronously, so counts taken before this may miss an earlier test's lines."""
+        end = deadline(seconds)
+        while len(self.events("disconnect")) < len(self.events("connect")):
+            if time.monotonic() > end:
+                raise AssertionError("connections still open; log:\n%s" % self.log_text())
+            time.sleep(0.02)
+
     def wait_event(self, name, pred=lambda e: True, seconds=5, count=1):
         """Waits until `count` events `name` matching pred are in the log; returns them."""
         end = deadline(seconds)

@@ -162,6 +162,7 @@ class BadInput(unittest.TestCase):
         cls.home.cleanup()
 
     def setUp(self):
+        self.srv.settle()
         self.sock = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10 * SCALE)
         self.addCleanup(self.sock.close)
         self.n_auth = len(self.srv.events("auth_fail"))
@@ -250,6 +251,7 @@ class Trust(unittest.TestCase):
         cls.home.cleanup()
 
     def setUp(self):
+        self.srv.settle()
         # Each test gets its own client home (id.key, known_hosts).
         self.chome = TempHome()
         self.addCleanup(self.chome.cleanup)
@@ -258,13 +260,19 @@ class Trust(unittest.TestCase):
     def _client(self, *args, input=b"secret line\nexit\n"):
         return run_client(self.chome, self.srv.port, *args, input=input)
 
-    def _no_message_since(self, n_before, text=b"secret line"):
-        msgs = self.srv.events("message")[n_before:]
-        self.assertFalse([m for m in msgs if m.get("text") == text.decode()], msgs)
+    def _refused_line(self):
+        # A text no other test sends: the log is written asynchronously, so an earlier
+        # test's lines may land after a count taken here.
+        return ("refused %s" % self.id()).encode()
+
+    def _no_message_since(self, n_before):
+        msgs = self.srv.events("message")
+        text = self._refused_line().decode()
+        self.assertFalse([m for m in msgs if m.get("text") == text], msgs[n_before:])
 
     def test_unknown_key_refused_when_piped(self):
         n = len(self.srv.events("message"))
-        cp = self._client()
+        cp = self._client(input=self._refused_line() + b"\nexit\n")
         self.assertEqual(cp.returncode, 1)
         self.assertIn(b"unknown server key " + self.pub.encode(), cp.stderr)
         self.assertIn(b"--accept-new", cp.stderr)
@@ -291,7 +299,7 @@ class Trust(unittest.TestCase):
         with open(self.kh, "w") as f:
             f.write("127.0.0.1:%d %s\n" % (self.srv.port, base64.b64encode(other).decode()))
         n = len(self.srv.events("message"))
-        cp = self._client("--accept-new")
+        cp = self._client("--accept-new", input=self._refused_line() + b"\nexit\n")
         self.assertEqual(cp.returncode, 1)
         self.assertIn(b"HAS CHANGED", cp.stderr)
         self.assertIn(self.pub.encode(), cp.stderr)
@@ -302,7 +310,8 @@ class Trust(unittest.TestCase):
         # A wrong pin is refused even with --accept-new...
         _, other = noise_peer.new_static()
         n = len(self.srv.events("message"))
-        cp = self._client("--accept-new", "--server-key", base64.b64encode(other).decode())
+        cp = self._client("--accept-new", "--server-key", base64.b64encode(other).decode(),
+                          input=self._refused_line() + b"\nexit\n")
         self.assertEqual(cp.returncode, 1)
         self.assertIn(b"mismatch", cp.stderr)
         self._no_message_since(n)

@@ -145,6 +145,7 @@ class SecureUdp(unittest.TestCase):
             self.assertEqual(cp.returncode, 0, cp.stderr)
             self.assertEqual(cp.stdout.decode().split("\n"), LINES + ["exit", ""])
             # Each message logged once; every copy dropped as a replay.
+            srv.wait_event("disconnect")  # the log is asynchronous: wait for the last line
             texts = [e.get("text") for e in srv.events("message")]
             self.assertEqual(len(texts), len(LINES) + 1)
             fails = srv.wait_event(
@@ -307,6 +308,8 @@ class SecureUdp(unittest.TestCase):
             after = rss_kb(srv.pid)
             print("\nflood: RSS %d -> %d kB" % (before, after))
             # No session was made for any of them (only the two real clients connected).
+            # (The log is written asynchronously: wait for the second client's line first.)
+            srv.wait_event("connect", count=2, seconds=10)
             self.assertEqual(len(srv.events("connect")), 2)
             # Forged cookies are logged (the kernel may drop part of a flood, so not all 1000).
             srv.wait_event("auth_fail", count=20, seconds=10)

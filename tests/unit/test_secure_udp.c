@@ -28,7 +28,7 @@ static const struct proto_vt *vt = &proto_secure;
 
 static void *make_ctx(enum proto_role role, const char *name, const char *pin, const char *adm)
 {
-    struct proto_opts o = {.max_msg = 1 << 20, .datagram = true};
+    struct proto_opts o = {.max_msg = 1 << 20, .dgram = true};
     void *ctx = NULL;
     char err[PROTO_ERRLEN] = "";
     o.key_file = role == PROTO_SERVER ? server_key : client_key;
