@@ -117,6 +117,10 @@ class Proc:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=30)
+        # A sanitizer report fails the test even if the process went on (or was killed).
+        if SANITIZER and re.search(r"ERROR: \w+Sanitizer|WARNING: ThreadSanitizer",
+                                   self.stderr()):
+            raise AssertionError(f"{SANITIZER} report from {self.cmd[0]}:\n{self.stderr()}")
 
 
 class SechoServer(Proc):
