@@ -410,7 +410,7 @@ class _Negative:
         self.fernet_bad_token(lambda p: b"h" + p.f.encrypt(b"v")[1:])
 
     def test_fernet_tcp_oversized_token(self):
-        # A valid token of 704 bytes is 1028 characters: more than one recv(1024) holds.
+        # A valid token of 704 bytes is 1036 characters: more than one recv(1024) holds.
         line = self.fernet_bad_token(lambda p: p.f.encrypt(b"z" * 704), kind="error")
         self.assertIn("too long", line)
 
