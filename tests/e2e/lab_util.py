@@ -80,6 +80,7 @@ class Proc:
         self.out_path = os.path.join(self.dir, "stdout")
         self.err_path = os.path.join(self.dir, "stderr")
         self.cmd = cmd
+        self.exit_expected = False
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         test.addCleanup(self.kill)
@@ -102,11 +103,15 @@ class Proc:
     def stderr(self):
         return read_text(self.err_path)
 
+    def tail(self):
+        return ""
+
     def alive(self):
         return self.proc.poll() is None
 
     def wait_exit(self, timeout):
         """Return code once the process has exited; fails after scaled(timeout) s."""
+        self.exit_expected = True
         try:
             return self.proc.wait(timeout=scaled(timeout))
         except subprocess.TimeoutExpired:
@@ -114,9 +119,14 @@ class Proc:
                                  f"{scaled(timeout):.1f} s") from None
 
     def kill(self):
-        if self.proc.poll() is None:
+        died = self.proc.poll()
+        if died is None:
             self.proc.kill()
         self.proc.wait(timeout=30)
+        # A server that went away unasked fails the test, with what it left behind.
+        if died is not None and not self.exit_expected:
+            raise AssertionError(f"{' '.join(self.cmd[:3])} exited by itself ({died}); "
+                                 f"stderr:\n{self.stderr()[-4000:]}\n{self.tail()}")
         # A sanitizer report fails the test even if the process went on (or was killed).
         if SANITIZER and re.search(r"ERROR: \w+Sanitizer|WARNING: ThreadSanitizer",
                                    self.stderr()):
@@ -133,6 +143,9 @@ class SechoServer(Proc):
         self.log_path = os.path.join(tmp, "server.log")
         super().__init__(test, [SECHO_BIN, "server", *args, "-H", LOOPBACK, "-p", "0",
                                 "-l", self.log_path])
+
+    def tail(self):
+        return "log:\n" + self.log()[-3000:]
 
     def log(self):
         return read_text(self.log_path) if os.path.exists(self.log_path) else ""
