@@ -14,7 +14,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define THREAD_STACK    (256 * 1024)
+#define THREAD_STACK    (1024 * 1024) /* room for OpenSSL (DH, Noise) under sanitizers */
 #define EMFILE_PAUSE_MS 100
 
 struct tmodel {
