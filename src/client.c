@@ -18,9 +18,10 @@
 #include "net.h"
 #include "server.h"
 
-#define STDIN_CHUNK 65536
-#define LINE_LIMIT  (16 * 1024 * 1024)
-#define OUT_HIGH    (256 * 1024)
+#define STDIN_CHUNK     65536
+#define LINE_LIMIT      (16 * 1024 * 1024)
+#define OUT_HIGH        (256 * 1024)
+#define LINES_IN_FLIGHT 256
 /* UDP retransmission (protocols with dgram_retransmit): first wait, and its cap. */
 #define UDP_RTO_MS     250
 #define UDP_RTO_MAX_MS 2000
@@ -82,6 +83,10 @@ struct client {
     int timeout_ms;
     struct buf in, out, line;
     long long owed;
+    /* Records per line still to be echoed, oldest first: a line longer than one record
+     * goes out as several, and its echoes are printed back as one line. */
+    uint32_t parts[LINES_IN_FLIGHT];
+    unsigned parts_head, parts_len;
     bool stdin_eof, leaving, shutdown_sent, prompt_due;
     bool paused;
     uint64_t pause_until;
@@ -185,6 +190,7 @@ static int send_line(struct client *c, const uint8_t *p, size_t n)
     } else {
         size_t max = record_max(c->vt);
         size_t off = 0;
+        uint32_t parts = 0;
         do {
             size_t k = n - off < max ? n - off : max;
             int r = c->vt->conn_write(c->pconn, p + off, k, &c->out);
@@ -195,8 +201,10 @@ static int send_line(struct client *c, const uint8_t *p, size_t n)
             if (r < 0)
                 return r;
             c->owed++;
+            parts++;
             off += k;
         } while (off < n);
+        c->parts[(c->parts_head + c->parts_len++) % LINES_IN_FLIGHT] = parts;
     }
     if ((n == 4 && memcmp(p, "exit", 4) == 0) || (n == 8 && memcmp(p, "shutdown", 8) == 0)) {
         c->leaving = true;
@@ -208,7 +216,7 @@ static int send_line(struct client *c, const uint8_t *p, size_t n)
 /* Splits buffered stdin into lines and sends them. */
 static int take_lines(struct client *c)
 {
-    while (!c->leaving && buf_len(&c->out) < OUT_HIGH) {
+    while (!c->leaving && buf_len(&c->out) < OUT_HIGH && c->parts_len < LINES_IN_FLIGHT) {
         const uint8_t *p = buf_head(&c->line);
         size_t n = buf_len(&c->line);
         const uint8_t *nl = memchr(p, '\n', n);
@@ -274,7 +282,14 @@ static int on_input(struct client *c)
         int r = c->vt->conn_read(c->pconn, buf_head(&c->in), &used, &c->out, &m);
         if (r == PROTO_MSG) {
             check_denied(c, m.data, m.len);
-            if (print_echo(c, m.data, m.len, m.last) < 0)
+            bool eol = m.last;
+            if (m.last && c->parts_len > 0 && --c->parts[c->parts_head] > 0) {
+                eol = false; /* more records of the same line follow */
+            } else if (m.last && c->parts_len > 0) {
+                c->parts_head = (c->parts_head + 1) % LINES_IN_FLIGHT;
+                c->parts_len--;
+            }
+            if (print_echo(c, m.data, m.len, eol) < 0)
                 return fail("stdout", strerror(errno));
             if (m.last && --c->owed <= 0)
                 c->prompt_due = true;
