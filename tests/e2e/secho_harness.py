@@ -48,6 +48,25 @@ def T(seconds):
     return seconds * SCALE
 
 
+class _Budget:
+    """A polling deadline that a jump of the clock cannot exhaust at once: each poll counts
+    for at most MAX_STEP seconds of the budget (this VM's monotonic clock was seen to jump
+    by seconds when the machine was paused, failing a wait the server had no time to
+    satisfy). A truly slow iteration just makes the wait longer."""
+
+    MAX_STEP = 0.5
+
+    def __init__(self, seconds):
+        self.left = seconds
+        self.last = time.monotonic()
+
+    def expired(self):
+        now = time.monotonic()
+        self.left -= min(max(now - self.last, 0.0), self.MAX_STEP)
+        self.last = now
+        return self.left <= 0
+
+
 # ---------------------------------------------------------------------------------------------
 # logfmt
 
@@ -171,12 +190,12 @@ class ServerLog:
     def wait_for(self, pred=None, count=1, timeout=10.0, path=None, what=None, **fields):
         """Waits until at least `count` records match `fields` (exact string values) and
         `pred`; returns the matching records. Fails with the log's tail otherwise."""
-        deadline = time.monotonic() + T(timeout)
+        clock = _Budget(T(timeout))
         while True:
             found = self.find(pred, path=path, **fields)
             if len(found) >= count:
                 return found
-            if time.monotonic() >= deadline:
+            if clock.expired():
                 tail = b"\n".join(self.raw_lines(path)[-30:]).decode("utf-8", "replace")
                 raise AssertionError(
                     "log: wanted %d record(s) matching %s%s, found %d after %.1f s; log tail:\n%s"
@@ -526,12 +545,12 @@ def free_tcp_port_holder(tc):
 
 
 def wait_until(pred, timeout=10.0, what="condition", interval=0.02):
-    deadline = time.monotonic() + T(timeout)
+    clock = _Budget(T(timeout))
     while True:
         v = pred()
         if v:
             return v
-        if time.monotonic() >= deadline:
+        if clock.expired():
             raise AssertionError("timed out after %.1f s waiting for %s" % (T(timeout), what))
         time.sleep(interval)
 
