@@ -252,6 +252,12 @@ def non_loopback_ipv4():
 # ---------------------------------------------------------------------------------------------
 # The server process
 
+def _track(tc, attr, obj):
+    if not hasattr(tc, attr):
+        setattr(tc, attr, [])
+    getattr(tc, attr).append(obj)
+
+
 class Server:
     """One `secho server` process, started with -p 0 and its own log file."""
 
@@ -279,7 +285,9 @@ class Server:
                                      stderr=self._stderr, preexec_fn=preexec_fn, env=env)
         self.pid = self.proc.pid
         self.stopped_by_test = False
+        self.checked = False
         tc.addCleanup(self._cleanup)
+        _track(tc, "_secho_servers", self)
         self.port = self._wait_ready(T(10))
 
     # -- start and stop
@@ -352,32 +360,39 @@ class Server:
                 return self.stderr_text()
         return None
 
-    def _cleanup(self):
-        """Stops the server gracefully (SIGTERM) when the test left it running, so that a
-        crash, a sanitizer report or a leak shows up as a failure; always reaps it."""
-        try:
-            if self.proc.poll() is None and not self.stopped_by_test:
-                self.proc.send_signal(signal.SIGTERM)
-                rc = self.wait_exit(T(5))
-                if rc is None:
-                    self.kill()
-                    raise AssertionError("server did not exit within %.1f s of SIGTERM "
-                                         "(killed); stderr:\n%s" % (T(5), self.stderr_text()))
-                if rc != 0:
-                    raise AssertionError("server exited %s after SIGTERM; stderr:\n%s"
-                                         % (rc, self.stderr_text()))
-            else:
+    def check_stop(self):
+        """Stops the server gracefully (SIGTERM) unless the test already stopped it, and
+        fails on a hang, a non-zero exit, a deadly signal or a sanitizer report. Runs at the
+        end of every test body (see SechoTestCase), so an expectedFailure covers it."""
+        if self.checked:
+            return
+        self.checked = True
+        if self.proc.poll() is None and not self.stopped_by_test:
+            self.proc.send_signal(signal.SIGTERM)
+            rc = self.wait_exit(T(5))
+            if rc is None:
                 self.kill()
-            rc = self.proc.returncode
-            if rc is not None and rc < 0 and -rc not in (signal.SIGKILL, signal.SIGTERM,
-                                                         signal.SIGINT):
-                raise AssertionError("server died of signal %d; stderr:\n%s"
-                                     % (-rc, self.stderr_text()))
-            rep = self.sanitizer_report()
-            if rep:
-                raise AssertionError("sanitizer report from the server:\n" + rep)
-        finally:
+                raise AssertionError("server did not exit within %.1f s of SIGTERM "
+                                     "(killed); stderr:\n%s" % (T(5), self.stderr_text()))
+            if rc != 0:
+                raise AssertionError("server exited %s after SIGTERM; stderr:\n%s"
+                                     % (rc, self.stderr_text()))
+        else:
             self.kill()
+        rc = self.proc.returncode
+        if rc is not None and rc < 0 and -rc not in (signal.SIGKILL, signal.SIGTERM,
+                                                     signal.SIGINT):
+            raise AssertionError("server died of signal %d; stderr:\n%s"
+                                 % (-rc, self.stderr_text()))
+        rep = self.sanitizer_report()
+        if rep:
+            raise AssertionError("sanitizer report from the server:\n" + rep)
+
+    def _cleanup(self):
+        """Always kills and reaps the server (the checks ran in the test body)."""
+        try:
+            self.kill()
+        finally:
             self.proc.stdout.close()
             self._stderr.close()
 
@@ -400,6 +415,7 @@ def tcp_connect(tc, port, host=HOST, timeout=None, rcvbuf=None, sndbuf=None, sou
     """A TCP connection to the server, closed by a cleanup."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     tc.addCleanup(s.close)
+    _track(tc, "_secho_socks", s)
     if rcvbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     if sndbuf:
@@ -415,6 +431,7 @@ def udp_socket(tc, port, host=HOST, timeout=None):
     """A UDP socket connected to the server (so ICMP errors are reported), closed by a cleanup."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tc.addCleanup(s.close)
+    _track(tc, "_secho_socks", s)
     s.settimeout(T(timeout or 5))
     s.connect((host, port))
     return s
@@ -555,11 +572,43 @@ def wait_until(pred, timeout=10.0, what="condition", interval=0.02):
         time.sleep(interval)
 
 
+def _with_stop_check(func):
+    """Runs a test, then (in the test body, so that expectedFailure applies) closes its
+    client sockets and stops and checks every server it started."""
+    if getattr(func, "_secho_checked", False):
+        return func
+
+    @functools.wraps(func)
+    def wrapper(self, *args, **kwargs):
+        result = func(self, *args, **kwargs)
+        self.check_servers()
+        return result
+
+    wrapper._secho_checked = True
+    return wrapper
+
+
 class SechoTestCase(unittest.TestCase):
-    """Base class: MODEL and TRANSPORT are set by the generated per-model classes."""
+    """Base class: MODEL and TRANSPORT are set by the generated per-model classes. Every
+    test method ends by stopping its servers with SIGTERM and checking they exit 0 with no
+    sanitizer report."""
 
     MODEL = "reactors"
     TRANSPORT = "tcp"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in dir(cls):
+            if name.startswith("test"):
+                attr = getattr(cls, name)
+                if callable(attr):
+                    setattr(cls, name, _with_stop_check(attr))
+
+    def check_servers(self):
+        for s in getattr(self, "_secho_socks", []):
+            s.close()
+        for srv in getattr(self, "_secho_servers", []):
+            srv.check_stop()
 
     def start_server(self, *args, model=None, transport=None, **kw):
         return Server(self, transport=transport or self.TRANSPORT, model=model or self.MODEL,
@@ -579,6 +628,7 @@ def _expected_failure_copy(func):
     @functools.wraps(func)
     def wrapper(self, *args, **kwargs):
         return func(self, *args, **kwargs)
+    wrapper._secho_checked = False
     return unittest.expectedFailure(wrapper)
 
 

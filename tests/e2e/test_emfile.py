@@ -8,7 +8,7 @@ import resource
 import time
 import unittest
 
-from secho_harness import (T, generate_model_classes, peer_of, recv_exact, tcp_connect,
+from secho_harness import (SANITIZER, T, generate_model_classes, peer_of, recv_exact, tcp_connect,
                            wait_until)
 
 NOFILE = 64
@@ -66,7 +66,7 @@ class EmfileMixin:
             s.sendall(b"after\n")
             try:
                 return recv_exact(s, 6, timeout=2) == b"after\n"
-            except AssertionError:
+            except (AssertionError, ConnectionResetError):
                 s.close()
                 return False
 
@@ -77,7 +77,14 @@ class EmfileMixin:
                    what="descriptors released (now %d)" % srv.fd_count())
 
 
-generate_model_classes(globals(), EmfileMixin)
+XFAIL = {}
+if SANITIZER == "tsan":
+    # BUG (seen by TSan): -m threads races on the shutdown eventfd at stop: io_threads_run()
+    # close()s m.wakefd (io_threads.c:215) while the signal thread may still be writing to
+    # it in wake_threads() (see test_plain_tcp).
+    XFAIL["threads"] = ["test_emfile_no_spin_logs_and_recovers"]
+
+generate_model_classes(globals(), EmfileMixin, xfail=XFAIL)
 
 if __name__ == "__main__":
     unittest.main()

@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from secho_harness import (T, assert_closed_by_server, assert_open, echo_roundtrip,
+from secho_harness import (SANITIZER, T, assert_closed_by_server, assert_open, echo_roundtrip,
                            generate_model_classes, non_loopback_ipv4, parse_logfmt, peer_of,
                            recv_exact, recv_until_closed, reset_close, tcp_connect, text_bytes,
                            wait_until)
@@ -406,7 +406,7 @@ class PlainTcpMixin:
             d.sendall(b"d\n")
             try:
                 return recv_exact(d, 2, timeout=2) == b"d\n"
-            except AssertionError:
+            except (AssertionError, ConnectionResetError):  # refused in that instant
                 return False
 
         wait_until(served, timeout=5, what="a connection accepted after one closed")
@@ -562,6 +562,21 @@ XFAIL = {
     # peer sends for DRAIN_MS (10 s), then resets the connection.
     m: ["test_client_that_never_reads"] for m in ("threads", "epoll", "reactors")
 }
+if SANITIZER == "tsan":
+    # BUG (seen by TSan): -m threads races on the shutdown eventfd at every stop:
+    # io_threads_run() close()s m.wakefd (io_threads.c:215) while the signal thread may
+    # still be in wake_threads() writing to it (server_request_shutdown, server.c:123);
+    # the fd number could even be reused meanwhile. Every threads test ends with a SIGTERM
+    # stop, so each one reports this race (those stopped by the `shutdown` command are
+    # not affected: there the waker is a connection thread, joined before the close).
+    XFAIL["threads"] = sorted(n for n in dir(PlainTcpMixin) if n.startswith("test") and
+                              n not in ("test_shutdown_allowed_with_any",
+                                        "test_shutdown_exits_even_if_a_client_never_closes",
+                                        "test_shutdown_from_loopback"))
+    # BUG (seen by TSan): log_reopen() (signal thread) and the log writer thread share
+    # `reopen_requested`, a plain volatile sig_atomic_t, without synchronisation
+    # (log.c:134): a data race on every SIGHUP.
+    XFAIL["reactors"].append("test_sighup_reopens_log")
 
 generate_model_classes(globals(), PlainTcpMixin, xfail=XFAIL)
 
