@@ -356,12 +356,11 @@ int io_epoll_run(struct server *srv)
         free(w);
         return 1;
     }
-    srv->model = w;
-    atomic_store(&srv->wake, wake_one);
+    server_set_wake(srv, wake_one, w);
     server_ready(srv, &bound);
     io__worker_run(w);
+    server_set_wake(srv, NULL, NULL);
     io__worker_free(w);
-    atomic_store(&srv->wake, NULL);
     free(w);
     return 0;
 }

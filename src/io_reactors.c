@@ -58,8 +58,7 @@ int io_reactors_run(struct server *srv)
             goto out;
         }
     }
-    srv->model = &r;
-    atomic_store(&srv->wake, wake_all);
+    server_set_wake(srv, wake_all, &r);
     int started = 0;
     for (; started < n; started++) {
         if (pthread_create(&r.workers[started].thread, NULL, worker_main, &r.workers[started]) !=
@@ -74,7 +73,7 @@ int io_reactors_run(struct server *srv)
     for (int i = 0; i < started; i++)
         pthread_join(r.workers[i].thread, NULL);
     status = started == n ? 0 : 1;
-    atomic_store(&srv->wake, NULL);
+    server_set_wake(srv, NULL, NULL);
 out:
     for (int i = 0; i < r.n; i++)
         io__worker_free(&r.workers[i]);

@@ -137,13 +137,12 @@ static void spawn(struct server *srv, struct tmodel *m, pthread_attr_t *attr, in
     }
 }
 
-static void serve_tcp(struct server *srv, struct tmodel *m, int lfd)
+static void serve_tcp(struct server *srv, struct tmodel *m, int lfd, int spare)
 {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, THREAD_STACK);
-    int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     uint64_t resume = 0;
 
     while (!atomic_load(&srv->stopping)) {
@@ -205,13 +204,14 @@ int io_threads_run(struct server *srv)
     }
     pthread_mutex_init(&m.mu, NULL);
     pthread_cond_init(&m.cv, NULL);
-    srv->model = &m;
-    atomic_store(&srv->wake, wake_threads);
+    server_set_wake(srv, wake_threads, &m);
     struct net_addr bound;
     net_local_addr(fd, &bound);
+    /* Everything the server holds open is opened before it says it is ready. */
+    int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     server_ready(srv, &bound);
-    serve_tcp(srv, &m, fd);
-    atomic_store(&srv->wake, NULL);
+    serve_tcp(srv, &m, fd, spare);
+    server_set_wake(srv, NULL, NULL);
     close(m.wakefd);
     pthread_mutex_destroy(&m.mu);
     pthread_cond_destroy(&m.cv);

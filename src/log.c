@@ -6,8 +6,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +32,8 @@ static struct {
     char *path; /* NULL for stderr */
 } lg = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fd = -1};
 
-static volatile sig_atomic_t reopen_requested;
+/* Set by the signal thread (SIGHUP), taken by the writer thread. */
+static atomic_int reopen_requested;
 
 static int open_path(const char *path)
 {

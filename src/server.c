@@ -115,15 +115,33 @@ enum server_action server_on_message(struct server *srv, uint64_t conn_id, const
     return ACT_SHUTDOWN;
 }
 
+static void server_request_wake(struct server *srv)
+{
+    pthread_mutex_lock(&srv->wake_mu);
+    if (srv->wake)
+        srv->wake(srv);
+    pthread_mutex_unlock(&srv->wake_mu);
+}
+
 void server_request_shutdown(struct server *srv)
 {
     bool expected = false;
     if (!atomic_compare_exchange_strong(&srv->stopping, &expected, true))
         return;
     atomic_store(&srv->stop_at, loop_clock_ms() + SERVER_DRAIN_MS);
-    server_wake_fn wake = atomic_load(&srv->wake);
-    if (wake)
-        wake(srv);
+    server_request_wake(srv);
+}
+
+void server_set_wake(struct server *srv, server_wake_fn wake, void *model)
+{
+    pthread_mutex_lock(&srv->wake_mu);
+    srv->wake = wake;
+    srv->model = model;
+    pthread_mutex_unlock(&srv->wake_mu);
+    /* A shutdown requested before the hook existed is seen by the model's own checks of
+     * `stopping`; waking once more here closes the window between the two. */
+    if (wake && atomic_load(&srv->stopping))
+        server_request_wake(srv);
 }
 
 void server_ready(struct server *srv, const struct net_addr *bound)
@@ -174,6 +192,7 @@ int server_run(const struct server_conf *conf)
     }
     srv->conf = *conf;
     atomic_init(&srv->next_id, 1);
+    pthread_mutex_init(&srv->wake_mu, NULL);
     int status = 1;
     pthread_t sigthread;
     bool sig_started = false;
@@ -237,6 +256,7 @@ int server_run(const struct server_conf *conf)
 out_log:
     log_close();
 out:
+    pthread_mutex_destroy(&srv->wake_mu);
     free(srv);
     return status;
 }

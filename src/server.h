@@ -3,6 +3,7 @@
 #ifndef SECHO_SERVER_H
 #define SECHO_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,7 +60,8 @@ struct server {
     atomic_long nconns;
     atomic_uint_fast64_t stop_at; /* monotonic ms by which everything must be closed */
     /* Set by the I/O model: wakes every thread so it notices `stopping`. */
-    _Atomic(server_wake_fn) wake;
+    server_wake_fn wake;
+    pthread_mutex_t wake_mu; /* guards wake: a model clears it before freeing what it uses */
     void *model;
 };
 
@@ -69,6 +71,10 @@ int server_run(const struct server_conf *conf);
 
 /* Starts shutdown from any thread: stop accepting, deliver what is owed, close all. */
 void server_request_shutdown(struct server *srv);
+
+/* Installs (or, with NULL, retires) the model's wake hook. After it returns with NULL, no
+ * thread is inside the old hook, so the model may free what the hook uses. */
+void server_set_wake(struct server *srv, server_wake_fn wake, void *model);
 
 /* Called by the model once its sockets are bound: prints the readiness line and logs. */
 void server_ready(struct server *srv, const struct net_addr *bound);

@@ -77,14 +77,7 @@ class EmfileMixin:
                    what="descriptors released (now %d)" % srv.fd_count())
 
 
-XFAIL = {}
-if SANITIZER == "tsan":
-    # BUG (seen by TSan): -m threads races on the shutdown eventfd at stop: io_threads_run()
-    # close()s m.wakefd (io_threads.c:215) while the signal thread may still be writing to
-    # it in wake_threads() (see test_plain_tcp).
-    XFAIL["threads"] = ["test_emfile_no_spin_logs_and_recovers"]
-
-generate_model_classes(globals(), EmfileMixin, xfail=XFAIL)
+generate_model_classes(globals(), EmfileMixin)
 
 if __name__ == "__main__":
     unittest.main()

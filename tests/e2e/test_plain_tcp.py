@@ -470,7 +470,10 @@ class PlainTcpMixin:
             _, w, _ = select.select([], [slow], [], 0.1)
             if w:
                 try:
-                    n = slow.send(chunk[: min(len(chunk), total - sent)])
+                    # A partial send leaves the rest of the stream for the next one, so
+                    # what was sent is always a prefix of the repeated chunk.
+                    off = sent % len(chunk)
+                    n = slow.send(chunk[off: off + min(len(chunk) - off, total - sent)])
                     sent += n
                     last_progress = time.monotonic()
                 except BlockingIOError:
@@ -555,33 +558,7 @@ def recv_until_closed_after(sock, data, timeout=5.0):
     return recv_until_closed(sock, timeout)
 
 
-# Models on which a test is expected to fail because of a known server bug (see comments).
-XFAIL = {
-    # BUG: a client that sends without reading is disconnected instead of being throttled.
-    # session_on_readable() reads whenever the output is below SERVER_OUT_HIGH, even while
-    # earlier input still waits to be processed; the unprocessed input then outgrows
-    # SERVER_IN_LIMIT, buf_reserve() fails, the server logs
-    # `event=error ... error="No buffer space available"`, reads and discards everything the
-    # peer sends for DRAIN_MS (10 s), then resets the connection.
-    m: ["test_client_that_never_reads"] for m in ("threads", "epoll", "reactors")
-}
-if SANITIZER == "tsan":
-    # BUG (seen by TSan): -m threads races on the shutdown eventfd at every stop:
-    # io_threads_run() close()s m.wakefd (io_threads.c:215) while the signal thread may
-    # still be in wake_threads() writing to it (server_request_shutdown, server.c:123);
-    # the fd number could even be reused meanwhile. Every threads test ends with a SIGTERM
-    # stop, so each one reports this race (those stopped by the `shutdown` command are
-    # not affected: there the waker is a connection thread, joined before the close).
-    XFAIL["threads"] = sorted(n for n in dir(PlainTcpMixin) if n.startswith("test") and
-                              n not in ("test_shutdown_allowed_with_any",
-                                        "test_shutdown_exits_even_if_a_client_never_closes",
-                                        "test_shutdown_from_loopback"))
-    # BUG (seen by TSan): log_reopen() (signal thread) and the log writer thread share
-    # `reopen_requested`, a plain volatile sig_atomic_t, without synchronisation
-    # (log.c:134): a data race on every SIGHUP.
-    XFAIL["reactors"].append("test_sighup_reopens_log")
-
-generate_model_classes(globals(), PlainTcpMixin, xfail=XFAIL)
+generate_model_classes(globals(), PlainTcpMixin)
 
 if __name__ == "__main__":
     unittest.main()

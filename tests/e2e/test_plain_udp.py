@@ -192,14 +192,7 @@ class PlainUdpMixin:
         self.assertEqual(udp_echo(c, b"c2"), b"c2")
 
 
-XFAIL = {
-    # BUG: an empty datagram gets no answer. SPEC: "every datagram is echoed as one
-    # datagram" (RFC 862 likewise); udp.c send_to() returns early when the reply buffer is
-    # empty, so the 0-byte echo is never sent.
-    m: ["test_empty_datagram"] for m in ("threads", "epoll", "reactors")
-}
-
-generate_model_classes(globals(), PlainUdpMixin, transport="udp", xfail=XFAIL)
+generate_model_classes(globals(), PlainUdpMixin, transport="udp")
 
 if __name__ == "__main__":
     unittest.main()
