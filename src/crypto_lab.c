@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
@@ -194,7 +195,55 @@ out:
     return ret;
 }
 
-/* Parses a peer public key and checks it belongs to our group with 1 < y < p-1. */
+/* True if a and b have the same p and g. */
+static bool same_group(const EVP_PKEY *a, const EVP_PKEY *b)
+{
+    BIGNUM *pa = NULL, *pb = NULL, *ga = NULL, *gb = NULL;
+    bool eq = EVP_PKEY_get_bn_param(a, OSSL_PKEY_PARAM_FFC_P, &pa) &&
+              EVP_PKEY_get_bn_param(b, OSSL_PKEY_PARAM_FFC_P, &pb) &&
+              EVP_PKEY_get_bn_param(a, OSSL_PKEY_PARAM_FFC_G, &ga) &&
+              EVP_PKEY_get_bn_param(b, OSSL_PKEY_PARAM_FFC_G, &gb) && BN_cmp(pa, pb) == 0 &&
+              BN_cmp(ga, gb) == 0;
+    BN_free(pa);
+    BN_free(pb);
+    BN_free(ga);
+    BN_free(gb);
+    return eq;
+}
+
+/* A public key y in our group, of our key's type (so that derive accepts the pair). */
+static EVP_PKEY *key_like_ours(const EVP_PKEY *ours, const BIGNUM *y)
+{
+    EVP_PKEY *out = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *params = NULL;
+    BIGNUM *p = NULL, *g = NULL;
+    if (!EVP_PKEY_get_bn_param(ours, OSSL_PKEY_PARAM_FFC_P, &p) ||
+        !EVP_PKEY_get_bn_param(ours, OSSL_PKEY_PARAM_FFC_G, &g))
+        goto out;
+    bld = OSSL_PARAM_BLD_new();
+    if (!bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_FFC_P, p) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_FFC_G, g) ||
+        !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PUB_KEY, y))
+        goto out;
+    params = OSSL_PARAM_BLD_to_param(bld);
+    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)ours, NULL);
+    if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) != 1 ||
+        EVP_PKEY_fromdata(ctx, &out, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        out = NULL;
+out:
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(ctx);
+    BN_free(p);
+    BN_free(g);
+    return out;
+}
+
+/* Parses a peer public key and checks it belongs to our group with 1 < y < p-1. The key
+ * may come as PKCS#3 DH or as X9.42 DHX (what pyca/cryptography writes for a group whose q
+ * it knows, such as ffdhe2048): only the group and y matter. */
 static int load_peer(const EVP_PKEY *ours, const char *pem, size_t len, EVP_PKEY **peer)
 {
     int ret = -EBADMSG;
@@ -212,10 +261,9 @@ static int load_peer(const EVP_PKEY *ours, const char *pem, size_t len, EVP_PKEY
     *peer = PEM_read_bio_PUBKEY_ex(in, NULL, NULL, NULL, NULL, NULL);
     if (!*peer)
         goto out;
-    /* Same algorithm (DH vs DHX) and same p, g: a key from another group would make us
-     * compute in a group the peer chose, possibly one with small subgroups. */
-    if (EVP_PKEY_get_base_id(*peer) != EVP_PKEY_get_base_id(ours) ||
-        EVP_PKEY_parameters_eq(*peer, ours) != 1) {
+    /* Same p and g: a key from another group would make us compute in a group the peer
+     * chose, possibly one with small subgroups. */
+    if ((!EVP_PKEY_is_a(*peer, "DH") && !EVP_PKEY_is_a(*peer, "DHX")) || !same_group(*peer, ours)) {
         ret = -EKEYREJECTED;
         goto out;
     }
@@ -227,6 +275,15 @@ static int load_peer(const EVP_PKEY *ours, const char *pem, size_t len, EVP_PKEY
     if (!bn_in_open_range(y, p)) {
         ret = -EKEYREJECTED;
         goto out;
+    }
+    if (EVP_PKEY_get_base_id(*peer) != EVP_PKEY_get_base_id(ours)) {
+        EVP_PKEY *same = key_like_ours(ours, y);
+        EVP_PKEY_free(*peer);
+        *peer = same;
+        if (!same) {
+            ret = -EKEYREJECTED;
+            goto out;
+        }
     }
     ret = 0;
 out:

@@ -7,10 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
 #include "fernet.h"
+
+/* Tokens older than this (or more than a minute in the future) are refused, seconds. */
+#define LF_TOKEN_TTL 300
 
 /*
  * Wire format:
@@ -119,11 +123,14 @@ static int lf_conn_init(void *connp, void *ctxp, enum proto_role role, struct bu
 static int open_token(struct lf_conn *c, const uint8_t *tok, size_t len, struct proto_msg *msg)
 {
     size_t n = 0;
-    int r = fernet_decrypt(&c->key, (const char *)tok, len, 0, 0, c->pt, sizeof(c->pt), &n);
+    /* The notebook decrypts without a ttl; a live peer's tokens are seconds old, so an old
+     * (or future) one is a replay and is refused like a forgery. */
+    int r = fernet_decrypt(&c->key, (const char *)tok, len, (uint64_t)time(NULL), LF_TOKEN_TTL,
+                           c->pt, sizeof(c->pt), &n);
     if (r == -EIO)
         return PROTO_E_CRYPTO;
     if (r < 0)
-        return r == -EACCES ? PROTO_E_AUTH : PROTO_E_PARSE;
+        return r == -EACCES || r == -ETIME ? PROTO_E_AUTH : PROTO_E_PARSE;
     if (n > msg_limit(c->ctx)) {
         OPENSSL_cleanse(c->pt, n);
         return PROTO_E_TOOBIG;

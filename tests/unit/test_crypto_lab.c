@@ -272,6 +272,46 @@ static void test_dh_groups(void)
     CHECK_INT(crypto_lab_dh_group_init(&bad, small_pem, strlen(small_pem), 0), -ERANGE);
 }
 
+/* An X9.42 ("DHX") public key in ffdhe2048, as pyca/cryptography >= 40 writes for that group
+ * (made with: openssl genpkey -algorithm DHX -pkeyopt group:ffdhe2048 | openssl pkey -pubout). */
+static const char dhx_ffdhe2048_pub[] =
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MIIDJjCCAhkGByqGSM4+AgEwggIMAoIBAQD//////////634VFiiu0qar9xWICc9\n"
+    "PPHYucWDzi02lanhNkEUZDP7zJOdziSbPvl9L+NjYwx12PaBsgKuxGF6098e1dX9\n"
+    "ZWEkM/UfXwZu0IVjZVU97RrztVcTXn9XyTWYTwxw4OaLd+Kmidrz7+hyHfFYoTat\n"
+    "5zUwrMpPSDp5erwKsYKzJPth0QipS7LI4/u5atq3YNf0aB1PQqPeOU30rlbt52Ny\n"
+    "uxkLB6fI7gptcJ4C/OHN9+LswDQEzSg0L2GRcv6c6YWD/45PEjLu8oGDw/47G0xv\n"
+    "rXM7tfy8LsIgBcWO8YN9FoOyxvNKJsGy7/qIa0I4YShcl///////////AgECAoIB\n"
+    "AH//////////1vwqLFFdpU1X7isQE56eeOxc4sHnFptK1PCbIIoyGf3mSc7nEk2f\n"
+    "fL6X8bGxhjrse0DZAVdiML1p749q6v6ysJIZ+o+vgzdoQrGyqp72jXnaq4mvP6vk\n"
+    "mswnhjhwc0W78VNE7Xn39DkO+KxQm1bzmphWZSekHTy9XgVYwVmSfbDohFSl2WRx\n"
+    "/dy1bVuwa/o0DqehUe8cpvpXK3bzsbldjIWD0+R3BTa4TwF+cOb78XZgGgJmlBoX\n"
+    "sMi5f050wsH/xyeJGXd5QMHh/x2NpjfWuZ3a/l4XYRAC4sd4wb6LQdljeaUTYNl3\n"
+    "/UQ1oRwwlC5L//////////8DggEFAAKCAQA0WHB6PX6RyEuKnZ+CXcVVBadGr6qc\n"
+    "WSTjXaH3a2kFOlrnWP/DPAfwVFOjgRewMZcQ60UeC1VnXjSMbnJG/t9VitWKX6ES\n"
+    "ra5MYYwbGTtzttZBYIBJPIvf10KamIc2D9RvyTej5ExP+xjU6G0+Gm9mXqxMq0ph\n"
+    "/vbJjmwcOuHiRFYy4d0uuCAvf3uvV6U5yd25AT7Ih2h0MbpbiL++0RUSWj2kndKO\n"
+    "rUyhRVAgmNYx2aEpHgfzNd7Ygdeh56xihPiqrJB8nusBIXxrdcvZj0s/Obw3FvQf\n"
+    "std+WGRxWPpP3+G4n/JdBfylv9Nc+M1PSK6EHPNtXwbLW/+u8IwpnYbl\n"
+    "-----END PUBLIC KEY-----\n";
+
+static void test_dh_x942_peer(void)
+{
+    struct crypto_lab_dh_group g;
+    struct crypto_lab_dh_key a = {0};
+    uint8_t s1[512];
+    size_t n = 0;
+    CHECK_INT(crypto_lab_dh_group_init(&g, NULL, 0, 0), 0);
+    CHECK_INT(crypto_lab_dh_keygen(&a, &g), 0);
+    /* Same group, other encoding: accepted, and the secret is the size of p. */
+    CHECK_INT(
+        crypto_lab_dh_derive(&a, dhx_ffdhe2048_pub, strlen(dhx_ffdhe2048_pub), s1, sizeof(s1), &n),
+        0);
+    CHECK_INT(n, 256);
+    crypto_lab_dh_key_free(&a);
+    crypto_lab_dh_group_free(&g);
+}
+
 static void test_dh_agree(void)
 {
     struct crypto_lab_dh_group g;
@@ -398,5 +438,6 @@ int main(void)
     test_cbc_hmac();
     test_dh_groups();
     test_dh_agree();
+    test_dh_x942_peer();
     return CHECK_DONE();
 }
