@@ -9,7 +9,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 9090
 RUNARGS ?= -P plain
 
-.PHONY: all build run test test-fast test-asan test-tsan bench fuzz format format-check install clean
+.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench fuzz format format-check install clean
 
 all: build
 
@@ -35,7 +35,17 @@ test-tsan:
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  $(CTEST) --output-on-failure -j $(JOBS) -L tsan
 
-test: test-fast test-asan test-tsan
+# A short libFuzzer run of every target (frame parser, handshake readers, lab parsers).
+FUZZ_SECONDS ?= 10
+test-fuzz: fuzz
+	@set -e; for f in $(BUILD)-fuzz/fuzz_*; do \
+	  [ -x "$$f" ] || continue; corpus=$$(mktemp -d); \
+	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	  if ! "$$f" -max_total_time=$(FUZZ_SECONDS) "$$corpus" > "$$corpus.log" 2>&1; then \
+	    tail -n 60 "$$corpus.log"; echo "fuzz: $$f FAILED"; exit 1; fi; \
+	  tail -n 1 "$$corpus.log"; rm -rf "$$corpus" "$$corpus.log"; done
+
+test: test-fast test-fuzz test-asan test-tsan
 
 bench: build
 	./bench/run.sh $(BUILD)/secho
