@@ -155,28 +155,13 @@ static int flush_out(struct client *c, uint64_t now)
             return 0;
         c->paused = false;
     }
-    while (!buf_empty(&c->out)) {
-        size_t n = buf_sendable(&c->out);
-        if (n > 0) {
-            ssize_t w = send(c->fd, buf_head(&c->out), n, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    return 0;
-                return -errno;
-            }
-            buf_consume(&c->out, (size_t)w);
-            if ((size_t)w < n)
-                continue;
-        }
-        if (buf_pause_reached(&c->out)) {
-            c->paused = true;
-            c->pause_until = now + SERVER_PACE_MS;
-            return 0;
-        }
+    int r = net_send_buf(c->fd, &c->out, NULL);
+    if (r == 1) {
+        c->paused = true;
+        c->pause_until = now + SERVER_PACE_MS;
+        return 0;
     }
-    return 0;
+    return r;
 }
 
 static int send_line(struct client *c, const uint8_t *p, size_t n)

@@ -229,29 +229,14 @@ static int flush_tcp(struct bconn *c)
             return 0;
         c->paused = false;
     }
-    while (!buf_empty(&c->out)) {
-        size_t n = buf_sendable(&c->out);
-        if (n > 0) {
-            ssize_t r = send(c->fd, buf_head(&c->out), n, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (r < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
-                    return 0;
-                return -errno;
-            }
-            buf_consume(&c->out, (size_t)r);
-            if ((size_t)r < n)
-                continue;
-        }
-        if (buf_pause_reached(&c->out)) {
-            c->paused = true;
-            c->pause_until_ms = loop_now(c->w->loop) + SERVER_PACE_MS;
-            loop_tick_soon(c->w->loop, SERVER_PACE_MS);
-            return 0;
-        }
+    int r = net_send_buf(c->fd, &c->out, NULL);
+    if (r == 1) {
+        c->paused = true;
+        c->pause_until_ms = loop_now(c->w->loop) + SERVER_PACE_MS;
+        loop_tick_soon(c->w->loop, SERVER_PACE_MS);
+        return 0;
     }
-    return 0;
+    return r;
 }
 
 static void update_mask(struct bconn *c)

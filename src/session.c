@@ -183,31 +183,22 @@ static void flush(struct session *s, uint64_t now)
                 return;
             s->paused = false;
         }
-        while (!buf_empty(&s->out)) {
-            size_t n = buf_sendable(&s->out);
-            if (n > 0) {
-                ssize_t w = send(s->fd, buf_head(&s->out), n, MSG_NOSIGNAL);
-                if (w < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    if (errno == EAGAIN || errno == EWOULDBLOCK)
-                        return;
-                    close_now(s,
-                              errno == EPIPE || errno == ECONNRESET ? REASON_RESET : REASON_ERROR);
-                    return;
-                }
-                buf_consume(&s->out, (size_t)w);
-                s->last_active = now;
-                if ((size_t)w < n)
-                    continue;
-            }
-            if (buf_pause_reached(&s->out)) {
-                /* The peer reads each part with its own recv(); let this part arrive alone. */
-                s->paused = true;
-                s->pause_until = now + SERVER_PACE_MS;
-                return;
-            }
+        bool sent = false;
+        int r = net_send_buf(s->fd, &s->out, &sent);
+        if (sent)
+            s->last_active = now;
+        if (r < 0) {
+            close_now(s, r == -EPIPE || r == -ECONNRESET ? REASON_RESET : REASON_ERROR);
+            return;
         }
+        if (r == 1) {
+            /* The peer reads each part with its own recv(); let this part arrive alone. */
+            s->paused = true;
+            s->pause_until = now + SERVER_PACE_MS;
+            return;
+        }
+        if (!buf_empty(&s->out))
+            return; /* the socket is full: wait until it is writable */
         if (s->state == SESSION_DRAIN) {
             if (s->peer_eof) {
                 close_now(s, REASON_EOF);
