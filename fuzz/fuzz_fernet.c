@@ -65,8 +65,8 @@ static void fuzz_raw(const uint8_t *data, size_t size)
     if (r == 0 && n > size)
         abort();
     /* With a TTL: the time rules must not crash at the extremes either. */
-    (void)fernet_decrypt(&fixed_key, (const char *)data, size, UINT64_MAX - 5, 60, out,
-                         sizeof(out), &n);
+    (void)fernet_decrypt(&fixed_key, (const char *)data, size, UINT64_MAX - 5, 60, out, sizeof(out),
+                         &n);
     (void)fernet_decrypt(&fixed_key, (const char *)data, size, 1700000000, UINT64_MAX, out,
                          sizeof(out), &n);
     struct fernet_key k;

@@ -52,8 +52,7 @@ static int feed(void *conn, const uint8_t *in, size_t n, struct buf *out)
     return r;
 }
 
-static void write_seed(const char *dir, const char *name, uint8_t mode, const uint8_t *p,
-                       size_t n)
+static void write_seed(const char *dir, const char *name, uint8_t mode, const uint8_t *p, size_t n)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -156,7 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (m.len == 0 || m.len > 1024)
                     abort(); /* a record is 1..1024 bytes */
                 if (proto_lab_dh.conn_write(conn, m.data, m.len, &out) < 0)
-                    abort(); /* echoing what was accepted must work */
+                    abort();     /* echoing what was accepted must work */
                 buf_reset(&out); /* as if sent */
             }
         }
