@@ -227,14 +227,16 @@ static void handle(struct udp_service *u, const struct net_addr *from, const uin
         r = vt->dgram_write(p->pconn, m.data, m.len, &u->out);
     if (r < 0)
         server_log_proto_error(srv, p->id, p->text, r, peer_error(u, p));
-    else
-        send_dgram(u, &u->out, from, true);
+    /* After `exit` the session is gone before its echo leaves, so a peer that sees the echo
+     * can count on the freed slot (--max-conns). The echo is already encoded in u->out. */
     if (act == ACT_EXIT) {
         unlink_peer(u, p);
         peer_free(u, p, "exit");
-    } else if (act == ACT_SHUTDOWN) {
-        server_request_shutdown(srv);
     }
+    if (r >= 0)
+        send_dgram(u, &u->out, from, true);
+    if (act == ACT_SHUTDOWN)
+        server_request_shutdown(srv);
 }
 
 void udp_on_readable(struct udp_service *u, uint64_t now)
