@@ -227,8 +227,12 @@ int server_run(const struct server_conf *conf)
     }
     if (conf->proto->ctx_banner) {
         const char *banner = conf->proto->ctx_banner(srv->pctx);
-        if (banner)
+        if (banner) {
             fprintf(stderr, "%s\n", banner);
+            char text[LOG_ESCAPED_MAX];
+            log_escape(text, (const uint8_t *)banner, strnlen(banner, LOG_TEXT_BYTES));
+            log_event(LOG_INFO, "identity", "proto=%s text=\"%s\"", conf->proto->name, text);
+        }
     }
 
     if (pthread_create(&sigthread, NULL, signal_main, srv) == 0)

@@ -270,6 +270,11 @@ class Trust(unittest.TestCase):
         text = self._refused_line().decode()
         self.assertFalse([m for m in msgs if m.get("text") == text], msgs[n_before:])
 
+    def test_server_logs_its_public_key(self):
+        ev = self.srv.wait_event("identity")[0]
+        self.assertIn(ev.get("text"), ["server public key " + self.pub,
+                                       "server public key %s (new key created)" % self.pub])
+
     def test_unknown_key_refused_when_piped(self):
         n = len(self.srv.events("message"))
         cp = self._client(input=self._refused_line() + b"\nexit\n")
