@@ -54,11 +54,13 @@ fuzz:
 	@$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DSECHO_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS)
 
+C_FILES = $(shell find src tests/unit fuzz bench -name '*.[ch]' | sort)
+
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c
+	clang-format -i $(C_FILES)
 
 format-check:
-	clang-format --dry-run -Werror src/*.c src/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c
+	clang-format --dry-run -Werror $(C_FILES)
 
 install: build
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)

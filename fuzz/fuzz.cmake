@@ -1,13 +1,15 @@
 # libFuzzer targets (clang only): -DSECHO_FUZZ=ON -DCMAKE_C_COMPILER=clang.
-# secho_core is instrumented for coverage (fuzzer-no-link) and ASan; each target links the
+# The layer libraries are instrumented for coverage (fuzzer-no-link) and ASan; each target links the
 # fuzzer runtime. Run e.g. ./fuzz_secure_server -max_total_time=60
 if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "SECHO_FUZZ needs clang (-DCMAKE_C_COMPILER=clang)")
 endif()
 
-target_compile_options(secho_core PRIVATE -fsanitize=fuzzer-no-link,address -fno-omit-frame-pointer)
-# Everything that links the instrumented library needs the ASan runtime.
-target_link_options(secho_core INTERFACE -fsanitize=address)
+foreach(lib ${SECHO_LAYER_LIBS})
+    target_compile_options(${lib} PRIVATE -fsanitize=fuzzer-no-link,address -fno-omit-frame-pointer)
+    # Everything that links the instrumented libraries needs the ASan runtime.
+    target_link_options(${lib} INTERFACE -fsanitize=address)
+endforeach()
 
 file(GLOB SECHO_FUZZERS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/fuzz/fuzz_*.c)
 foreach(src ${SECHO_FUZZERS})

@@ -24,3 +24,21 @@ foreach(src ${SECHO_E2E_TESTS})
     set_tests_properties(e2e.${name} PROPERTIES LABELS "e2e;tsan" TIMEOUT 900
         ENVIRONMENT "SECHO_BIN=$<TARGET_FILE:secho>;SECHO_VECTORS=${SECHO_SHARED_DIR};SECHO_SOURCE=${CMAKE_SOURCE_DIR};SECHO_SANITIZER=${SECHO_SANITIZER_NAME}")
 endforeach()
+
+# Layering: the layer libraries reference only downward and no two files call each other
+# (tests/layering/check_layers.py reads the objects with nm); and the check's own test.
+set(SECHO_LAYER_ARGS "")
+foreach(layer ${SECHO_LAYERS})
+    list(APPEND SECHO_LAYER_ARGS "${layer}=$<TARGET_FILE:secho_${layer}>")
+endforeach()
+add_test(NAME layering.check
+    COMMAND ${SECHO_PYTHON} ${CMAKE_SOURCE_DIR}/tests/layering/check_layers.py
+            --nm ${CMAKE_NM}
+            # secure's TCP and UDP forms still call each other; the split is under way (#7).
+            --allow-cycle secure.c.o,secure_udp.c.o
+            ${SECHO_LAYER_ARGS})
+add_test(NAME layering.selftest
+    COMMAND ${SECHO_PYTHON} -m unittest -v test_check_layers
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/layering)
+set_tests_properties(layering.check layering.selftest PROPERTIES LABELS unit TIMEOUT 120
+    ENVIRONMENT "CC=${CMAKE_C_COMPILER}")

@@ -5,7 +5,6 @@
 #include "hexutil.h"
 #include "json_mini.h"
 #include "noise.h"
-#include "proto.h"
 
 #include <errno.h>
 
@@ -206,7 +205,7 @@ static int xx_tampered(const char *name, int flip_msg, size_t bit, size_t cut)
         } else {
             CHECK_INT(noise_handshake_action(&rx->hs), NOISE_ACTION_FAILED);
             size_t k;
-            CHECK_INT(noise_handshake_read(&rx->hs, ct, n, out, sizeof(out), &k), PROTO_E_STATE);
+            CHECK_INT(noise_handshake_read(&rx->hs, ct, n, out, sizeof(out), &k), NOISE_E_STATE);
         }
     }
     party_free(&ini);
@@ -223,19 +222,19 @@ static void test_tamper(const char *name, size_t stride)
     for (int m = 0; m < 3; m++) {
         int bad = 0;
         for (size_t bit = 0; bit < lens[m] * 8; bit += stride)
-            if (xx_tampered(name, m, bit, 0) != PROTO_E_AUTH)
+            if (xx_tampered(name, m, bit, 0) != NOISE_E_AUTH)
                 bad++;
         CHECK_INT(bad, 0);
     }
     CHECK_INT(xx_tampered(name, -1, 0, 0), 0); /* the untampered run completes */
     /* Truncation: by one byte (a tag no longer verifies, or too short for the pattern), and
      * to nothing. */
-    CHECK_INT(xx_tampered(name, 1, 0, 1), PROTO_E_AUTH);
-    CHECK_INT(xx_tampered(name, 2, 0, 1), PROTO_E_AUTH);
-    CHECK_INT(xx_tampered(name, 0, 0, 3), PROTO_E_PARSE); /* 31 bytes: no room for e */
-    CHECK_INT(xx_tampered(name, 1, 0, 1000), PROTO_E_PARSE);
-    CHECK_INT(xx_tampered(name, 2, 0, 1000), PROTO_E_PARSE);
-    CHECK_INT(xx_tampered(name, 1, 0, 17), PROTO_E_PARSE); /* payload shorter than a tag */
+    CHECK_INT(xx_tampered(name, 1, 0, 1), NOISE_E_AUTH);
+    CHECK_INT(xx_tampered(name, 2, 0, 1), NOISE_E_AUTH);
+    CHECK_INT(xx_tampered(name, 0, 0, 3), NOISE_E_PARSE); /* 31 bytes: no room for e */
+    CHECK_INT(xx_tampered(name, 1, 0, 1000), NOISE_E_PARSE);
+    CHECK_INT(xx_tampered(name, 2, 0, 1000), NOISE_E_PARSE);
+    CHECK_INT(xx_tampered(name, 1, 0, 17), NOISE_E_PARSE); /* payload shorter than a tag */
 }
 
 static void full_xx(const char *name, struct party *ini, struct party *res)
@@ -264,17 +263,17 @@ static void test_transport(const char *name)
     for (size_t bit = 0; bit < (len + NOISE_TAGLEN) * 8; bit++) {
         ct[bit / 8] ^= (uint8_t)(1u << (bit % 8));
         CHECK_INT(noise_cipher_decrypt(&res.recv, NULL, 0, ct, len + NOISE_TAGLEN, out),
-                  PROTO_E_AUTH);
+                  NOISE_E_AUTH);
         ct[bit / 8] ^= (uint8_t)(1u << (bit % 8));
     }
     CHECK_INT(noise_cipher_decrypt(&res.recv, NULL, 0, ct, len + NOISE_TAGLEN - 1, out),
-              PROTO_E_AUTH);
-    CHECK_INT(noise_cipher_decrypt(&res.recv, NULL, 0, ct, 15, out), PROTO_E_AUTH);
+              NOISE_E_AUTH);
+    CHECK_INT(noise_cipher_decrypt(&res.recv, NULL, 0, ct, 15, out), NOISE_E_AUTH);
     /* Failures did not advance the nonce: the genuine record still opens. */
     CHECK_INT(noise_cipher_decrypt(&res.recv, NULL, 0, ct, len + NOISE_TAGLEN, out), 0);
     CHECK_MEM(out, msg, len);
     /* Replay: the same record again is under the next nonce and fails. */
-    CHECK_INT(noise_cipher_decrypt(&res.recv, NULL, 0, ct, len + NOISE_TAGLEN, out), PROTO_E_AUTH);
+    CHECK_INT(noise_cipher_decrypt(&res.recv, NULL, 0, ct, len + NOISE_TAGLEN, out), NOISE_E_AUTH);
     /* The other direction, in place. */
     memcpy(ct, msg, len);
     CHECK_INT(noise_cipher_encrypt(&res.send, NULL, 0, ct, len, ct), 0);
@@ -287,8 +286,8 @@ static void test_transport(const char *name)
     CHECK_INT(noise_cipher_encrypt(&ini.send, NULL, 0, msg, len, ct), 0);
     CHECK_INT(noise_cipher_decrypt(&res.recv, NULL, 0, ct, len + NOISE_TAGLEN, out), 0);
     CHECK_MEM(out, msg, len);
-    CHECK_INT(noise_cipher_encrypt(&ini.send, NULL, 0, msg, len, ct), PROTO_E_LIMIT);
-    CHECK_INT(noise_cipher_decrypt(&res.recv, NULL, 0, ct, len + NOISE_TAGLEN, out), PROTO_E_LIMIT);
+    CHECK_INT(noise_cipher_encrypt(&ini.send, NULL, 0, msg, len, ct), NOISE_E_LIMIT);
+    CHECK_INT(noise_cipher_decrypt(&res.recv, NULL, 0, ct, len + NOISE_TAGLEN, out), NOISE_E_LIMIT);
     party_free(&ini);
     party_free(&res);
 }
@@ -328,7 +327,7 @@ static void test_names(void)
     struct noise_handshake hs;
     CHECK_INT(
         noise_handshake_init(&hs, "Noise_XX_448_AESGCM_SHA256", true, NULL, 0, &kp_init, NULL),
-        PROTO_E_PARSE);
+        NOISE_E_PARSE);
     noise_handshake_free(&hs);
     /* Required keys: XX needs s, NK initiator needs rs. */
     CHECK_INT(noise_handshake_init(&hs, "Noise_XX_25519_AESGCM_SHA256", true, NULL, 0, NULL, NULL),
@@ -341,19 +340,19 @@ static void test_names(void)
     CHECK_INT(noise_handshake_init(&hs, "Noise_NN_25519_AESGCM_SHA256", false, NULL, 0, NULL, NULL),
               0);
     size_t n;
-    CHECK_INT(noise_handshake_write(&hs, NULL, 0, out, sizeof(out), &n), PROTO_E_STATE);
+    CHECK_INT(noise_handshake_write(&hs, NULL, 0, out, sizeof(out), &n), NOISE_E_STATE);
     struct noise_cipher a = {0}, b = {0};
-    CHECK_INT(noise_handshake_split(&hs, &a, &b), PROTO_E_STATE);
+    CHECK_INT(noise_handshake_split(&hs, &a, &b), NOISE_E_STATE);
     noise_handshake_free(&hs);
     /* Output that does not fit. */
     CHECK_INT(noise_handshake_init(&hs, "Noise_NN_25519_AESGCM_SHA256", true, NULL, 0, NULL, NULL),
               0);
-    CHECK_INT(noise_handshake_write(&hs, payload, 10, out, 41, &n), PROTO_E_TOOBIG);
+    CHECK_INT(noise_handshake_write(&hs, payload, 10, out, 41, &n), NOISE_E_TOOBIG);
     noise_handshake_free(&hs);
     CHECK_INT(noise_handshake_init(&hs, "Noise_NN_25519_AESGCM_SHA256", true, NULL, 0, NULL, NULL),
               0);
     CHECK_INT(noise_handshake_write(&hs, payload, NOISE_MAX_MSG - 31, out, sizeof(out), &n),
-              PROTO_E_TOOBIG);
+              NOISE_E_TOOBIG);
     noise_handshake_free(&hs);
 }
 

@@ -6,7 +6,7 @@
 #include "crypto.h"
 #include "keys.h"
 #include "proto.h"
-#include "proto_secure.h"
+#include "secure.h"
 
 #include <errno.h>
 #include <stdbool.h>

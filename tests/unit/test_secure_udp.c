@@ -7,7 +7,7 @@
 #include "crypto.h"
 #include "keys.h"
 #include "proto.h"
-#include "proto_secure.h"
+#include "secure.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Server configuration and the state shared by every I/O model. */
-#ifndef SECHO_SERVER_H
-#define SECHO_SERVER_H
+/* The server state every connection shares (configuration, ids, shutdown coordination) and
+ * the message policy (logging, commands). Used by the engine and the I/O models; it never
+ * touches a socket. */
+#ifndef SECHO_SERVICE_H
+#define SECHO_SERVICE_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -65,19 +67,12 @@ struct server {
     void *model;
 };
 
-/* Runs a server until shutdown. Returns the process exit status (0, or 1 when it cannot
- * start; the reason is printed on stderr). */
-int server_run(const struct server_conf *conf);
-
 /* Starts shutdown from any thread: stop accepting, deliver what is owed, close all. */
 void server_request_shutdown(struct server *srv);
 
 /* Installs (or, with NULL, retires) the model's wake hook. After it returns with NULL, no
  * thread is inside the old hook, so the model may free what the hook uses. */
 void server_set_wake(struct server *srv, server_wake_fn wake, void *model);
-
-/* Called by the model once its sockets are bound: prints the readiness line and logs. */
-void server_ready(struct server *srv, const struct net_addr *bound);
 
 /* The first LOG_TEXT_BYTES bytes of a message being received, for the log and commands. */
 struct server_msg {

@@ -16,7 +16,7 @@
 #include "keys.h"
 #include "loop.h"
 #include "net.h"
-#include "server.h"
+#include "service.h"
 
 #define STDIN_CHUNK     65536
 #define LINE_LIMIT      (16 * 1024 * 1024)

@@ -13,16 +13,28 @@
 #include "crypto.h"
 
 /*
- * Return values: 0 on success, else a negative PROTO_E_* code from proto.h:
- *   PROTO_E_AUTH   a ciphertext failed authentication, or a peer key gave an all-zero DH
- *   PROTO_E_PARSE  a message is too short / too long for its pattern, or a bad name
- *   PROTO_E_TOOBIG output would exceed NOISE_MAX_MSG or the caller's capacity
- *   PROTO_E_STATE  a call out of turn (write when a read is due, use after failure, ...)
- *   PROTO_E_LIMIT  the nonce reached 2^64-1: the session MUST end
- *   PROTO_E_CRYPTO OpenSSL failed
+ * Return values: 0 on success, else a negative NOISE_E_* code (below):
+ *   NOISE_E_AUTH   a ciphertext failed authentication, or a peer key gave an all-zero DH
+ *   NOISE_E_PARSE  a message is too short / too long for its pattern, or a bad name
+ *   NOISE_E_TOOBIG output would exceed NOISE_MAX_MSG or the caller's capacity
+ *   NOISE_E_STATE  a call out of turn (write when a read is due, use after failure, ...)
+ *   NOISE_E_LIMIT  the nonce reached 2^64-1: the session MUST end
+ *   NOISE_E_CRYPTO OpenSSL failed
  * or -EINVAL for a bad argument. After any error from a handshake call the HandshakeState
- * is dead (every later call returns PROTO_E_STATE) and MUST only be freed.
+ * is dead (every later call returns NOISE_E_STATE) and MUST only be freed.
  */
+
+enum {
+    NOISE_E_AUTH = -2001,   /* a ciphertext failed authentication, or an all-zero DH */
+    NOISE_E_PARSE = -2002,  /* a message of the wrong size for its pattern, or a bad name */
+    NOISE_E_TOOBIG = -2003, /* output above NOISE_MAX_MSG or the caller's capacity */
+    NOISE_E_STATE = -2004,  /* a call out of turn, or use after a failure */
+    NOISE_E_LIMIT = -2005,  /* the nonce is exhausted: the session MUST end */
+    NOISE_E_CRYPTO = -2006, /* OpenSSL failed */
+};
+
+/* Human text for a NOISE_E_* (or negative errno) value. */
+const char *noise_strerror(int err);
 
 #define NOISE_MAX_MSG 65535 /* Noise section 3: every message is at most 65535 bytes */
 #define NOISE_DHLEN   32
@@ -50,16 +62,16 @@ struct noise_cipher {
     bool has_key;
 };
 
-/* InitializeKey(k). Replaces any previous key. Returns 0 or PROTO_E_CRYPTO. */
+/* InitializeKey(k). Replaces any previous key. Returns 0 or NOISE_E_CRYPTO. */
 int noise_cipher_init(struct noise_cipher *c, enum crypto_aead_alg alg,
                       const uint8_t k[static NOISE_KEYLEN]) __attribute__((warn_unused_result));
 /* EncryptWithAd: writes len + NOISE_TAGLEN bytes to out (len bytes, a plain copy, if the
- * state has no key). out may equal pt. Returns 0, PROTO_E_LIMIT or PROTO_E_CRYPTO. */
+ * state has no key). out may equal pt. Returns 0, NOISE_E_LIMIT or NOISE_E_CRYPTO. */
 int noise_cipher_encrypt(struct noise_cipher *c, const uint8_t *ad, size_t adlen, const uint8_t *pt,
                          size_t len, uint8_t *out) __attribute__((warn_unused_result));
 /* DecryptWithAd: writes len - NOISE_TAGLEN bytes to out (len, a copy, without a key). out may
- * equal ct. The nonce advances only on success. Returns 0, PROTO_E_AUTH (also for len <
- * NOISE_TAGLEN), PROTO_E_LIMIT or PROTO_E_CRYPTO. */
+ * equal ct. The nonce advances only on success. Returns 0, NOISE_E_AUTH (also for len <
+ * NOISE_TAGLEN), NOISE_E_LIMIT or NOISE_E_CRYPTO. */
 int noise_cipher_decrypt(struct noise_cipher *c, const uint8_t *ad, size_t adlen, const uint8_t *ct,
                          size_t len, uint8_t *out) __attribute__((warn_unused_result));
 /* SetNonce (for tests and for explicit-counter transports). */
@@ -132,8 +144,8 @@ struct noise_handshake {
  * Initialize(): the protocol name MUST parse with noise_parse_name. s is our static key pair
  * (required when the pattern sends or pre-shares it: XX both sides, IK both sides, NK
  * responder), rs the responder's public key known in advance (NK and IK initiators), both
- * copied; pass NULL when not used. Returns 0, PROTO_E_PARSE (name), -EINVAL (a required key
- * missing) or PROTO_E_CRYPTO. The state MUST be freed with noise_handshake_free even when
+ * copied; pass NULL when not used. Returns 0, NOISE_E_PARSE (name), -EINVAL (a required key
+ * missing) or NOISE_E_CRYPTO. The state MUST be freed with noise_handshake_free even when
  * this fails.
  */
 int noise_handshake_init(struct noise_handshake *hs, const char *protocol_name, bool initiator,
@@ -146,7 +158,7 @@ int noise_handshake_set_ephemeral(struct noise_handshake *hs, const uint8_t e[st
     __attribute__((warn_unused_result));
 enum noise_action noise_handshake_action(const struct noise_handshake *hs);
 /* WriteMessage(payload): writes the next message into out (cap bytes) and sets *outlen.
- * Returns 0 or an error (see above; PROTO_E_TOOBIG if out is too small). */
+ * Returns 0 or an error (see above; NOISE_E_TOOBIG if out is too small). */
 int noise_handshake_write(struct noise_handshake *hs, const uint8_t *payload, size_t plen,
                           uint8_t *out, size_t cap, size_t *outlen)
     __attribute__((warn_unused_result));
@@ -157,7 +169,7 @@ int noise_handshake_read(struct noise_handshake *hs, const uint8_t *msg, size_t 
     __attribute__((warn_unused_result));
 /* Split(): sets up the transport states by role (send = ours, recv = the peer's) and wipes
  * every secret the handshake held; the handshake hash and remote static key stay readable.
- * Returns 0, PROTO_E_STATE (handshake not finished) or PROTO_E_CRYPTO. */
+ * Returns 0, NOISE_E_STATE (handshake not finished) or NOISE_E_CRYPTO. */
 int noise_handshake_split(struct noise_handshake *hs, struct noise_cipher *send,
                           struct noise_cipher *recv) __attribute__((warn_unused_result));
 /* The handshake hash h (channel binding); *len = HASHLEN. Final once split is due. */
@@ -167,7 +179,7 @@ const uint8_t *noise_handshake_remote_static(const struct noise_handshake *hs);
 /* Makes dst a deep, independent copy of src (its own cipher context), so a caller can try a
  * message on the copy and keep the original if it fails (datagram transports, where a
  * forged message must not kill the handshake). dst is overwritten, not freed first.
- * Returns 0 or PROTO_E_CRYPTO; either way dst MUST be freed with noise_handshake_free. */
+ * Returns 0 or NOISE_E_CRYPTO; either way dst MUST be freed with noise_handshake_free. */
 int noise_handshake_copy(struct noise_handshake *dst, const struct noise_handshake *src)
     __attribute__((warn_unused_result));
 /* Wipes and frees. Accepts a zeroed, failed or split state. */

@@ -154,5 +154,8 @@ extern const struct proto_vt proto_lab_fernet;
 
 /* Looks a protocol up by its command-line name; NULL if unknown. */
 const struct proto_vt *proto_find(const char *name);
+/* The i-th registered protocol (registry order), or NULL past the last: for name lists
+ * and for tests that cover every protocol. */
+const struct proto_vt *proto_at(size_t i);
 
 #endif

@@ -6,8 +6,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "proto.h"
-
 /* Maps crypto-layer errors to the protocol codes noise.h promises. A low-order peer key is
  * the peer's fault, like a bad tag. */
 static int map_err(int r)
@@ -15,10 +13,10 @@ static int map_err(int r)
     switch (r) {
     case CRYPTO_E_AUTH:
     case CRYPTO_E_ZERO:
-        return PROTO_E_AUTH;
+        return NOISE_E_AUTH;
     case CRYPTO_E_LIB:
     case CRYPTO_E_KEY:
-        return PROTO_E_CRYPTO;
+        return NOISE_E_CRYPTO;
     default:
         return r; /* 0 or a negative errno */
     }
@@ -105,7 +103,7 @@ int noise_cipher_encrypt(struct noise_cipher *c, const uint8_t *ad, size_t adlen
     }
     /* Section 5.1: 2^64-1 is reserved; reaching it ends the session. */
     if (c->n == UINT64_MAX)
-        return PROTO_E_LIMIT;
+        return NOISE_E_LIMIT;
     make_nonce(c->aead.alg, c->n, nonce);
     int r = crypto_aead_seal(&c->aead, nonce, ad, adlen, pt, len, out);
     if (r != 0)
@@ -124,9 +122,9 @@ int noise_cipher_decrypt(struct noise_cipher *c, const uint8_t *ad, size_t adlen
         return 0;
     }
     if (c->n == UINT64_MAX)
-        return PROTO_E_LIMIT;
+        return NOISE_E_LIMIT;
     if (len < NOISE_TAGLEN)
-        return PROTO_E_AUTH;
+        return NOISE_E_AUTH;
     make_nonce(c->aead.alg, c->n, nonce);
     int r = crypto_aead_open(&c->aead, nonce, ad, adlen, ct, len, out);
     if (r != 0)
@@ -279,7 +277,7 @@ int noise_handshake_init(struct noise_handshake *hs, const char *protocol_name, 
     memset(hs, 0, sizeof(*hs));
     hs->action = NOISE_ACTION_FAILED;
     if (!noise_parse_name(protocol_name, &suite))
-        return PROTO_E_PARSE;
+        return NOISE_E_PARSE;
     const struct pattern_def *pd = &patterns[suite.pattern];
     if (needs_s(suite.pattern, initiator) && !s)
         return -EINVAL;
@@ -354,7 +352,7 @@ static int dh_token(struct noise_handshake *hs, enum token t)
     need = (uint8_t)((local_e ? NOISE_HS_HAS_E : NOISE_HS_HAS_S) |
                      (remote_e ? NOISE_HS_HAS_RE : NOISE_HS_HAS_RS));
     if ((hs->flags & need) != need)
-        return PROTO_E_STATE;
+        return NOISE_E_STATE;
     priv = local_e ? hs->e.priv : hs->s.priv;
     pub = remote_e ? hs->re : hs->rs;
     uint8_t dh[NOISE_DHLEN];
@@ -382,7 +380,7 @@ int noise_handshake_write(struct noise_handshake *hs, const uint8_t *payload, si
     size_t pos = 0, n;
     int r = 0;
     if (hs->action != NOISE_ACTION_WRITE)
-        return PROTO_E_STATE;
+        return NOISE_E_STATE;
     if (cap > NOISE_MAX_MSG)
         cap = NOISE_MAX_MSG;
     const uint8_t *tok = patterns[hs->pattern].tok[hs->msg];
@@ -390,7 +388,7 @@ int noise_handshake_write(struct noise_handshake *hs, const uint8_t *payload, si
         switch (tok[i]) {
         case T_E:
             if (cap - pos < NOISE_DHLEN) {
-                r = PROTO_E_TOOBIG;
+                r = NOISE_E_TOOBIG;
                 goto out;
             }
             if (!(hs->flags & NOISE_HS_FIXED_E)) {
@@ -405,7 +403,7 @@ int noise_handshake_write(struct noise_handshake *hs, const uint8_t *payload, si
             break;
         case T_S:
             if (cap - pos < NOISE_DHLEN + (hs->ss.cs.has_key ? NOISE_TAGLEN : 0)) {
-                r = PROTO_E_TOOBIG;
+                r = NOISE_E_TOOBIG;
                 goto out;
             }
             r = encrypt_and_hash(&hs->ss, hs->s.pub, NOISE_DHLEN, out + pos, &n);
@@ -420,7 +418,7 @@ int noise_handshake_write(struct noise_handshake *hs, const uint8_t *payload, si
     }
     size_t tag = hs->ss.cs.has_key ? NOISE_TAGLEN : 0;
     if (cap - pos < tag || plen > cap - pos - tag) {
-        r = PROTO_E_TOOBIG;
+        r = NOISE_E_TOOBIG;
         goto out;
     }
     r = encrypt_and_hash(&hs->ss, payload, plen, out + pos, &n);
@@ -440,9 +438,9 @@ int noise_handshake_read(struct noise_handshake *hs, const uint8_t *msg, size_t 
     size_t pos = 0, n;
     int r = 0;
     if (hs->action != NOISE_ACTION_READ)
-        return PROTO_E_STATE;
+        return NOISE_E_STATE;
     if (len > NOISE_MAX_MSG) {
-        r = PROTO_E_PARSE;
+        r = NOISE_E_PARSE;
         goto out;
     }
     const uint8_t *tok = patterns[hs->pattern].tok[hs->msg];
@@ -450,7 +448,7 @@ int noise_handshake_read(struct noise_handshake *hs, const uint8_t *msg, size_t 
         switch (tok[i]) {
         case T_E:
             if (len - pos < NOISE_DHLEN) {
-                r = PROTO_E_PARSE;
+                r = NOISE_E_PARSE;
                 goto out;
             }
             memcpy(hs->re, msg + pos, NOISE_DHLEN);
@@ -461,7 +459,7 @@ int noise_handshake_read(struct noise_handshake *hs, const uint8_t *msg, size_t 
         case T_S:
             n = NOISE_DHLEN + (hs->ss.cs.has_key ? NOISE_TAGLEN : 0);
             if (len - pos < n) {
-                r = PROTO_E_PARSE;
+                r = NOISE_E_PARSE;
                 goto out;
             }
             r = decrypt_and_hash(&hs->ss, msg + pos, n, hs->rs);
@@ -479,13 +477,13 @@ int noise_handshake_read(struct noise_handshake *hs, const uint8_t *msg, size_t 
     n = len - pos;
     if (hs->ss.cs.has_key) {
         if (n < NOISE_TAGLEN) {
-            r = PROTO_E_PARSE;
+            r = NOISE_E_PARSE;
             goto out;
         }
         n -= NOISE_TAGLEN;
     }
     if (n > cap) {
-        r = PROTO_E_TOOBIG;
+        r = NOISE_E_TOOBIG;
         goto out;
     }
     r = decrypt_and_hash(&hs->ss, msg + pos, len - pos, payload);
@@ -512,7 +510,7 @@ int noise_handshake_split(struct noise_handshake *hs, struct noise_cipher *send,
                           struct noise_cipher *recv)
 {
     if (hs->action != NOISE_ACTION_SPLIT)
-        return PROTO_E_STATE;
+        return NOISE_E_STATE;
     int r = hs->initiator ? noise_symmetric_split(&hs->ss, send, recv)
                           : noise_symmetric_split(&hs->ss, recv, send);
     wipe_secrets(hs);
@@ -543,7 +541,7 @@ int noise_handshake_copy(struct noise_handshake *dst, const struct noise_handsha
     if (crypto_aead_copy(&dst->ss.cs.aead, &src->ss.cs.aead) != 0) {
         dst->ss.cs.has_key = false;
         dst->action = NOISE_ACTION_FAILED;
-        return PROTO_E_CRYPTO;
+        return NOISE_E_CRYPTO;
     }
     return 0;
 }
@@ -553,4 +551,24 @@ void noise_handshake_free(struct noise_handshake *hs)
     wipe_secrets(hs);
     crypto_wipe(hs->re, sizeof(hs->re));
     hs->action = NOISE_ACTION_FAILED;
+}
+
+const char *noise_strerror(int err)
+{
+    switch (err) {
+    case NOISE_E_AUTH:
+        return "authentication failed";
+    case NOISE_E_PARSE:
+        return "malformed handshake message";
+    case NOISE_E_TOOBIG:
+        return "message too long";
+    case NOISE_E_STATE:
+        return "handshake state error";
+    case NOISE_E_LIMIT:
+        return "nonce exhausted";
+    case NOISE_E_CRYPTO:
+        return "crypto library failure";
+    default:
+        return err < 0 ? strerror(-err) : "no error";
+    }
 }

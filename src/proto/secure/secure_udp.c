@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "crypto.h"
-#include "proto_secure.h"
+#include "secure.h"
 #include "secure_int.h"
 
 enum { T_INIT = 1, T_RESP = 2, T_COOKIE = 3, T_FINISH = 4, T_DATA = 5 };
@@ -191,9 +191,9 @@ static int try_handshake_read(struct secure_conn *c, const uint8_t *msg, size_t 
     uint8_t payload[1];
     size_t plen = 0;
     unsigned n = (unsigned)c->hs.msg + 1;
-    int r = noise_handshake_copy(&tmp, &c->hs);
+    int r = secure__noise(noise_handshake_copy(&tmp, &c->hs));
     if (r == 0)
-        r = noise_handshake_read(&tmp, msg, len, payload, 0, &plen);
+        r = secure__noise(noise_handshake_read(&tmp, msg, len, payload, 0, &plen));
     if (r != 0) {
         noise_handshake_free(&tmp);
         crypto_wipe(&tmp, sizeof(tmp));
@@ -209,7 +209,7 @@ static int try_handshake_read(struct secure_conn *c, const uint8_t *msg, size_t 
 
 static int start_transport(struct secure_conn *c)
 {
-    int r = noise_handshake_split(&c->hs, &c->send, &c->recv);
+    int r = secure__noise(noise_handshake_split(&c->hs, &c->send, &c->recv));
     if (r != 0)
         return secure__fail(c, r, "split: %s", proto_strerror(r));
     replay_init(&c->udp.replay);
@@ -238,8 +238,8 @@ static int data_read(struct secure_conn *c, const uint8_t *in, size_t len, struc
     if (r != 0)
         return secure__drop(c, r, "message buffer: %s", strerror(-r));
     noise_cipher_set_nonce(&c->recv, ctr);
-    r = noise_cipher_decrypt(&c->recv, in, DATA_HDR, in + DATA_HDR, len - DATA_HDR,
-                             buf_tail(&c->pt));
+    r = secure__noise(noise_cipher_decrypt(&c->recv, in, DATA_HDR, in + DATA_HDR, len - DATA_HDR,
+                                           buf_tail(&c->pt)));
     if (r != 0)
         return secure__drop(c, r, "data counter %llu: %s", (unsigned long long)ctr,
                             proto_strerror(r));
@@ -286,11 +286,12 @@ static int server_initiation(struct secure_conn *c, const uint8_t *in, struct bu
     }
     const char *name = secure__suites[in[1]];
     size_t k = make_prologue(prologue, name);
-    r = noise_handshake_init(&c->hs, name, false, prologue, k, &c->ctx->s, NULL);
+    r = secure__noise(noise_handshake_init(&c->hs, name, false, prologue, k, &c->ctx->s, NULL));
     if (r == 0)
-        r = noise_handshake_read(&c->hs, in + 24, NOISE_DHLEN, payload, 0, &plen);
+        r = secure__noise(noise_handshake_read(&c->hs, in + 24, NOISE_DHLEN, payload, 0, &plen));
     if (r == 0)
-        r = noise_handshake_write(&c->hs, NULL, 0, c->udp.hs_dgram + 12, RESP_LEN - 12, &n);
+        r = secure__noise(
+            noise_handshake_write(&c->hs, NULL, 0, c->udp.hs_dgram + 12, RESP_LEN - 12, &n));
     if (r != 0)
         return secure__fail(c, r, "handshake: %s", proto_strerror(r));
     if (n != RESP_LEN - 12)
@@ -335,9 +336,10 @@ int secure__udp_client_init(struct secure_conn *c, struct buf *out)
     if (suite == SECURE_NSUITES)
         return secure__fail(c, PROTO_E_PARSE, "unsupported protocol name %s", name);
     size_t k = make_prologue(prologue, name);
-    int r = noise_handshake_init(&c->hs, name, true, prologue, k, &c->ctx->s, NULL);
+    int r = secure__noise(noise_handshake_init(&c->hs, name, true, prologue, k, &c->ctx->s, NULL));
     if (r == 0)
-        r = noise_handshake_write(&c->hs, NULL, 0, c->udp.hs_dgram + 24, INIT_LEN - 24, &n);
+        r = secure__noise(
+            noise_handshake_write(&c->hs, NULL, 0, c->udp.hs_dgram + 24, INIT_LEN - 24, &n));
     if (r != 0)
         return secure__fail(c, r, "handshake: %s", proto_strerror(r));
     if ((r = new_index(c)) != 0)
@@ -368,7 +370,8 @@ static int client_response(struct secure_conn *c, const uint8_t *in, struct buf 
     if ((r = secure__trust_server(c, rs)) != 0)
         return r;
     c->udp.remote_idx = get_u32(in + 4);
-    r = noise_handshake_write(&c->hs, NULL, 0, c->udp.hs_dgram + 8, FINISH_LEN - 8, &n);
+    r = secure__noise(
+        noise_handshake_write(&c->hs, NULL, 0, c->udp.hs_dgram + 8, FINISH_LEN - 8, &n));
     if (r != 0)
         return secure__fail(c, r, "handshake message 3: %s", proto_strerror(r));
     memset(c->udp.hs_dgram, 0, 4);
@@ -438,7 +441,7 @@ int secure__dgram_write(void *conn, const uint8_t *msg, size_t len, struct buf *
     put_u32(p + 4, c->udp.remote_idx);
     put_u64(p + 8, ctr);
     noise_cipher_set_nonce(&c->send, ctr);
-    r = noise_cipher_encrypt(&c->send, p, DATA_HDR, msg, len, p + DATA_HDR);
+    r = secure__noise(noise_cipher_encrypt(&c->send, p, DATA_HDR, msg, len, p + DATA_HDR));
     if (r != 0)
         return secure__fail(c, r, "encrypt: %s", proto_strerror(r));
     c->udp.send_ctr = ctr + 1;

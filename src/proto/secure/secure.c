@@ -5,7 +5,7 @@
  * u16be length + message. Handshake payloads are empty; one transport message = one echo
  * message. Peers are bounded at every step: a frame's length is checked before any of its
  * body is buffered, so a conn never holds more than one record. */
-#include "proto_secure.h"
+#include "secure.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -169,7 +169,7 @@ static int emit_handshake(struct secure_conn *c, struct buf *out)
     if (r != 0)
         return conn_fail(c, r, "output buffer full");
     uint8_t *p = buf_tail(out);
-    r = noise_handshake_write(&c->hs, NULL, 0, p + FRAME_HDR, NOISE_MAX_MSG, &n);
+    r = secure__noise(noise_handshake_write(&c->hs, NULL, 0, p + FRAME_HDR, NOISE_MAX_MSG, &n));
     if (r != 0)
         return conn_fail(c, r, "handshake: %s", proto_strerror(r));
     p[0] = (uint8_t)(n >> 8);
@@ -339,8 +339,8 @@ static int secure_conn_init(void *conn, void *ctx, enum proto_role role, struct 
     int r = buf_append(out, prologue + plen, FRAME_HDR + nlen);
     if (r != 0)
         return conn_fail(c, r, "output buffer full");
-    r = noise_handshake_init(&c->hs, x->noise_name, true, prologue, plen + FRAME_HDR + nlen, &x->s,
-                             NULL);
+    r = secure__noise(noise_handshake_init(&c->hs, x->noise_name, true, prologue,
+                                           plen + FRAME_HDR + nlen, &x->s, NULL));
     if (r != 0)
         return conn_fail(c, r, "handshake init: %s", proto_strerror(r));
     c->state = ST_HANDSHAKE;
@@ -366,8 +366,8 @@ static int on_preamble(struct secure_conn *c, const uint8_t *name, size_t len)
     prologue[plen] = (uint8_t)(len >> 8);
     prologue[plen + 1] = (uint8_t)len;
     memcpy(prologue + plen + FRAME_HDR, name, len);
-    int r = noise_handshake_init(&c->hs, cname, false, prologue, plen + FRAME_HDR + len, &c->ctx->s,
-                                 NULL);
+    int r = secure__noise(noise_handshake_init(&c->hs, cname, false, prologue,
+                                               plen + FRAME_HDR + len, &c->ctx->s, NULL));
     if (r != 0)
         return conn_fail(c, r, "handshake init: %s", proto_strerror(r));
     c->state = ST_HANDSHAKE;
@@ -379,7 +379,7 @@ static int on_handshake(struct secure_conn *c, const uint8_t *msg, size_t len, s
 {
     uint8_t payload[1];
     size_t plen = 0;
-    int r = noise_handshake_read(&c->hs, msg, len, payload, 0, &plen);
+    int r = secure__noise(noise_handshake_read(&c->hs, msg, len, payload, 0, &plen));
     if (r != 0)
         return conn_fail(c, r, "handshake message %u: %s", (unsigned)c->hs.msg + 1,
                          proto_strerror(r));
@@ -395,7 +395,7 @@ static int on_handshake(struct secure_conn *c, const uint8_t *msg, size_t len, s
         return r;
     if (noise_handshake_action(&c->hs) != NOISE_ACTION_SPLIT)
         return 0;
-    if ((r = noise_handshake_split(&c->hs, &c->send, &c->recv)) != 0)
+    if ((r = secure__noise(noise_handshake_split(&c->hs, &c->send, &c->recv))) != 0)
         return conn_fail(c, r, "split: %s", proto_strerror(r));
     secure__set_admin(c);
     c->state = ST_TRANSPORT;
@@ -417,7 +417,7 @@ static int on_record(struct secure_conn *c, const uint8_t *rec, size_t len, stru
     int r = buf_reserve(&c->pt, n ? n : 1);
     if (r != 0)
         return conn_fail(c, r, "message buffer: %s", strerror(-r));
-    r = noise_cipher_decrypt(&c->recv, NULL, 0, rec, len, buf_tail(&c->pt));
+    r = secure__noise(noise_cipher_decrypt(&c->recv, NULL, 0, rec, len, buf_tail(&c->pt)));
     if (r != 0)
         return conn_fail(c, r, "record: %s", proto_strerror(r));
     buf_commit(&c->pt, n);
@@ -475,7 +475,7 @@ static int secure_conn_write(void *conn, const uint8_t *msg, size_t len, struct 
     if (r != 0)
         return r;
     uint8_t *p = buf_tail(out);
-    r = noise_cipher_encrypt(&c->send, NULL, 0, msg, len, p + FRAME_HDR);
+    r = secure__noise(noise_cipher_encrypt(&c->send, NULL, 0, msg, len, p + FRAME_HDR));
     if (r != 0)
         return conn_fail(c, r, "encrypt: %s", proto_strerror(r));
     p[0] = (uint8_t)(n >> 8);

@@ -10,7 +10,7 @@
 #include "log.h"
 #include "loop.h"
 #include "net.h"
-#include "server.h"
+#include "service.h"
 
 enum session_reason {
     REASON_NONE,

@@ -20,7 +20,7 @@
 #include "cli.h"
 #include "loop.h"
 #include "net.h"
-#include "server.h"
+#include "service.h"
 
 #define RECV_CHUNK  65536
 #define TICK_MS     20

@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "server.h"
+#include "service.h"
 
 struct udp_peer;
 

@@ -1,23 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Protocol registry and error strings. */
+/* Protocol error strings. */
 #include "proto.h"
 
 #include <string.h>
-
-static const struct proto_vt *const protos[] = {
-    &proto_plain,
-    &proto_secure,
-    &proto_lab_dh,
-    &proto_lab_fernet,
-};
-
-const struct proto_vt *proto_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
-        if (strcmp(protos[i]->name, name) == 0)
-            return protos[i];
-    return NULL;
-}
 
 const char *proto_strerror(int err)
 {

@@ -13,7 +13,28 @@
 #include "proto.h"
 #include "replay.h"
 
-#define SECURE_ERRLEN  512
+#define SECURE_ERRLEN 512
+
+/* Maps a NOISE_E_* result to the protocol's PROTO_E_* (0 and -errno pass through). */
+static inline int secure__noise(int r)
+{
+    switch (r) {
+    case NOISE_E_AUTH:
+        return PROTO_E_AUTH;
+    case NOISE_E_PARSE:
+        return PROTO_E_PARSE;
+    case NOISE_E_TOOBIG:
+        return PROTO_E_TOOBIG;
+    case NOISE_E_STATE:
+        return PROTO_E_STATE;
+    case NOISE_E_LIMIT:
+        return PROTO_E_LIMIT;
+    case NOISE_E_CRYPTO:
+        return PROTO_E_CRYPTO;
+    default:
+        return r;
+    }
+}
 #define SECURE_NSUITES 4
 
 /* The suites, in the order of the UDP initiation's suite byte. */

@@ -3,12 +3,16 @@
 #ifndef SECHO_IO_H
 #define SECHO_IO_H
 
-#include "server.h"
+#include "service.h"
 
 /* Each returns 0 after a clean shutdown, or 1 if the server could not start (the reason
  * is already printed on stderr as "secho: ..."). */
 int io_threads_run(struct server *srv);  /* one thread per TCP connection */
 int io_epoll_run(struct server *srv);    /* one event loop */
 int io_reactors_run(struct server *srv); /* one event loop per core, SO_REUSEPORT */
+
+/* Called by a model once its sockets are bound: logs `listening` and prints the readiness
+ * line on stdout. */
+void server_ready(struct server *srv, const struct net_addr *bound);
 
 #endif
