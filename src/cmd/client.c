@@ -624,18 +624,13 @@ int client_main(int argc, char **argv)
         fprintf(stderr, "secho: %s\n", perr[0] ? perr : proto_strerror(r));
         goto out;
     }
-    c.pconn = calloc(1, c.vt->conn_size ? c.vt->conn_size : 1);
-    if (!c.pconn || (r = c.vt->conn_init(c.pconn, c.ctx, PROTO_CLIENT, &c.out)) < 0) {
-        fprintf(stderr, "secho: %s\n", c.pconn ? proto_strerror(r) : "out of memory");
+    if ((r = proto_conn_new(c.vt, c.ctx, PROTO_CLIENT, &c.out, &c.pconn)) < 0) {
+        fprintf(stderr, "secho: %s\n", proto_strerror(r));
         goto out;
     }
     status = common.udp ? run_udp(&c) : run_tcp(&c);
 out:
-    if (c.pconn) {
-        c.vt->conn_free(c.pconn);
-        OPENSSL_cleanse(c.pconn, c.vt->conn_size ? c.vt->conn_size : 1);
-        free(c.pconn);
-    }
+    proto_conn_free(c.vt, c.pconn);
     if (c.ctx && c.vt->ctx_free)
         c.vt->ctx_free(c.ctx);
     if (c.fd >= 0)

@@ -563,11 +563,7 @@ static void conn_release(const struct proto_vt *vt, struct bconn *c)
 {
     if (c->fd >= 0)
         close(c->fd);
-    if (c->pconn) {
-        vt->conn_free(c->pconn);
-        OPENSSL_cleanse(c->pconn, vt->conn_size ? vt->conn_size : 1);
-        free(c->pconn);
-    }
+    proto_conn_free(vt, c->pconn);
     buf_free_secret(&c->in);
     buf_free_secret(&c->out);
     buf_free(&c->hello);
@@ -778,12 +774,11 @@ int bench_main(int argc, char **argv)
         buf_init(&c->hello, RECV_CHUNK);
         c->payload = malloc((size_t)pipeline * (size_t)size);
         c->slots = calloc((size_t)pipeline, sizeof(*c->slots));
-        c->pconn = calloc(1, vt->conn_size ? vt->conn_size : 1);
-        if (!c->payload || !c->slots || !c->pconn) {
+        if (!c->payload || !c->slots) {
             fprintf(stderr, "secho: out of memory\n");
             goto out;
         }
-        if ((r = vt->conn_init(c->pconn, b.ctx, PROTO_CLIENT, &c->out)) < 0) {
+        if ((r = proto_conn_new(vt, b.ctx, PROTO_CLIENT, &c->out, &c->pconn)) < 0) {
             fprintf(stderr, "secho: %s: %s\n", hostport, proto_strerror(r));
             goto out;
         }

@@ -78,12 +78,7 @@ int session_init(struct session *s, struct server *srv, int fd, const struct net
     buf_init(&s->in, SERVER_IN_LIMIT);
     buf_init(&s->out, SERVER_OUT_LIMIT);
     log_event(LOG_INFO, "connect", "peer=%s conn=%llu", s->peer_text, (unsigned long long)s->id);
-    s->pconn = calloc(1, vt->conn_size ? vt->conn_size : 1);
-    if (!s->pconn) {
-        s->reason = REASON_ERROR;
-        return -ENOMEM;
-    }
-    int r = vt->conn_init(s->pconn, srv->pctx, PROTO_SERVER, &s->out);
+    int r = proto_conn_new(vt, srv->pctx, PROTO_SERVER, &s->out, &s->pconn);
     if (r < 0) {
         server_log_proto_error(srv, s->id, s->peer_text, r, conn_error(s));
         s->reason = REASON_ERROR;
@@ -373,12 +368,8 @@ void session_free(struct session *s)
         server_log_partial(s->srv, s->id, s->peer_text, &s->msg);
     log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s", s->peer_text,
               (unsigned long long)s->id, reason_name(s->reason));
-    if (s->pconn) {
-        vt->conn_free(s->pconn);
-        OPENSSL_cleanse(s->pconn, vt->conn_size ? vt->conn_size : 1);
-        free(s->pconn);
-        s->pconn = NULL;
-    }
+    proto_conn_free(vt, s->pconn);
+    s->pconn = NULL;
     OPENSSL_cleanse(&s->msg, sizeof(s->msg));
     buf_free_secret(&s->in);
     buf_free_secret(&s->out);

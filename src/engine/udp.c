@@ -92,11 +92,7 @@ static void peer_free(struct udp_service *u, struct udp_peer *p, const char *rea
     const struct proto_vt *vt = u->srv->conf.proto;
     log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s", p->text,
               (unsigned long long)p->id, reason);
-    if (p->pconn) {
-        vt->conn_free(p->pconn);
-        OPENSSL_cleanse(p->pconn, vt->conn_size ? vt->conn_size : 1);
-        free(p->pconn);
-    }
+    proto_conn_free(vt, p->pconn);
     free(p);
     u->npeers--;
     atomic_fetch_sub(&u->srv->nconns, 1);
@@ -148,7 +144,6 @@ static struct udp_peer *peer_new(struct udp_service *u, const struct net_addr *f
     struct udp_peer *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    p->pconn = calloc(1, vt->conn_size ? vt->conn_size : 1);
     p->addr = *from;
     p->id = atomic_fetch_add(&srv->next_id, 1);
     p->created = p->last = now;
@@ -156,8 +151,8 @@ static struct udp_peer *peer_new(struct udp_service *u, const struct net_addr *f
     atomic_fetch_add(&srv->nconns, 1);
     u->npeers++;
     log_event(LOG_INFO, "connect", "peer=%s conn=%llu", p->text, (unsigned long long)p->id);
-    if (!p->pconn || (r = vt->conn_init(p->pconn, srv->pctx, PROTO_SERVER, &u->reply)) < 0) {
-        server_log_proto_error(srv, p->id, p->text, p->pconn ? r : -ENOMEM, NULL);
+    if ((r = proto_conn_new(vt, srv->pctx, PROTO_SERVER, &u->reply, &p->pconn)) < 0) {
+        server_log_proto_error(srv, p->id, p->text, r, NULL);
         peer_free(u, p, "error");
         return NULL;
     }

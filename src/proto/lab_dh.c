@@ -386,7 +386,6 @@ static void labdh_conn_free(void *connp)
     crypto_lab_dh_key_free(&c->key);
     crypto_lab_dh_group_free(&c->peer_group);
     buf_free(&c->hs);
-    OPENSSL_cleanse(c, sizeof(*c));
 }
 
 const struct proto_vt proto_lab_dh = {

@@ -262,7 +262,6 @@ static void lf_conn_free(void *connp)
 {
     struct lf_conn *c = connp;
     buf_free_secret(&c->acc);
-    OPENSSL_cleanse(c, sizeof(*c));
 }
 
 static int lf_dgram_new(void *ctx, const struct sockaddr *peer, socklen_t peerlen,

@@ -2,7 +2,29 @@
 /* Protocol error strings. */
 #include "proto.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+
+int proto_conn_new(const struct proto_vt *vt, void *ctx, enum proto_role role, struct buf *out,
+                   void **conn)
+{
+    *conn = calloc(1, vt->conn_size ? vt->conn_size : 1);
+    if (!*conn)
+        return -ENOMEM;
+    return vt->conn_init(*conn, ctx, role, out);
+}
+
+void proto_conn_free(const struct proto_vt *vt, void *conn)
+{
+    if (!conn)
+        return;
+    vt->conn_free(conn);
+    OPENSSL_cleanse(conn, vt->conn_size ? vt->conn_size : 1);
+    free(conn);
+}
 
 const char *proto_strerror(int err)
 {

@@ -152,6 +152,19 @@ extern const struct proto_vt proto_secure;
 extern const struct proto_vt proto_lab_dh;
 extern const struct proto_vt proto_lab_fernet;
 
+/*
+ * The one pair that allocates and releases a protocol connection (callers never size, wipe
+ * or free conn memory themselves). proto_conn_new allocates vt->conn_size zeroed bytes and
+ * runs conn_init; on success *conn is set and 0 returned. On failure it returns <0 and still
+ * sets *conn (NULL only for -ENOMEM) so that conn_error can be asked why; the caller MUST
+ * then call proto_conn_free. Whatever conn_init appended to out is owed either way only on
+ * success. proto_conn_free runs conn_free, wipes the whole conn (OPENSSL_cleanse) and frees
+ * it; it accepts NULL.
+ */
+int proto_conn_new(const struct proto_vt *vt, void *ctx, enum proto_role role, struct buf *out,
+                   void **conn) __attribute__((warn_unused_result));
+void proto_conn_free(const struct proto_vt *vt, void *conn);
+
 /* Looks a protocol up by its command-line name; NULL if unknown. */
 const struct proto_vt *proto_find(const char *name);
 /* The i-th registered protocol (registry order), or NULL past the last: for name lists
