@@ -47,8 +47,9 @@ int cli_common_opt(struct cli_common *c, const char *cmd, int opt, const char *a
     case 'P':
         c->proto = proto_find(arg);
         if (!c->proto) {
-            cli_usage_error(cmd, "unknown protocol '%s' (use plain, secure, lab-dh or lab-fernet)",
-                            arg);
+            char names[256];
+            cli_proto_names(names, sizeof(names), ", ", " or ");
+            cli_usage_error(cmd, "unknown protocol '%s' (use %s)", arg, names);
             return -1;
         }
         return 1;
@@ -72,7 +73,7 @@ int cli_common_opt(struct cli_common *c, const char *cmd, int opt, const char *a
 
 bool cli_common_check(const struct cli_common *c, const char *cmd)
 {
-    if (c->udp && !c->proto->dgram_read) {
+    if (c->udp && !proto_has_dgram(c->proto)) {
         cli_usage_error(cmd, "protocol %s does not run over UDP", c->proto->name);
         return false;
     }
@@ -93,13 +94,31 @@ bool cli_parse_long(const char *cmd, const char *name, const char *arg, long min
     return true;
 }
 
-void cli_warn_lab(const struct proto_vt *proto)
+void cli_warn_unauthenticated(const struct proto_vt *proto)
 {
-    if (strcmp(proto->name, "lab-dh") == 0)
-        fprintf(stderr, "secho: warning: lab-dh is unauthenticated: anyone on the path can read "
-                        "and change the messages. Use -P secure for a real secure channel.\n");
-    else if (strcmp(proto->name, "lab-fernet") == 0)
-        fprintf(stderr, "secho: warning: lab-fernet sends its key in clear and is "
-                        "unauthenticated: anyone on the path can read and forge messages. Use "
-                        "-P secure for a real secure channel.\n");
+    if (proto->flags & PROTO_F_UNAUTHENTICATED)
+        fprintf(stderr, "secho: warning: %s Use -P secure for a real secure channel.\n",
+                proto->warning);
+}
+
+void cli_proto_names(char *out, size_t cap, const char *sep, const char *last)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; proto_at(i) && len < cap; i++) {
+        const char *join = i == 0 ? "" : proto_at(i + 1) ? sep : last;
+        int n = snprintf(out + len, cap - len, "%s%s", join, proto_at(i)->name);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+}
+
+void cli_help_proto(FILE *f, int width)
+{
+    struct cli_common defaults;
+    char names[256];
+    cli_common_init(&defaults);
+    cli_proto_names(names, sizeof(names), " | ", " | ");
+    fprintf(f, "  %-*s%s (default %s)\n", width, "-P, --proto PROTO", names, defaults.proto->name);
 }

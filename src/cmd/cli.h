@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "proto.h"
 
@@ -32,8 +33,16 @@ bool cli_parse_long(const char *cmd, const char *name, const char *arg, long min
                     long *out);
 /* Prints "secho CMD: MSG" and the --help hint; returns 2 (the usage exit code). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prints the warning the unauthenticated notebook protocols owe their users. */
-void cli_warn_lab(const struct proto_vt *proto);
+/* Prints, for a PROTO_F_UNAUTHENTICATED protocol, "secho: warning: " and its warning on
+ * stderr; nothing for the others. */
+void cli_warn_unauthenticated(const struct proto_vt *proto);
+/* Writes the registered protocols' names into out, in registry order, separated by sep
+ * and the last two by last (", " and " or " give "a, b or c"). Always NUL-terminates (cap
+ * >= 1); the list is cut short if out is too small. */
+void cli_proto_names(char *out, size_t cap, const char *sep, const char *last);
+/* Prints the help line of -P: "  -P, --proto PROTO", padded to `width` columns after the
+ * two leading spaces, then "plain | secure | ... (default NAME)". */
+void cli_help_proto(FILE *f, int width);
 
 int server_main(int argc, char **argv);
 int client_main(int argc, char **argv);

@@ -26,13 +26,14 @@
 #define UDP_RTO_MS     250
 #define UDP_RTO_MAX_MS 2000
 
-static const char usage[] =
+/* The help text, around the -P line (made from the registry by cli_help_proto). */
+static const char usage_head[] =
     "Usage: secho client [options]\n"
     "Send each line of standard input as one message and print each echo as one line.\n"
     "Type `exit` (or end the input) to leave, `shutdown` to stop the server.\n"
     "\n"
-    "  -t, --transport tcp|udp   transport (default tcp)\n"
-    "  -P, --proto PROTO         plain | secure | lab-dh | lab-fernet (default secure)\n"
+    "  -t, --transport tcp|udp   transport (default tcp)\n";
+static const char usage_tail[] =
     "  -H, --host HOST           server address (default 127.0.0.1)\n"
     "  -p, --port PORT           server port (default 9090)\n"
     "  -k, --key FILE            secure: our identity key, created if absent\n"
@@ -91,20 +92,6 @@ struct client {
     bool paused;
     uint64_t pause_until;
 };
-
-/* Largest message one record carries; longer lines are split. */
-static size_t record_max(const struct proto_vt *vt)
-{
-    if (strcmp(vt->name, "secure") == 0)
-        return 65519;
-    /* The notebook reads each part with one recv(1024): a Fernet token of a 703-byte
-     * message is the longest that fits. */
-    if (strcmp(vt->name, "lab-dh") == 0)
-        return 1024;
-    if (strcmp(vt->name, "lab-fernet") == 0)
-        return 703;
-    return 65507; /* one UDP datagram */
-}
 
 static bool confirm_tty(void *arg, const char *question)
 {
@@ -173,7 +160,8 @@ static int send_line(struct client *c, const uint8_t *p, size_t n)
             return -ENOBUFS;
         c->owed += (long long)n + 1;
     } else {
-        size_t max = record_max(c->vt);
+        /* Largest message one record carries; longer lines are split. */
+        size_t max = proto_max_msg(c->vt, false);
         size_t off = 0;
         uint32_t parts = 0;
         do {
@@ -573,7 +561,9 @@ int client_main(int argc, char **argv)
                 return 2;
             break;
         case 'h':
-            fputs(usage, stdout);
+            fputs(usage_head, stdout);
+            cli_help_proto(stdout, 26);
+            fputs(usage_tail, stdout);
             return 0;
         default:
             fprintf(stderr, "Try 'secho client --help' for more information.\n");
@@ -584,10 +574,12 @@ int client_main(int argc, char **argv)
         return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!cli_common_check(&common, cmd))
         return 2;
-    if (!po.key_file && keys_default_path("id.key", keypath, sizeof(keypath)) == 0)
-        po.key_file = keypath;
-    if (!po.known_hosts && keys_default_path("known_hosts", khpath, sizeof(khpath)) == 0)
-        po.known_hosts = khpath;
+    if (common.proto->flags & PROTO_F_KEY_FILES) {
+        if (!po.key_file && keys_default_path("id.key", keypath, sizeof(keypath)) == 0)
+            po.key_file = keypath;
+        if (!po.known_hosts && keys_default_path("known_hosts", khpath, sizeof(khpath)) == 0)
+            po.known_hosts = khpath;
+    }
 
     struct client c = {.vt = common.proto, .fd = -1, .timeout_ms = (int)timeout * 1000};
     c.interactive = isatty(STDIN_FILENO);
@@ -602,7 +594,7 @@ int client_main(int argc, char **argv)
     buf_init(&c.in, 1 << 20);
     buf_init(&c.out, 1 << 20);
     buf_init(&c.line, LINE_LIMIT + STDIN_CHUNK);
-    cli_warn_lab(c.vt);
+    cli_warn_unauthenticated(c.vt);
     signal(SIGPIPE, SIG_IGN);
 
     int status = 1;

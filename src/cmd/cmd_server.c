@@ -11,13 +11,14 @@
 #include "keys.h"
 #include "server.h"
 
-static const char usage[] =
+/* The help text, around the -P line (made from the registry by cli_help_proto). */
+static const char usage_head[] =
     "Usage: secho server [options]\n"
     "Run an echo server. Every message is sent back; `exit` closes the connection,\n"
     "`shutdown` stops the server (if the peer is allowed to).\n"
     "\n"
-    "  -t, --transport tcp|udp     transport (default tcp)\n"
-    "  -P, --proto PROTO           plain | secure | lab-dh | lab-fernet (default secure)\n"
+    "  -t, --transport tcp|udp     transport (default tcp)\n";
+static const char usage_tail[] =
     "  -H, --host HOST             address to listen on (default 127.0.0.1)\n"
     "  -p, --port PORT             port, 0 = pick a free one (default 9090)\n"
     "  -m, --model MODEL           threads | epoll | reactors (default reactors)\n"
@@ -184,7 +185,9 @@ int server_main(int argc, char **argv)
             conf.popts.dh_params_file = optarg;
             break;
         case 'h':
-            fputs(usage, stdout);
+            fputs(usage_head, stdout);
+            cli_help_proto(stdout, 28);
+            fputs(usage_tail, stdout);
             return 0;
         default:
             fprintf(stderr, "Try 'secho server --help' for more information.\n");
@@ -197,7 +200,8 @@ int server_main(int argc, char **argv)
         return 2;
     if (conf.threads < 1)
         conf.threads = 1;
-    if (!conf.popts.key_file && keys_default_path("server.key", keypath, sizeof(keypath)) == 0)
+    if ((common.proto->flags & PROTO_F_KEY_FILES) && !conf.popts.key_file &&
+        keys_default_path("server.key", keypath, sizeof(keypath)) == 0)
         conf.popts.key_file = keypath;
     conf.host = common.host;
     conf.port = common.port;
@@ -205,6 +209,6 @@ int server_main(int argc, char **argv)
     conf.proto = common.proto;
     conf.popts.max_msg = (size_t)max_msg;
     conf.popts.dgram = common.udp;
-    cli_warn_lab(conf.proto);
+    cli_warn_unauthenticated(conf.proto);
     return server_run(&conf);
 }

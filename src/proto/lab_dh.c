@@ -390,8 +390,12 @@ static void labdh_conn_free(void *connp)
 
 const struct proto_vt proto_lab_dh = {
     .name = "lab-dh",
-    .flags = PROTO_F_PACED,
+    .summary = "the course's DH + AES-256-CFB protocol (unauthenticated, TCP only)",
+    .flags = PROTO_F_PACED | PROTO_F_UNAUTHENTICATED,
     .conn_size = sizeof(struct labdh_conn),
+    .stream_max = LABDH_MAX_MSG,
+    .dgram_max = 0,
+    .warning = "lab-dh is unauthenticated: anyone on the path can read and change the messages.",
     .ctx_new = labdh_ctx_new,
     .ctx_free = labdh_ctx_free,
     .conn_init = labdh_conn_init,

@@ -3,8 +3,12 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header). */
+#define PLAIN_DGRAM_MAX 65507
 
 struct plain_ctx {
     size_t max_msg;
@@ -109,10 +113,22 @@ static int plain_dgram_read(void *conn, const uint8_t *in, size_t len, struct bu
     return PROTO_MSG;
 }
 
+/* The kernel would refuse a longer datagram with EMSGSIZE; refusing it here with the same
+ * error keeps dgram_max the contract without changing what the user sees. */
+static int plain_dgram_write(void *conn, const uint8_t *msg, size_t len, struct buf *out)
+{
+    if (len > PLAIN_DGRAM_MAX)
+        return -EMSGSIZE;
+    return plain_conn_write(conn, msg, len, out);
+}
+
 const struct proto_vt proto_plain = {
     .name = "plain",
+    .summary = "RFC 862 echo in clear text (TCP: lines, UDP: datagrams)",
     .flags = PROTO_F_STREAM_ECHO,
     .conn_size = sizeof(struct plain_conn),
+    .stream_max = SIZE_MAX,
+    .dgram_max = PLAIN_DGRAM_MAX,
     .ctx_new = plain_ctx_new,
     .ctx_free = plain_ctx_free,
     .conn_init = plain_conn_init,
@@ -122,5 +138,5 @@ const struct proto_vt proto_plain = {
     .conn_free = plain_conn_free,
     .dgram_new = plain_dgram_new,
     .dgram_read = plain_dgram_read,
-    .dgram_write = plain_conn_write,
+    .dgram_write = plain_dgram_write,
 };

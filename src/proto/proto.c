@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Protocol error strings. */
+/* What every protocol shares: allocating a connection, its limits, the error strings. */
 #include "proto.h"
 
 #include <errno.h>
@@ -24,6 +24,16 @@ void proto_conn_free(const struct proto_vt *vt, void *conn)
     vt->conn_free(conn);
     OPENSSL_cleanse(conn, vt->conn_size ? vt->conn_size : 1);
     free(conn);
+}
+
+bool proto_has_dgram(const struct proto_vt *vt)
+{
+    return vt->dgram_new && vt->dgram_read && vt->dgram_write;
+}
+
+size_t proto_max_msg(const struct proto_vt *vt, bool dgram)
+{
+    return dgram ? vt->dgram_max : vt->stream_max;
 }
 
 const char *proto_strerror(int err)

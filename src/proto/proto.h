@@ -13,7 +13,9 @@
 /*
  * Every protocol (plain, secure, lab-dh, lab-fernet) implements `struct proto_vt`. The I/O
  * models (threads, epoll, reactors) and the client only move bytes between sockets and
- * these functions, so each protocol runs on every model unchanged.
+ * these functions, so each protocol runs on every model unchanged. Callers learn all they
+ * need of a protocol (limits, UDP, key files, warning, help line) from its vtable, never
+ * from its name: adding one is its own file plus one line in registry.c.
  *
  * Two levels of state:
  *   - a context (`ctx`), one per process and role, made by ctx_new from the command-line
@@ -79,8 +81,20 @@ struct proto_opts {
 
 struct proto_vt {
     const char *name; /* as on the command line: "plain", "secure", ... */
-    unsigned flags;
+    /* One line for help texts: what the protocol is (no newline, no final period). */
+    const char *summary;
+    unsigned flags; /* PROTO_F_* */
     size_t conn_size;
+    /* Largest message, in plaintext bytes, that one conn_write record carries (and
+     * conn_read accepts), whatever proto_opts.max_msg says; a caller splits longer lines
+     * into several records. At least 1. SIZE_MAX: the protocol sets no limit (plain TCP
+     * echoes bytes as they come; only the server's --max-msg bounds a line). */
+    size_t stream_max;
+    /* The same for one datagram (dgram_write); 0 exactly when there is no UDP form. */
+    size_t dgram_max;
+    /* Set exactly when PROTO_F_UNAUTHENTICATED: the sentence the command line prints as a
+     * warning before it uses the protocol, saying what an attacker on the path can do. */
+    const char *warning;
 
     /* Builds the shared context. Returns 0, or <0 with a sentence in err (for the CLI to
      * print after "secho: "). May print nothing. Optional: NULL means no context. */
@@ -144,7 +158,20 @@ enum {
     PROTO_F_STREAM_ECHO = 1U << 0,
     /* Output contains pause marks (the notebook's recv(1024) peers). */
     PROTO_F_PACED = 1U << 1,
+    /* It encrypts, yet nothing authenticates the peer or the messages (the notebook
+     * protocols), so it looks safer than it is: callers print vt->warning. plain, which
+     * claims no protection, does not carry this flag. */
+    PROTO_F_UNAUTHENTICATED = 1U << 2,
+    /* The protocol keeps key files (proto_opts key_file, known_hosts, admins_file): callers
+     * fill in their paths, default or given. */
+    PROTO_F_KEY_FILES = 1U << 3,
 };
+
+/* True if the protocol has a UDP form (its dgram_new, dgram_read and dgram_write are set). */
+bool proto_has_dgram(const struct proto_vt *vt);
+/* The largest message one record (dgram false) or one datagram (dgram true) carries:
+ * vt->stream_max or vt->dgram_max (0: no UDP form). */
+size_t proto_max_msg(const struct proto_vt *vt, bool dgram);
 
 /* The registered protocols. */
 extern const struct proto_vt proto_plain;

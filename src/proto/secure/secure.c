@@ -527,8 +527,11 @@ const char *proto_secure_last_error(const void *conn)
  * conn, the trust rules and the Noise states; only the framing differs. */
 const struct proto_vt proto_secure = {
     .name = "secure",
-    .flags = 0,
+    .summary = "Noise XX channel: encrypted, peers authenticated by static keys",
+    .flags = PROTO_F_KEY_FILES,
     .conn_size = sizeof(struct secure_conn),
+    .stream_max = SECURE_MAX_PLAIN,
+    .dgram_max = SECURE_UDP_MAX_PLAIN,
     .ctx_new = secure_ctx_new,
     .ctx_free = secure_ctx_free,
     .ctx_banner = secure_ctx_banner,
