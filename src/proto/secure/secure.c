@@ -158,6 +158,8 @@ static bool secure_conn_peer_id(const void *conn, char *out, size_t outlen)
     return true;
 }
 
+/* Releases what the conn owns outside itself (cipher contexts, buffers); proto_conn_free
+ * wipes the conn's own bytes afterwards. */
 static void secure_conn_free(void *conn)
 {
     struct secure_conn *c = conn;
@@ -166,7 +168,6 @@ static void secure_conn_free(void *conn)
     noise_cipher_free(&c->recv);
     buf_free_secret(&c->rx);
     buf_free_secret(&c->pt);
-    c->state = ST_DEAD;
 }
 
 const char *proto_secure_last_error(const void *conn)
