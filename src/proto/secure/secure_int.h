@@ -69,8 +69,8 @@ struct secure_udp {
     uint64_t send_ctr;
     struct replay_window replay;
     uint8_t cookie[SECURE_COOKIE_LEN]; /* server: the cookie this session was admitted with */
-    uint8_t init_id[4 + 32];           /* server: sender index + e of the initiation in progress */
-    uint8_t hs_dgram[WIRE_HS_MAX];     /* client: last handshake datagram; server: response */
+    uint8_t init_id[WIRE_IDX_LEN + NOISE_DHLEN]; /* server: sender index + e of its initiation */
+    uint8_t hs_dgram[WIRE_HS_MAX]; /* client: last handshake datagram; server: response */
     size_t hs_len;
     bool confirmed; /* client: a data message from the server authenticated */
 };

@@ -167,9 +167,17 @@ static void reset_handshake(struct secure_conn *c)
     c->state = ST_PREAMBLE;
 }
 
+/* What identifies one initiation: its sender index and its ephemeral key (the cookie may
+ * change between copies of the same initiation; the server checks it separately). */
+static void initiation_id(const uint8_t *in, uint8_t id[static WIRE_IDX_LEN + NOISE_DHLEN])
+{
+    memcpy(id, in + WIRE_INIT_SENDER, WIRE_IDX_LEN);
+    memcpy(id + WIRE_IDX_LEN, wire_init_noise(in), NOISE_DHLEN);
+}
+
 static int server_initiation(struct secure_conn *c, const uint8_t *in, struct buf *reply)
 {
-    uint8_t prologue[SECURE_PROLOGUE_MAX], payload[1];
+    uint8_t prologue[SECURE_PROLOGUE_MAX], payload[1], id[sizeof(c->udp.init_id)];
     uint8_t *resp = c->udp.hs_dgram;
     size_t plen = 0, n = 0;
     int r;
@@ -178,7 +186,8 @@ static int server_initiation(struct secure_conn *c, const uint8_t *in, struct bu
          * initiations on it must carry that same cookie. */
         if (!crypto_equal(wire_init_cookie(in), c->udp.cookie, SECURE_COOKIE_LEN))
             return secure__drop(c, PROTO_E_AUTH, "initiation with another cookie");
-        if (memcmp(in + WIRE_INIT_SENDER, c->udp.init_id, sizeof(c->udp.init_id)) == 0) {
+        initiation_id(in, id);
+        if (memcmp(id, c->udp.init_id, sizeof(id)) == 0) {
             if (c->state != ST_HANDSHAKE)
                 return PROTO_DROP; /* a late copy */
             /* Our response was lost: the same one again, never a new ephemeral key. */
@@ -205,7 +214,7 @@ static int server_initiation(struct secure_conn *c, const uint8_t *in, struct bu
         return r;
     c->udp.remote_idx = wire_init_sender(in);
     memcpy(c->udp.cookie, wire_init_cookie(in), SECURE_COOKIE_LEN);
-    memcpy(c->udp.init_id, in + WIRE_INIT_SENDER, sizeof(c->udp.init_id));
+    initiation_id(in, c->udp.init_id);
     wire_put_hdr(resp, WIRE_RESP, 0);
     wire_put_u32(resp + WIRE_RESP_SENDER, c->udp.local_idx);
     wire_put_u32(resp + WIRE_RESP_RECEIVER, c->udp.remote_idx);
