@@ -28,26 +28,32 @@ int secure_cookie_init(struct secure_cookie *k, secure_cookie_clock_fn now, void
     return 0;
 }
 
-/* A = family byte, address, port: what the cookie binds (the port too, as WireGuard). */
-static int encode_addr(const struct sockaddr *sa, uint8_t a[static 1 + 16 + 2], size_t *n)
+#define ADDR_MAX (1 + 16 + 2) /* family byte, IPv6 address, port */
+
+/* A = family byte (4 or 6), address, port, in network order: what the cookie binds (the port
+ * too, as WireGuard's). Returns its length, or 0 for another family. */
+static size_t encode_addr(const struct sockaddr *sa, uint8_t a[static ADDR_MAX])
 {
+    const void *addr, *port;
+    size_t alen;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *s4 = (const void *)sa;
         a[0] = 4;
-        memcpy(a + 1, &s4->sin_addr, 4);
-        memcpy(a + 5, &s4->sin_port, 2);
-        *n = 7;
-        return 0;
-    }
-    if (sa->sa_family == AF_INET6) {
+        addr = &s4->sin_addr;
+        alen = sizeof(s4->sin_addr);
+        port = &s4->sin_port;
+    } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const void *)sa;
         a[0] = 6;
-        memcpy(a + 1, &s6->sin6_addr, 16);
-        memcpy(a + 17, &s6->sin6_port, 2);
-        *n = 19;
+        addr = &s6->sin6_addr;
+        alen = sizeof(s6->sin6_addr);
+        port = &s6->sin6_port;
+    } else {
         return 0;
     }
-    return -EAFNOSUPPORT;
+    memcpy(a + 1, addr, alen);
+    memcpy(a + 1 + alen, port, 2);
+    return 1 + alen + 2;
 }
 
 static int cookie_at(const struct secure_cookie *k, const uint8_t *a, size_t alen, uint64_t period,
@@ -72,11 +78,10 @@ static int cookie_at(const struct secure_cookie *k, const uint8_t *a, size_t ale
 int secure_cookie_make(const struct secure_cookie *k, const struct sockaddr *peer,
                        uint8_t out[static SECURE_COOKIE_LEN])
 {
-    uint8_t a[1 + 16 + 2];
-    size_t alen = 0;
-    int r = encode_addr(peer, a, &alen);
-    if (r != 0)
-        return r;
+    uint8_t a[ADDR_MAX];
+    size_t alen = encode_addr(peer, a);
+    if (alen == 0)
+        return -EAFNOSUPPORT;
     return cookie_at(k, a, alen, k->now(k->now_arg) / SECURE_COOKIE_PERIOD, out);
 }
 
@@ -84,12 +89,12 @@ int secure_cookie_check(const struct secure_cookie *k, const struct sockaddr *pe
                         const uint8_t cookie[static SECURE_COOKIE_LEN],
                         enum secure_cookie_result *res)
 {
-    uint8_t a[1 + 16 + 2], want[SECURE_COOKIE_LEN], acc = 0;
-    size_t alen = 0;
+    uint8_t a[ADDR_MAX], want[SECURE_COOKIE_LEN], acc = 0;
+    int r = 0;
     *res = SECURE_COOKIE_INVALID;
-    int r = encode_addr(peer, a, &alen);
-    if (r != 0)
-        return r;
+    size_t alen = encode_addr(peer, a);
+    if (alen == 0)
+        return -EAFNOSUPPORT;
     for (size_t i = 0; i < SECURE_COOKIE_LEN; i++)
         acc |= cookie[i];
     if (acc == 0) {
