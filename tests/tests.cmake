@@ -34,8 +34,6 @@ endforeach()
 add_test(NAME layering.check
     COMMAND ${SECHO_PYTHON} ${CMAKE_SOURCE_DIR}/tests/layering/check_layers.py
             --nm ${CMAKE_NM}
-            # secure's TCP and UDP forms still call each other; the split is under way (#7).
-            --allow-cycle secure.c.o,secure_udp.c.o
             ${SECHO_LAYER_ARGS})
 add_test(NAME layering.selftest
     COMMAND ${SECHO_PYTHON} -m unittest -v test_check_layers

@@ -494,6 +494,40 @@ static void test_restart_limit_trust(void)
     vt->ctx_free(cctx);
 }
 
+/* A repeated initiation is one with the same sender index and the same whole ephemeral key:
+ * only that gets the stored response again; a change anywhere in the key is a restart. */
+static void test_repeated_initiation(void)
+{
+    void *sctx = make_ctx(PROTO_SERVER, NULL, NULL, NULL);
+    void *cctx = make_ctx(PROTO_CLIENT, NULL, server_b64, NULL);
+    struct pair p;
+    bool has = false;
+    struct dg init, cookie, resp, again, other;
+    struct proto_msg m;
+    pair_open(&p, sctx, cctx, 4005);
+    CHECK_INT(vt->conn_init(p.c, cctx, PROTO_CLIENT, &p.cout), 0);
+    take(&init, &p.cout);
+    CHECK_INT(server_in(&p, &has, &init, &m), PROTO_DROP);
+    take(&cookie, &p.sout);
+    CHECK_INT(vt->dgram_read(p.c, cookie.b, cookie.n, &p.cout, &m), PROTO_NEED_MORE);
+    take(&init, &p.cout);
+    CHECK_INT(server_in(&p, &has, &init, &m), PROTO_NEED_MORE);
+    take(&resp, &p.sout);
+    CHECK_INT(server_in(&p, &has, &init, &m), PROTO_NEED_MORE);
+    take(&again, &p.sout);
+    CHECK_INT(again.n, resp.n);
+    CHECK_MEM(again.b, resp.b, resp.n);
+    /* The last byte of the ephemeral key changed: a new handshake, a new server ephemeral. */
+    init.b[55] ^= 1;
+    CHECK_INT(server_in(&p, &has, &init, &m), PROTO_NEED_MORE);
+    take(&other, &p.sout);
+    CHECK_INT(other.n, 108);
+    CHECK(memcmp(other.b + 12, resp.b + 12, 32) != 0);
+    pair_close(&p);
+    vt->ctx_free(sctx);
+    vt->ctx_free(cctx);
+}
+
 int main(void)
 {
     uint8_t priv[32], pub[32];
@@ -523,6 +557,7 @@ int main(void)
     test_tamper();
     test_cookies_and_malformed();
     test_restart_limit_trust();
+    test_repeated_initiation();
 
     unlink(server_key);
     unlink(client_key);
