@@ -14,8 +14,9 @@ struct udp_service {
     struct udp_peers peers;
 };
 
-/* Takes ownership of a bound, non-blocking UDP socket on success. Returns 0, or -errno
- * (then the fd is still the caller's and nothing else is owed). */
+/* Takes ownership of a bound, non-blocking UDP socket on success; the table's replies are
+ * sent through u, so u must stay at its address until udp_close. Returns 0, or -errno (then
+ * the fd is still the caller's and nothing else is owed). */
 int udp_init(struct udp_service *u, struct server *srv, int fd);
 /* Receives what is queued on the socket (a bounded batch), hands each datagram to the peer
  * table and sends what it answers. */
