@@ -10,7 +10,7 @@
 #include "loop.h"
 #include "server.h"
 #include "session.h"
-#include "udp.h"
+#include "udp_io.h"
 
 struct io_worker {
     struct server *srv;

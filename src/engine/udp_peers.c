@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: MIT */
+/* UDP peer table. Memory is bounded: at most --max-conns peer sessions, each expiring when
+ * idle; a datagram from a new address is first vetted by the protocol's dgram_new (which may
+ * answer statelessly, e.g. with a cookie) before any state is kept for it. No socket here:
+ * the caller feeds datagrams in and sends what the emit callback hands it. */
+#include "udp_peers.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#define UDP_MAX_DGRAM 65536
+/* Sessions of peers that never said `exit` are forgotten after this much silence when no
+ * --idle-timeout is given. */
+#define UDP_DEFAULT_IDLE_MS (180 * 1000)
+
+/* The two orders a peer is kept in besides its hash bucket. */
+enum { BY_LAST, BY_CREATED, NLISTS };
+
+struct peer_link {
+    struct udp_peer *prev, *next;
+};
+
+struct udp_peer {
+    struct udp_peer *next; /* hash chain */
+    struct peer_link link[NLISTS];
+    bool waiting; /* on by_created: its handshake is not done */
+    struct net_addr addr;
+    uint64_t id;
+    uint64_t created, last;
+    char text[NET_ADDRSTRLEN];
+    void *pconn;
+};
+
+static uint64_t hash_seed;
+static pthread_once_t seed_once = PTHREAD_ONCE_INIT;
+
+static void seed_init(void)
+{
+    if (RAND_bytes((unsigned char *)&hash_seed, sizeof(hash_seed)) != 1)
+        hash_seed = (uint64_t)(uintptr_t)&hash_seed ^ 0x9e3779b97f4a7c15ULL;
+}
+
+static uint64_t addr_hash(const struct sockaddr *sa)
+{
+    /* FNV-1a over the address, keyed with a random seed so that nobody can aim many
+     * addresses at one bucket. */
+    const uint8_t *p;
+    size_t n;
+    uint16_t port;
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)sa;
+        p = a->sin6_addr.s6_addr;
+        n = 16;
+        port = a->sin6_port;
+    } else {
+        const struct sockaddr_in *a = (const void *)sa;
+        p = (const uint8_t *)&a->sin_addr.s_addr;
+        n = 4;
+        port = a->sin_port;
+    }
+    uint64_t h = 0xcbf29ce484222325ULL ^ hash_seed;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    h = (h ^ (port & 0xff)) * 0x100000001b3ULL;
+    h = (h ^ (port >> 8)) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Links p into l right after `after` (NULL: at the head). */
+static void list_insert(struct udp_peer_list *l, struct udp_peer *after, struct udp_peer *p, int k)
+{
+    struct udp_peer *next = after ? after->link[k].next : l->head;
+    p->link[k].prev = after;
+    p->link[k].next = next;
+    if (after)
+        after->link[k].next = p;
+    else
+        l->head = p;
+    if (next)
+        next->link[k].prev = p;
+    else
+        l->tail = p;
+}
+
+static void list_remove(struct udp_peer_list *l, struct udp_peer *p, int k)
+{
+    struct peer_link *lk = &p->link[k];
+    if (lk->prev)
+        lk->prev->link[k].next = lk->next;
+    else
+        l->head = lk->next;
+    if (lk->next)
+        lk->next->link[k].prev = lk->prev;
+    else
+        l->tail = lk->prev;
+    lk->prev = lk->next = NULL;
+}
+
+int udp_peers_init(struct udp_peers *t, struct server *srv, udp_peers_emit_fn emit, void *emit_arg)
+{
+    memset(t, 0, sizeof(*t));
+    t->srv = srv;
+    t->emit = emit;
+    t->emit_arg = emit_arg;
+    pthread_once(&seed_once, seed_init);
+    t->nbuckets = 1024;
+    t->table = calloc(t->nbuckets, sizeof(*t->table));
+    if (!t->table)
+        return -ENOMEM;
+    buf_init(&t->reply, UDP_MAX_DGRAM);
+    buf_init(&t->out, UDP_MAX_DGRAM + 256);
+    return 0;
+}
+
+static struct udp_peer **find_slot(struct udp_peers *t, const struct sockaddr *sa)
+{
+    struct udp_peer **pp = &t->table[addr_hash(sa) & (t->nbuckets - 1)];
+    while (*pp && !net_addr_equal((const struct sockaddr *)&(*pp)->addr.ss, sa))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+/* Logs the disconnect and releases a peer that is in no bucket and no list. */
+static void peer_free(struct udp_peers *t, struct udp_peer *p, const char *reason)
+{
+    const struct proto_vt *vt = t->srv->conf.proto;
+    log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s", p->text,
+              (unsigned long long)p->id, reason);
+    proto_conn_free(vt, p->pconn);
+    free(p);
+    t->npeers--;
+    atomic_fetch_sub(&t->srv->nconns, 1);
+}
+
+/* Unlinks a peer from its bucket and both orders, then frees it. */
+static void peer_forget(struct udp_peers *t, struct udp_peer *p, const char *reason)
+{
+    struct udp_peer **pp = find_slot(t, (const struct sockaddr *)&p->addr.ss);
+    if (*pp == p)
+        *pp = p->next;
+    list_remove(&t->by_last, p, BY_LAST);
+    if (p->waiting)
+        list_remove(&t->by_created, p, BY_CREATED);
+    peer_free(t, p, reason);
+}
+
+/* Keeps by_created holding exactly the peers whose handshake is not done. A session is
+ * normally ready once and stays so; one that dies after it (a counter or crypto failure)
+ * is not ready again and rejoins in creation order, so the handshake timeout still ends
+ * it as the sweep over every peer used to. That rare case walks from the tail. */
+static void track_ready(struct udp_peers *t, struct udp_peer *p)
+{
+    bool ready = t->srv->conf.proto->conn_ready(p->pconn);
+    if (ready && p->waiting) {
+        list_remove(&t->by_created, p, BY_CREATED);
+        p->waiting = false;
+    } else if (!ready && !p->waiting) {
+        struct udp_peer *after = t->by_created.tail;
+        while (after && after->created > p->created)
+            after = after->link[BY_CREATED].prev;
+        list_insert(&t->by_created, after, p, BY_CREATED);
+        p->waiting = true;
+    }
+}
+
+static const char *peer_error(const struct udp_peers *t, const struct udp_peer *p)
+{
+    const struct proto_vt *vt = t->srv->conf.proto;
+    return vt->conn_error ? vt->conn_error(p->pconn) : NULL;
+}
+
+/* Emits b as one datagram. An empty reply means "nothing to say"; an empty echo (of an
+ * empty datagram, RFC 862) is still a datagram, so callers say which it is. */
+static void emit_buf(struct udp_peers *t, struct buf *b, const struct net_addr *to, bool even_empty)
+{
+    if (buf_empty(b) && !even_empty)
+        return;
+    t->emit(t->emit_arg, to, buf_head(b), buf_len(b));
+    buf_reset(b);
+}
+
+static struct udp_peer *peer_new(struct udp_peers *t, const struct net_addr *from,
+                                 const uint8_t *data, size_t n, uint64_t now)
+{
+    struct server *srv = t->srv;
+    const struct proto_vt *vt = srv->conf.proto;
+    char text[NET_ADDRSTRLEN];
+    net_format_addr((const struct sockaddr *)&from->ss, text, sizeof(text));
+    buf_reset(&t->reply);
+    int r =
+        vt->dgram_new(srv->pctx, (const struct sockaddr *)&from->ss, from->len, data, n, &t->reply);
+    if (r != 1) {
+        if (r < 0 && r != PROTO_DROP)
+            server_log_proto_error(srv, 0, text, r, NULL);
+        emit_buf(t, &t->reply, from, false);
+        return NULL;
+    }
+    if (atomic_load(&srv->nconns) >= srv->conf.max_conns) {
+        log_event(LOG_WARN, "denied", "peer=%s reason=max_conns", text);
+        return NULL;
+    }
+    struct udp_peer *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->addr = *from;
+    p->id = atomic_fetch_add(&srv->next_id, 1);
+    p->created = p->last = now;
+    memcpy(p->text, text, sizeof(text));
+    atomic_fetch_add(&srv->nconns, 1);
+    t->npeers++;
+    log_event(LOG_INFO, "connect", "peer=%s conn=%llu", p->text, (unsigned long long)p->id);
+    if ((r = proto_conn_new(vt, srv->pctx, PROTO_SERVER, &t->reply, &p->pconn)) < 0) {
+        server_log_proto_error(srv, p->id, p->text, r, NULL);
+        peer_free(t, p, "error");
+        return NULL;
+    }
+    /* A greeting from conn_init (none for the built-in protocols) goes out as one datagram. */
+    emit_buf(t, &t->reply, from, false);
+    struct udp_peer **slot = find_slot(t, (const struct sockaddr *)&from->ss);
+    *slot = p;
+    list_insert(&t->by_last, t->by_last.tail, p, BY_LAST);
+    track_ready(t, p);
+    return p;
+}
+
+void udp_peers_on_datagram(struct udp_peers *t, const struct net_addr *from, const uint8_t *data,
+                           size_t n, uint64_t now)
+{
+    struct server *srv = t->srv;
+    const struct proto_vt *vt = srv->conf.proto;
+    struct udp_peer *p = *find_slot(t, (const struct sockaddr *)&from->ss);
+    if (!p) {
+        if (atomic_load(&srv->stopping))
+            return;
+        p = peer_new(t, from, data, n, now);
+        if (!p)
+            return;
+    }
+    p->last = now;
+    if (p != t->by_last.tail) {
+        list_remove(&t->by_last, p, BY_LAST);
+        list_insert(&t->by_last, t->by_last.tail, p, BY_LAST);
+    }
+    buf_reset(&t->reply);
+    struct proto_msg m = {0};
+    int r = vt->dgram_read(p->pconn, data, n, &t->reply, &m);
+    track_ready(t, p);
+    emit_buf(t, &t->reply, from, false);
+    if (r == PROTO_HANDSHAKE) {
+        char id[128] = "";
+        if (vt->conn_peer_id && vt->conn_peer_id(p->pconn, id, sizeof(id)))
+            log_event(LOG_INFO, "handshake", "conn=%llu peer=%s peer_key=%s",
+                      (unsigned long long)p->id, p->text, id);
+        return;
+    }
+    if (r < 0) {
+        if (r != PROTO_DROP)
+            server_log_proto_error(srv, p->id, p->text, r, peer_error(t, p));
+        if (r == PROTO_E_LIMIT)
+            peer_forget(t, p, "error");
+        return;
+    }
+    if (r != PROTO_MSG)
+        return;
+    struct server_msg msg;
+    server_msg_reset(&msg);
+    server_msg_add(&msg, m.data, m.len);
+    if (vt->flags & PROTO_F_STREAM_ECHO)
+        server_msg_trim_eol(&msg);
+    int admin = vt->conn_admin ? vt->conn_admin(p->pconn) : -1;
+    enum server_action act =
+        server_on_message(srv, p->id, p->text, (const struct sockaddr *)&from->ss, admin, &msg);
+    buf_reset(&t->out);
+    if (act == ACT_DENIED)
+        r = vt->dgram_write(p->pconn, (const uint8_t *)SERVER_DENIED_TEXT,
+                            sizeof(SERVER_DENIED_TEXT) - 1, &t->out);
+    else
+        r = vt->dgram_write(p->pconn, m.data, m.len, &t->out);
+    if (r < 0)
+        server_log_proto_error(srv, p->id, p->text, r, peer_error(t, p));
+    /* After `exit` the session is gone before its echo leaves, so a peer that sees the echo
+     * can count on the freed slot (--max-conns). The echo is already encoded in t->out. */
+    if (act == ACT_EXIT)
+        peer_forget(t, p, "exit");
+    else
+        track_ready(t, p);
+    if (r >= 0)
+        emit_buf(t, &t->out, from, true);
+    if (act == ACT_SHUTDOWN)
+        server_request_shutdown(srv);
+}
+
+static uint64_t idle_ms(const struct udp_peers *t)
+{
+    int v = t->srv->conf.idle_timeout_ms;
+    return v > 0 ? (uint64_t)v : UDP_DEFAULT_IDLE_MS;
+}
+
+/* 0 when there is no handshake timeout. */
+static uint64_t handshake_ms(const struct udp_peers *t)
+{
+    int v = t->srv->conf.handshake_timeout_ms;
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+void udp_peers_expire(struct udp_peers *t, uint64_t now)
+{
+    uint64_t idle = idle_ms(t), hs = handshake_ms(t);
+    struct udp_peer *p;
+    while ((p = t->by_last.head) && now - p->last >= idle)
+        peer_forget(t, p, "timeout");
+    /* A session whose handshake is not done in time is forgotten like a stalled TCP
+     * handshake, so admitted-but-silent peers cannot hold --max-conns slots. */
+    while (hs && (p = t->by_created.head) && now - p->created >= hs)
+        peer_forget(t, p, "timeout");
+}
+
+uint64_t udp_peers_next_deadline(const struct udp_peers *t)
+{
+    uint64_t at = UINT64_MAX, hs = handshake_ms(t);
+    if (t->by_last.head)
+        at = t->by_last.head->last + idle_ms(t);
+    if (hs && t->by_created.head && t->by_created.head->created + hs < at)
+        at = t->by_created.head->created + hs;
+    return at;
+}
+
+long udp_peers_count(const struct udp_peers *t)
+{
+    return t->npeers;
+}
+
+void udp_peers_close(struct udp_peers *t)
+{
+    if (t->table) {
+        while (t->by_last.head)
+            peer_forget(t, t->by_last.head, "shutdown");
+        free(t->table);
+        t->table = NULL;
+    }
+    buf_free_secret(&t->reply);
+    buf_free_secret(&t->out);
+}

@@ -1,0 +1,558 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the UDP peer table without sockets: scripted datagrams from fake addresses
+ * and a fake clock, for plain, lab-fernet and secure (its cookie round trip); asserts on the
+ * datagrams the table emits, its size, the shared connection count and the log lines. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "crypto.h"
+#include "keys.h"
+#include "proto.h"
+#include "udp_peers.h"
+
+#define MAXSENT 8
+
+/* One emitted datagram, and what the table held when it was emitted. */
+struct sent {
+    struct net_addr to;
+    uint8_t data[70000];
+    size_t len;
+    long peers, nconns;
+};
+
+struct fx {
+    struct server srv;
+    struct udp_peers t;
+    const struct proto_vt *vt;
+    int nsent;
+    struct sent sent[MAXSENT];
+};
+
+static struct fx fx; /* large (the datagrams): one at a time, static */
+
+static char tmp[256], server_key[300], client_key[300], logpath[300];
+static char server_b64[KEYS_B64LEN + 1];
+static char logtext[1 << 20];
+
+static void on_emit(void *arg, const struct net_addr *to, const uint8_t *data, size_t len)
+{
+    struct fx *f = arg;
+    CHECK(f->nsent < MAXSENT);
+    CHECK(len <= sizeof(f->sent[0].data));
+    if (f->nsent >= MAXSENT || len > sizeof(f->sent[0].data))
+        return;
+    struct sent *s = &f->sent[f->nsent++];
+    s->to = *to;
+    memcpy(s->data, data, len);
+    s->len = len;
+    s->peers = udp_peers_count(&f->t);
+    s->nconns = atomic_load(&f->srv.nconns);
+}
+
+static void *ctx_for(const struct proto_vt *vt, enum proto_role role)
+{
+    struct proto_opts o = {.max_msg = 65507, .dgram = true};
+    if (vt == &proto_secure) {
+        o.key_file = role == PROTO_SERVER ? server_key : client_key;
+        o.server_key = role == PROTO_CLIENT ? server_b64 : NULL;
+    }
+    void *ctx = NULL;
+    char err[PROTO_ERRLEN] = "";
+    int r = vt->ctx_new(&o, role, &ctx, err, sizeof(err));
+    if (r != 0)
+        fprintf(stderr, "ctx_new: %s\n", err);
+    CHECK_INT(r, 0);
+    return ctx;
+}
+
+/* A table for vt with the given limits; the log goes to a fresh file. */
+static void fx_open(const struct proto_vt *vt, long max_conns, int idle_ms, int hs_ms)
+{
+    memset(&fx, 0, sizeof(fx));
+    fx.vt = vt;
+    struct server *srv = &fx.srv;
+    srv->conf.proto = vt;
+    srv->conf.max_conns = max_conns;
+    srv->conf.idle_timeout_ms = idle_ms;
+    srv->conf.handshake_timeout_ms = hs_ms;
+    srv->conf.allow_shutdown = ALLOW_LOOPBACK;
+    srv->conf.log_messages = true;
+    atomic_init(&srv->stopping, false);
+    atomic_init(&srv->next_id, 1);
+    atomic_init(&srv->nconns, 0);
+    pthread_mutex_init(&srv->wake_mu, NULL);
+    srv->pctx = ctx_for(vt, PROTO_SERVER);
+    unlink(logpath);
+    CHECK_INT(log_open(logpath), 0);
+    CHECK_INT(udp_peers_init(&fx.t, srv, on_emit, &fx), 0);
+}
+
+/* Closes the table and the log, and reads the log into logtext. */
+static void fx_close(void)
+{
+    udp_peers_close(&fx.t);
+    CHECK_INT(udp_peers_count(&fx.t), 0);
+    CHECK_INT(atomic_load(&fx.srv.nconns), 0);
+    if (fx.vt->ctx_free)
+        fx.vt->ctx_free(fx.srv.pctx);
+    pthread_mutex_destroy(&fx.srv.wake_mu);
+    log_close();
+    logtext[0] = '\0';
+    FILE *f = fopen(logpath, "r");
+    CHECK(f != NULL);
+    if (f) {
+        size_t n = fread(logtext, 1, sizeof(logtext) - 1, f);
+        logtext[n] = '\0';
+        fclose(f);
+    }
+}
+
+/* How many log lines contain s. */
+static int logged(const char *s)
+{
+    int n = 0;
+    for (const char *p = logtext; (p = strstr(p, s)) != NULL; p += strlen(s))
+        n++;
+    return n;
+}
+
+static struct net_addr addr4(uint16_t port)
+{
+    struct net_addr a = {.len = sizeof(struct sockaddr_in)};
+    struct sockaddr_in *in = (struct sockaddr_in *)&a.ss;
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+static struct net_addr addr6(uint16_t port)
+{
+    struct net_addr a = {.len = sizeof(struct sockaddr_in6)};
+    struct sockaddr_in6 *in = (struct sockaddr_in6 *)&a.ss;
+    in->sin6_family = AF_INET6;
+    in->sin6_port = htons(port);
+    in->sin6_addr = in6addr_loopback;
+    return a;
+}
+
+static uint16_t port_of(const struct net_addr *a)
+{
+    return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+}
+
+/* Delivers one datagram; returns how many the table emitted (in fx.sent). */
+static int feed(const struct net_addr *from, const void *data, size_t len, uint64_t now)
+{
+    fx.nsent = 0;
+    udp_peers_on_datagram(&fx.t, from, data, len, now);
+    return fx.nsent;
+}
+
+static int feed_str(uint16_t port, const char *s, uint64_t now)
+{
+    struct net_addr a = addr4(port);
+    return feed(&a, s, strlen(s), now);
+}
+
+/* The i-th emitted datagram went to port and holds s. */
+static void check_sent(int i, uint16_t port, const char *s)
+{
+    CHECK(i < fx.nsent);
+    if (i >= fx.nsent)
+        return;
+    CHECK_INT(port_of(&fx.sent[i].to), port);
+    CHECK_INT(fx.sent[i].len, strlen(s));
+    if (fx.sent[i].len == strlen(s))
+        CHECK_MEM(fx.sent[i].data, s, strlen(s));
+}
+
+static void test_plain_echo(void)
+{
+    fx_open(&proto_plain, 100, 0, 10000);
+    CHECK_INT(feed_str(5001, "hello", 0), 1);
+    check_sent(0, 5001, "hello");
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    CHECK_INT(feed_str(5002, "hi\n", 1), 1);
+    check_sent(0, 5002, "hi\n"); /* the datagram comes back as it came */
+    CHECK_INT(feed_str(5001, "again", 2), 1);
+    check_sent(0, 5001, "again");
+    CHECK_INT(udp_peers_count(&fx.t), 2);
+    CHECK_INT(atomic_load(&fx.srv.nconns), 2);
+    /* An empty datagram is echoed as an empty datagram. */
+    CHECK_INT(feed_str(5002, "", 3), 1);
+    check_sent(0, 5002, "");
+    /* The same port over IPv6 is another peer. */
+    struct net_addr a6 = addr6(5001);
+    CHECK_INT(feed(&a6, "six", 3, 4), 1);
+    CHECK(net_addr_equal((const struct sockaddr *)&fx.sent[0].to.ss,
+                         (const struct sockaddr *)&a6.ss));
+    CHECK_INT(udp_peers_count(&fx.t), 3);
+    fx_close();
+    CHECK_INT(logged("event=connect peer=127.0.0.1:5001 conn=1\n"), 1);
+    CHECK_INT(logged("event=connect peer=127.0.0.1:5002 conn=2\n"), 1);
+    CHECK_INT(logged("event=connect peer=[::1]:5001 conn=3\n"), 1);
+    CHECK_INT(logged("event=message peer=127.0.0.1:5001 conn=1 bytes=5 text=\"again\"\n"), 1);
+    CHECK_INT(logged("event=message peer=127.0.0.1:5002 conn=2 bytes=2 text=\"hi\"\n"), 1);
+    CHECK_INT(logged("event=message peer=127.0.0.1:5002 conn=2 bytes=0 text=\"\"\n"), 1);
+    CHECK_INT(logged("event=disconnect"), 3);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5002 conn=2 reason=shutdown\n"), 1);
+}
+
+/* `exit` forgets the peer, and its slot is free before the echo goes out (7381aef). */
+static void test_plain_exit_frees_slot_first(void)
+{
+    fx_open(&proto_plain, 1, 0, 10000);
+    CHECK_INT(feed_str(5001, "one", 0), 1);
+    CHECK_INT(feed_str(5001, "exit\n", 1), 1);
+    check_sent(0, 5001, "exit\n");
+    CHECK_INT(fx.sent[0].peers, 0);
+    CHECK_INT(fx.sent[0].nconns, 0);
+    CHECK_INT(udp_peers_count(&fx.t), 0);
+    CHECK_INT(udp_peers_next_deadline(&fx.t), UINT64_MAX);
+    /* Another peer takes the slot; the same address again is a new session. */
+    CHECK_INT(feed_str(5002, "mine", 2), 1);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    CHECK_INT(feed_str(5002, "exit", 3), 1);
+    CHECK_INT(feed_str(5001, "back", 4), 1);
+    check_sent(0, 5001, "back");
+    fx_close();
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5001 conn=1 reason=exit\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5002 conn=2 reason=exit\n"), 1);
+    CHECK_INT(logged("event=connect peer=127.0.0.1:5001 conn=3\n"), 1);
+    CHECK_INT(logged("event=denied"), 0);
+}
+
+static void test_plain_max_conns(void)
+{
+    fx_open(&proto_plain, 2, 0, 10000);
+    CHECK_INT(feed_str(5001, "a", 0), 1);
+    CHECK_INT(feed_str(5002, "b", 0), 1);
+    /* A third peer is denied: nothing kept, nothing sent. */
+    CHECK_INT(feed_str(5003, "c", 0), 0);
+    CHECK_INT(udp_peers_count(&fx.t), 2);
+    CHECK_INT(atomic_load(&fx.srv.nconns), 2);
+    /* The peers already held are still served. */
+    CHECK_INT(feed_str(5002, "b2", 1), 1);
+    check_sent(0, 5002, "b2");
+    /* TCP connections count against the same limit. */
+    CHECK_INT(feed_str(5001, "exit", 2), 1);
+    atomic_fetch_add(&fx.srv.nconns, 1);
+    CHECK_INT(feed_str(5003, "c", 3), 0);
+    atomic_fetch_sub(&fx.srv.nconns, 1);
+    CHECK_INT(feed_str(5003, "c", 4), 1);
+    check_sent(0, 5003, "c");
+    CHECK_INT(udp_peers_count(&fx.t), 2);
+    fx_close();
+    CHECK_INT(logged("level=warn event=denied peer=127.0.0.1:5003 reason=max_conns\n"), 2);
+    CHECK_INT(logged("event=connect peer=127.0.0.1:5003 conn=3\n"), 1);
+}
+
+static void test_plain_idle_expiry(void)
+{
+    fx_open(&proto_plain, 100, 1000, 10000);
+    CHECK_INT(udp_peers_next_deadline(&fx.t), UINT64_MAX);
+    feed_str(5001, "a", 0);
+    feed_str(5002, "b", 600);
+    CHECK_INT(udp_peers_next_deadline(&fx.t), 1000);
+    udp_peers_expire(&fx.t, 999);
+    CHECK_INT(udp_peers_count(&fx.t), 2);
+    /* Any datagram counts as activity and moves its peer to the back. */
+    feed_str(5001, "a", 900);
+    CHECK_INT(udp_peers_next_deadline(&fx.t), 1600);
+    udp_peers_expire(&fx.t, 1599);
+    CHECK_INT(udp_peers_count(&fx.t), 2);
+    udp_peers_expire(&fx.t, 1600);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    CHECK_INT(atomic_load(&fx.srv.nconns), 1);
+    CHECK_INT(udp_peers_next_deadline(&fx.t), 1900);
+    udp_peers_expire(&fx.t, 5000);
+    CHECK_INT(udp_peers_count(&fx.t), 0);
+    CHECK_INT(udp_peers_next_deadline(&fx.t), UINT64_MAX);
+    /* An expired peer that comes back is a new session. */
+    CHECK_INT(feed_str(5002, "b", 5001), 1);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    fx_close();
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5002 conn=2 reason=timeout\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5001 conn=1 reason=timeout\n"), 1);
+    CHECK_INT(logged("event=connect peer=127.0.0.1:5002 conn=3\n"), 1);
+}
+
+/* Without --idle-timeout, a silent peer is still forgotten, after 180 s. */
+static void test_plain_default_idle(void)
+{
+    fx_open(&proto_plain, 100, 0, 0);
+    feed_str(5001, "a", 1000);
+    CHECK_INT(udp_peers_next_deadline(&fx.t), 181000);
+    udp_peers_expire(&fx.t, 180999);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    udp_peers_expire(&fx.t, 181000);
+    CHECK_INT(udp_peers_count(&fx.t), 0);
+    fx_close();
+}
+
+/* Many peers (longer than the hash has buckets), expiring in the order they were last heard. */
+static void test_plain_many_peers(void)
+{
+    enum { N = 3000 };
+    fx_open(&proto_plain, N, 10000, 10000);
+    for (int i = 0; i < N; i++)
+        CHECK_INT(feed_str((uint16_t)(10000 + i), "x", (uint64_t)i), 1);
+    CHECK_INT(udp_peers_count(&fx.t), N);
+    /* Every even peer speaks again later. */
+    for (int i = 0; i < N; i += 2)
+        CHECK_INT(feed_str((uint16_t)(10000 + i), "y", (uint64_t)(N + i)), 1);
+    CHECK_INT(udp_peers_count(&fx.t), N);
+    udp_peers_expire(&fx.t, 10000 + N - 1); /* every odd one is silent since < N */
+    CHECK_INT(udp_peers_count(&fx.t), N / 2);
+    CHECK_INT(udp_peers_next_deadline(&fx.t), 10000 + N);
+    /* The survivors are the even ones, still in their sessions; an odd one is new. */
+    long want = N / 2;
+    for (int i = 0; i < N; i += 499) {
+        CHECK_INT(feed_str((uint16_t)(10000 + i), "z", 10000 + N), 1);
+        want += i % 2;
+        CHECK_INT(udp_peers_count(&fx.t), want);
+    }
+    CHECK(want > N / 2);
+    fx_close();
+    CHECK_INT(logged("reason=timeout\n"), N / 2);
+    CHECK_INT(logged("reason=shutdown\n"), want);
+    CHECK_INT(logged("event=connect"), N + want - N / 2);
+}
+
+static void test_plain_shutdown(void)
+{
+    fx_open(&proto_plain, 100, 0, 10000);
+    fx.srv.conf.allow_shutdown = ALLOW_NONE;
+    CHECK_INT(feed_str(5001, "shutdown", 0), 1);
+    check_sent(0, 5001, SERVER_DENIED_TEXT);
+    CHECK(!atomic_load(&fx.srv.stopping));
+    fx.srv.conf.allow_shutdown = ALLOW_LOOPBACK;
+    CHECK_INT(feed_str(5001, "shutdown\n", 1), 1);
+    check_sent(0, 5001, "shutdown\n");
+    CHECK(atomic_load(&fx.srv.stopping));
+    /* Once shutdown began, known peers are served and new ones are not admitted. */
+    CHECK_INT(feed_str(5001, "still", 2), 1);
+    CHECK_INT(feed_str(5002, "new", 2), 0);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    fx_close();
+    CHECK_INT(logged("level=warn event=denied peer=127.0.0.1:5001 conn=1 command=shutdown\n"), 1);
+    CHECK_INT(logged("event=shutdown peer=127.0.0.1:5001 conn=1\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5001 conn=1 reason=shutdown\n"), 1);
+}
+
+/* A protocol client beside the table: its conn and its output. */
+struct client {
+    const struct proto_vt *vt;
+    void *ctx, *conn;
+    struct buf out;
+    struct net_addr addr;
+};
+
+static void client_open(struct client *c, const struct proto_vt *vt, uint16_t port)
+{
+    memset(c, 0, sizeof(*c));
+    c->vt = vt;
+    c->ctx = ctx_for(vt, PROTO_CLIENT);
+    c->addr = addr4(port);
+    buf_init(&c->out, 1 << 17);
+    CHECK_INT(proto_conn_new(vt, c->ctx, PROTO_CLIENT, &c->out, &c->conn), 0);
+}
+
+static void client_close(struct client *c)
+{
+    proto_conn_free(c->vt, c->conn);
+    if (c->vt->ctx_free)
+        c->vt->ctx_free(c->ctx);
+    buf_free(&c->out);
+}
+
+/* Sends what the client has queued (one datagram); returns how many the table emitted. */
+static int client_send(struct client *c, uint64_t now)
+{
+    int n = feed(&c->addr, buf_head(&c->out), buf_len(&c->out), now);
+    buf_reset(&c->out);
+    for (int i = 0; i < n; i++)
+        CHECK(net_addr_equal((const struct sockaddr *)&fx.sent[i].to.ss,
+                             (const struct sockaddr *)&c->addr.ss));
+    return n;
+}
+
+/* The client reads emitted datagram i; returns the protocol's result. */
+static int client_recv(struct client *c, int i, struct proto_msg *m)
+{
+    memset(m, 0, sizeof(*m));
+    return c->vt->dgram_read(c->conn, fx.sent[i].data, fx.sent[i].len, &c->out, m);
+}
+
+/* The client encrypts s, the table answers with one datagram that decrypts to s. */
+static void client_echo(struct client *c, const char *s, uint64_t now)
+{
+    struct proto_msg m;
+    CHECK_INT(c->vt->dgram_write(c->conn, (const uint8_t *)s, strlen(s), &c->out), 0);
+    CHECK_INT(client_send(c, now), 1);
+    CHECK_INT(client_recv(c, 0, &m), PROTO_MSG);
+    CHECK_INT(m.len, strlen(s));
+    if (m.len == strlen(s))
+        CHECK_MEM(m.data, s, m.len);
+}
+
+static void test_lab_fernet(void)
+{
+    struct client a, b;
+    struct proto_msg m;
+    fx_open(&proto_lab_fernet, 100, 5000, 100);
+    client_open(&a, &proto_lab_fernet, 6001);
+    /* The key request makes a session, answered with the key. */
+    CHECK_INT(buf_len(&a.out), 3);
+    CHECK_INT(client_send(&a, 0), 1);
+    CHECK_INT(fx.sent[0].len, 44);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    CHECK_INT(client_recv(&a, 0, &m), PROTO_HANDSHAKE);
+    client_echo(&a, "hello fernet", 10);
+    /* Having sent the key, the session is past its handshake: only idleness ends it. */
+    udp_peers_expire(&fx.t, 1000);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    CHECK_INT(udp_peers_next_deadline(&fx.t), 5010);
+    /* Each peer gets its own key: b's tokens mean nothing to a's session. */
+    client_open(&b, &proto_lab_fernet, 6002);
+    CHECK_INT(client_send(&b, 20), 1);
+    CHECK_INT(client_recv(&b, 0, &m), PROTO_HANDSHAKE);
+    CHECK_INT(udp_peers_count(&fx.t), 2);
+    CHECK_INT(b.vt->dgram_write(b.conn, (const uint8_t *)"x", 1, &b.out), 0);
+    CHECK_INT(feed(&a.addr, buf_head(&b.out), buf_len(&b.out), 30), 0);
+    buf_reset(&b.out);
+    client_echo(&b, "from b", 40);
+    /* exit: forgotten, and the encrypted echo still goes out. */
+    client_echo(&a, "exit", 50);
+    CHECK_INT(fx.sent[0].peers, 1);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    udp_peers_expire(&fx.t, 5040);
+    CHECK_INT(udp_peers_count(&fx.t), 0);
+    client_close(&a);
+    client_close(&b);
+    fx_close();
+    CHECK_INT(logged("event=auth_fail peer=127.0.0.1:6001 conn=1"), 1);
+    CHECK_INT(logged("event=message peer=127.0.0.1:6001 conn=1 bytes=12 text=\"hello fernet\"\n"),
+              1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:6001 conn=1 reason=exit\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:6002 conn=2 reason=timeout\n"), 1);
+}
+
+static void test_lab_fernet_max_conns(void)
+{
+    struct client a, b;
+    struct proto_msg m;
+    fx_open(&proto_lab_fernet, 1, 5000, 100);
+    client_open(&a, &proto_lab_fernet, 6001);
+    client_open(&b, &proto_lab_fernet, 6002);
+    CHECK_INT(client_send(&a, 0), 1);
+    CHECK_INT(client_recv(&a, 0, &m), PROTO_HANDSHAKE);
+    /* b's key request is denied: no key comes back. */
+    CHECK_INT(client_send(&b, 1), 0);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    client_echo(&a, "exit", 2);
+    CHECK_INT(fx.sent[0].peers, 0);
+    /* Asked again, b now gets its key. */
+    CHECK_INT(buf_append(&b.out, "key", 3), 0);
+    CHECK_INT(client_send(&b, 3), 1);
+    CHECK_INT(client_recv(&b, 0, &m), PROTO_HANDSHAKE);
+    client_echo(&b, "in", 4);
+    client_close(&a);
+    client_close(&b);
+    fx_close();
+    CHECK_INT(logged("event=denied peer=127.0.0.1:6002 reason=max_conns\n"), 1);
+}
+
+/* secure: the first initiation gets a stateless cookie and no session; the one carrying the
+ * cookie makes the session, whose handshake must then finish within --handshake-timeout. */
+static void test_secure(void)
+{
+    struct client a, b;
+    struct proto_msg m;
+    fx_open(&proto_secure, 100, 60000, 1000);
+    client_open(&a, &proto_secure, 7001);
+    CHECK_INT(buf_len(&a.out), 56);
+    CHECK_INT(client_send(&a, 0), 1);
+    CHECK_INT(fx.sent[0].len, 24);
+    CHECK_INT(udp_peers_count(&fx.t), 0);
+    CHECK_INT(atomic_load(&fx.srv.nconns), 0);
+    CHECK_INT(client_recv(&a, 0, &m), PROTO_NEED_MORE);
+    CHECK_INT(client_send(&a, 100), 1); /* the initiation again, with the cookie */
+    CHECK_INT(fx.sent[0].len, 108);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    /* The handshake deadline is nearer than the idle one. */
+    CHECK_INT(udp_peers_next_deadline(&fx.t), 1100);
+    CHECK_INT(client_recv(&a, 0, &m), PROTO_HANDSHAKE);
+    CHECK_INT(client_send(&a, 200), 0); /* the finish */
+    CHECK_INT(udp_peers_next_deadline(&fx.t), 60200);
+    client_echo(&a, "hello secure", 300);
+
+    /* b stops after its cookie initiation: forgotten at the handshake timeout. */
+    client_open(&b, &proto_secure, 7002);
+    CHECK_INT(client_send(&b, 400), 1);
+    CHECK_INT(client_recv(&b, 0, &m), PROTO_NEED_MORE);
+    CHECK_INT(client_send(&b, 500), 1);
+    CHECK_INT(udp_peers_count(&fx.t), 2);
+    CHECK_INT(udp_peers_next_deadline(&fx.t), 1500);
+    /* Its retransmitted initiation is activity, but no progress on the handshake. */
+    CHECK_INT(b.vt->dgram_retransmit(b.conn, &b.out), 0);
+    CHECK_INT(client_send(&b, 1400), 1);
+    udp_peers_expire(&fx.t, 1499);
+    CHECK_INT(udp_peers_count(&fx.t), 2);
+    udp_peers_expire(&fx.t, 1500);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    CHECK_INT(atomic_load(&fx.srv.nconns), 1);
+    /* a's finished handshake is not subject to it. */
+    udp_peers_expire(&fx.t, 50000);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    client_echo(&a, "exit", 50001);
+    CHECK_INT(fx.sent[0].peers, 0);
+    CHECK_INT(udp_peers_count(&fx.t), 0);
+    client_close(&a);
+    client_close(&b);
+    fx_close();
+    CHECK_INT(logged("event=connect peer=127.0.0.1:7001 conn=1\n"), 1);
+    CHECK_INT(logged("event=handshake conn=1 peer=127.0.0.1:7001 peer_key="), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:7002 conn=2 reason=timeout\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:7001 conn=1 reason=exit\n"), 1);
+    CHECK_INT(logged("event=handshake"), 1);
+}
+
+int main(void)
+{
+    uint8_t priv[32], pub[32];
+    char err[256];
+    bool created;
+    snprintf(tmp, sizeof(tmp), "/tmp/secho-test-udp-XXXXXX");
+    if (!mkdtemp(tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(server_key, sizeof(server_key), "%s/server.key", tmp);
+    snprintf(client_key, sizeof(client_key), "%s/client.key", tmp);
+    snprintf(logpath, sizeof(logpath), "%s/log", tmp);
+    CHECK_INT(keys_load_or_create(server_key, priv, pub, &created, err, sizeof(err)), 0);
+    keys_b64_encode(pub, server_b64);
+    CHECK_INT(keys_load_or_create(client_key, priv, pub, &created, err, sizeof(err)), 0);
+    crypto_wipe(priv, sizeof(priv));
+
+    test_plain_echo();
+    test_plain_exit_frees_slot_first();
+    test_plain_max_conns();
+    test_plain_idle_expiry();
+    test_plain_default_idle();
+    test_plain_many_peers();
+    test_plain_shutdown();
+    test_lab_fernet();
+    test_lab_fernet_max_conns();
+    test_secure();
+
+    unlink(server_key);
+    unlink(client_key);
+    unlink(logpath);
+    rmdir(tmp);
+    return CHECK_DONE();
+}
