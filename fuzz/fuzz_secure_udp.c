@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the secure UDP datagram readers. The input is a sequence of datagrams
- * (u16be length + bytes each). The first datagram goes through dgram_new as udp.c does; the
+ * (u16be length + bytes each). The first datagram goes through dgram_new as udp_peers.c does; the
  * rest reach a server session (made from a genuine, cookie-checked initiation) and a client
  * conn waiting for its response, so every state's parser sees arbitrary bytes. Under ASan
  * any overread, leak or crash shows up; no input may make either side accept a message. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* secure over UDP without sockets: a client conn and a server conn exchange datagrams through
- * buffers, as udp.c and the client do (dgram_new, conn_init, dgram_read, dgram_write,
+ * buffers, as udp_peers.c and the client do (dgram_new, conn_init, dgram_read, dgram_write,
  * dgram_retransmit), for all four suites; with lost, duplicated, reordered, replayed,
  * tampered and forged datagrams, forged cookies, the counter limit, trust and admins. */
 #include "check.h"
@@ -92,7 +92,7 @@ static void pair_close(struct pair *p)
     buf_free(&p->cout);
 }
 
-/* What udp.c does with a datagram: dgram_new for a new session, then dgram_read. */
+/* What udp_peers.c does with a datagram: dgram_new for a new session, then dgram_read. */
 static int server_in(struct pair *p, bool *has_session, const struct dg *d, struct proto_msg *m)
 {
     if (!*has_session) {
@@ -441,7 +441,7 @@ static void test_restart_limit_trust(void)
     take(&init, &p.cout);
     /* No cookie on an existing session: it must carry the session's cookie. */
     CHECK_INT(server_in(&p, &has, &init, &m), PROTO_E_AUTH);
-    /* (udp.c would have answered a session-less address with a cookie; emulate that.) */
+    /* (udp_peers.c would have answered a session-less address with a cookie; emulate that.) */
     CHECK_INT(vt->dgram_new(sctx, (const struct sockaddr *)&p.peer, sizeof(p.peer), init.b, init.n,
                             &p.sout),
               PROTO_DROP);

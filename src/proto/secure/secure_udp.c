@@ -182,7 +182,7 @@ static int server_initiation(struct secure_conn *c, const uint8_t *in, struct bu
     size_t plen = 0, n = 0;
     int r;
     if (c->state != ST_PREAMBLE) {
-        /* udp.c admitted this session (by address) with a checked cookie; later
+        /* udp_peers.c admitted this session (by address) with a checked cookie; later
          * initiations on it must carry that same cookie. */
         if (!crypto_equal(wire_init_cookie(in), c->udp.cookie, SECURE_COOKIE_LEN))
             return secure__drop(c, PROTO_E_AUTH, "initiation with another cookie");
