@@ -92,45 +92,41 @@ int noise_cipher_init(struct noise_cipher *c, enum crypto_aead_alg alg,
     return 0;
 }
 
-int noise_cipher_encrypt(struct noise_cipher *c, const uint8_t *ad, size_t adlen, const uint8_t *pt,
-                         size_t len, uint8_t *out)
+/* EncryptWithAd and DecryptWithAd (section 5.1) differ only in the AEAD call and the
+ * shortest valid input, so one body serves both. */
+static int cipher_apply(struct noise_cipher *c, bool seal, const uint8_t *ad, size_t adlen,
+                        const uint8_t *in, size_t len, uint8_t *out)
 {
     uint8_t nonce[CRYPTO_NONCELEN];
     if (!c->has_key) {
-        if (len && out != pt)
-            memmove(out, pt, len);
+        if (len && out != in)
+            memmove(out, in, len);
         return 0;
     }
-    /* Section 5.1: 2^64-1 is reserved; reaching it ends the session. */
+    /* 2^64-1 is reserved; reaching it ends the session. */
     if (c->n == UINT64_MAX)
         return NOISE_E_LIMIT;
+    if (!seal && len < NOISE_TAGLEN)
+        return NOISE_E_AUTH;
     make_nonce(c->aead.alg, c->n, nonce);
-    int r = crypto_aead_seal(&c->aead, nonce, ad, adlen, pt, len, out);
+    int r = seal ? crypto_aead_seal(&c->aead, nonce, ad, adlen, in, len, out)
+                 : crypto_aead_open(&c->aead, nonce, ad, adlen, in, len, out);
     if (r != 0)
         return map_err(r);
     c->n++;
     return 0;
 }
 
+int noise_cipher_encrypt(struct noise_cipher *c, const uint8_t *ad, size_t adlen, const uint8_t *pt,
+                         size_t len, uint8_t *out)
+{
+    return cipher_apply(c, true, ad, adlen, pt, len, out);
+}
+
 int noise_cipher_decrypt(struct noise_cipher *c, const uint8_t *ad, size_t adlen, const uint8_t *ct,
                          size_t len, uint8_t *out)
 {
-    uint8_t nonce[CRYPTO_NONCELEN];
-    if (!c->has_key) {
-        if (len && out != ct)
-            memmove(out, ct, len);
-        return 0;
-    }
-    if (c->n == UINT64_MAX)
-        return NOISE_E_LIMIT;
-    if (len < NOISE_TAGLEN)
-        return NOISE_E_AUTH;
-    make_nonce(c->aead.alg, c->n, nonce);
-    int r = crypto_aead_open(&c->aead, nonce, ad, adlen, ct, len, out);
-    if (r != 0)
-        return map_err(r);
-    c->n++;
-    return 0;
+    return cipher_apply(c, false, ad, adlen, ct, len, out);
 }
 
 void noise_cipher_set_nonce(struct noise_cipher *c, uint64_t n)

@@ -268,19 +268,6 @@ static void lf_conn_free(void *connp)
     buf_free_secret(&c->acc);
 }
 
-static int lf_dgram_new(void *ctx, const struct sockaddr *peer, socklen_t peerlen,
-                        const uint8_t *in, size_t len, struct buf *reply)
-{
-    (void)ctx;
-    (void)peer;
-    (void)peerlen;
-    (void)in;
-    (void)len;
-    (void)reply;
-    /* Any datagram from an unknown address asks for a key (SPEC lab-fernet). */
-    return 1;
-}
-
 static int lf_dgram_read(void *connp, const uint8_t *in, size_t len, struct buf *reply,
                          struct proto_msg *msg)
 {
@@ -344,7 +331,8 @@ const struct proto_vt proto_lab_fernet = {
     .conn_write = lf_conn_write,
     .conn_ready = lf_conn_ready,
     .conn_free = lf_conn_free,
-    .dgram_new = lf_dgram_new,
+    /* Any datagram from an unknown address asks for a key (SPEC lab-fernet). */
+    .dgram_new = proto_dgram_new_any,
     .dgram_read = lf_dgram_read,
     .dgram_write = lf_dgram_write,
 };

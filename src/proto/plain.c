@@ -88,18 +88,6 @@ static void plain_conn_free(void *conn)
     (void)conn;
 }
 
-static int plain_dgram_new(void *ctx, const struct sockaddr *peer, socklen_t peerlen,
-                           const uint8_t *in, size_t len, struct buf *reply)
-{
-    (void)ctx;
-    (void)peer;
-    (void)peerlen;
-    (void)in;
-    (void)len;
-    (void)reply;
-    return 1;
-}
-
 static int plain_dgram_read(void *conn, const uint8_t *in, size_t len, struct buf *reply,
                             struct proto_msg *msg)
 {
@@ -136,7 +124,7 @@ const struct proto_vt proto_plain = {
     .conn_write = plain_conn_write,
     .conn_ready = plain_conn_ready,
     .conn_free = plain_conn_free,
-    .dgram_new = plain_dgram_new,
+    .dgram_new = proto_dgram_new_any,
     .dgram_read = plain_dgram_read,
     .dgram_write = plain_dgram_write,
 };

@@ -17,6 +17,18 @@ int proto_conn_new(const struct proto_vt *vt, void *ctx, enum proto_role role, s
     return vt->conn_init(*conn, ctx, role, out);
 }
 
+int proto_dgram_new_any(void *ctx, const struct sockaddr *peer, socklen_t peerlen,
+                        const uint8_t *in, size_t len, struct buf *reply)
+{
+    (void)ctx;
+    (void)peer;
+    (void)peerlen;
+    (void)in;
+    (void)len;
+    (void)reply;
+    return 1;
+}
+
 void proto_conn_free(const struct proto_vt *vt, void *conn)
 {
     if (!conn)

@@ -192,6 +192,11 @@ int proto_conn_new(const struct proto_vt *vt, void *ctx, enum proto_role role, s
                    void **conn) __attribute__((warn_unused_result));
 void proto_conn_free(const struct proto_vt *vt, void *conn);
 
+/* A dgram_new for protocols that keep a session for every new address (no stateless
+ * vetting): always returns 1. */
+int proto_dgram_new_any(void *ctx, const struct sockaddr *peer, socklen_t peerlen,
+                        const uint8_t *in, size_t len, struct buf *reply);
+
 /* Looks a protocol up by its command-line name; NULL if unknown. */
 const struct proto_vt *proto_find(const char *name);
 /* The i-th registered protocol (registry order), or NULL past the last: for name lists
