@@ -586,12 +586,21 @@ static size_t tcp_largest(const struct env *e)
     return n;
 }
 
+/* What went wrong over all flipped records. */
+struct flips {
+    int accepted; /* not refused, or a message delivered */
+    int unsaid;   /* refused, but conn_error (where the protocol has it) says nothing */
+    int revived;  /* a refused conn read more input without an error */
+};
+
 /*
  * A record with one bit flipped, from client to server (to_server) or back. An authenticated
  * protocol must refuse it: at once, or (when the flip made a length longer) once more genuine
- * records have filled that length; and it must never deliver a message from it.
+ * records have filled that length; it must never deliver a message from it, must say why
+ * (conn_error), and the conn stays dead.
  */
-static void tcp_flip(const struct env *e, bool to_server, size_t bit, size_t largest, int *bad)
+static void tcp_flip(const struct env *e, bool to_server, size_t bit, size_t largest,
+                     struct flips *f)
 {
     struct pair p;
     struct msgset none = {0};
@@ -606,10 +615,19 @@ static void tcp_flip(const struct env *e, bool to_server, size_t bit, size_t lar
         transfer(w, r, MODE_WHOLE, SIZE_MAX);
     }
     if (bit / 8 < n && (r->err >= 0 || r->nmsg != 0 || buf_len(&r->got) != 0)) {
-        if (*bad < 5)
+        if (f->accepted < 5)
             fprintf(stderr, "%s: %s record, bit %zu flipped: result %d, %zu message(s)\n",
                     e->vt->name, to_server ? "client" : "server", bit, r->err, r->nmsg);
-        (*bad)++;
+        f->accepted++;
+    }
+    if (r->err < 0) {
+        const char *why = e->vt->conn_error ? e->vt->conn_error(r->conn) : "-";
+        if (!why || !why[0])
+            f->unsaid++;
+        size_t one = 1;
+        struct proto_msg m;
+        if (e->vt->conn_read(r->conn, (const uint8_t *)"F", &one, &r->out, &m) >= 0)
+            f->revived++;
     }
     free(big);
     pair_close(&p);
@@ -662,12 +680,14 @@ static void test_tcp(const struct proto_vt *vt)
         CHECK_INT(end_write(&p.c, (const uint8_t *)"F", 1, false), 0);
         size_t reclen = buf_len(&p.c.out);
         pair_close(&p);
-        int bad = 0;
+        struct flips f = {0};
         for (size_t bit = 0; bit < reclen * 8; bit++) {
-            tcp_flip(&e, true, bit, largest, &bad);
-            tcp_flip(&e, false, bit, largest, &bad);
+            tcp_flip(&e, true, bit, largest, &f);
+            tcp_flip(&e, false, bit, largest, &f);
         }
-        CHECK_INT(bad, 0);
+        CHECK_INT(f.accepted, 0);
+        CHECK_INT(f.unsaid, 0);
+        CHECK_INT(f.revived, 0);
         case_end(&x);
     }
     env_close(&e);
@@ -888,7 +908,8 @@ static void udp_reorder(struct upair *p, bool to_server)
 }
 
 /* Every bit flip and every truncation of a one-byte message's datagram is refused (never a
- * message, never silence), and the genuine datagram still decodes afterwards. */
+ * message, never silence; said by conn_error unless dropped quietly), and the genuine
+ * datagram still decodes afterwards. */
 static void udp_tamper(struct upair *p, bool to_server)
 {
     int r, bad = 0;
@@ -908,6 +929,13 @@ static void udp_tamper(struct upair *p, bool to_server)
             t.n = bit - d.n * 8; /* truncated to 0 .. n-1 bytes */
         r = udp_in(p, to_server, &t, &m);
         dgq_clear(to_server ? &p->s2c : &p->c2s);
+        struct end *x = to_server ? &p->s : &p->c;
+        const char *why = p->e->vt->conn_error ? p->e->vt->conn_error(x->conn) : "-";
+        if (r < 0 && r != PROTO_DROP && (!why || !why[0])) {
+            fprintf(stderr, "%s: refused %s datagram with no conn_error\n", p->e->vt->name,
+                    to_server ? "client" : "server");
+            bad++;
+        }
         if (r >= 0) {
             if (bad < 5)
                 fprintf(stderr, "%s: %s datagram, %s %zu: result %d\n", p->e->vt->name,
