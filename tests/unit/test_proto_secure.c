@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* proto_secure without sockets: a client conn and a server conn talk through buffers, for
- * all four suites, with input fed whole, byte by byte and split at every offset; plus
- * tampering, truncation, oversized frames, bad preambles and every trust rule. */
+ * all four suites (delivery whole, byte by byte and cut at every offset is in
+ * test_conformance.c); plus tampering, truncation, oversized frames, bad preambles and every
+ * trust rule. */
 #include "check.h"
 #include "crypto.h"
 #include "keys.h"
@@ -198,19 +199,15 @@ static void test_sessions(void)
     const size_t large_len[] = {sizeof(big), 1};
     struct proto_opts so = server_opts();
     void *sctx = make_ctx(&so, PROTO_SERVER);
-    int runs = 0;
     for (size_t i = 0; i < 4; i++) {
         struct proto_opts co = client_opts(suites[i]);
         void *cctx = make_ctx(&co, PROTO_CLIENT);
-        /* Whole, byte by byte, and split at every offset of every transfer (the longest
-         * transfer here is under 200 bytes). */
-        for (size_t mode = 0; mode < 200; mode++, runs++)
-            session(sctx, cctx, mode, small, small_len, 3);
+        /* Each suite once, whole; the framing is the same for all, and test_conformance.c
+         * delivers it byte by byte and cut at every offset. */
+        session(sctx, cctx, 0, small, small_len, 3);
         session(sctx, cctx, 0, large, large_len, 2);
-        session(sctx, cctx, 1, large, large_len, 2);
         proto_secure.ctx_free(cctx);
     }
-    fprintf(stderr, "sessions run: %d\n", runs);
     proto_secure.ctx_free(sctx);
 }
 
