@@ -293,8 +293,9 @@ static int lf_dgram_read(void *connp, const uint8_t *in, size_t len, struct buf 
         return len > LF_TOKEN_MAX ? PROTO_E_TOOBIG : open_token(c, in, len, msg);
     }
     if (!c->key_sent) {
+        /* Answering the first request completes the handshake: the conn is ready now. */
         ret = put_key(c, reply, false);
-        return ret < 0 ? ret : PROTO_NEED_MORE;
+        return ret < 0 ? ret : PROTO_HANDSHAKE;
     }
     if (len > LF_TOKEN_MAX)
         return PROTO_E_TOOBIG;
