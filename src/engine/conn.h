@@ -100,8 +100,9 @@ size_t conn_read_buf(struct conn *c, uint64_t now, uint8_t **p);
 /* Readiness models: n > 0 bytes were received into the room of the last conn_read_buf. */
 void conn_read_commit(struct conn *c, size_t n, uint64_t now);
 /* Completion models: n > 0 bytes the model already received. Takes what the connection
- * wants (all of it while CONN_WANT_READ is set and n <= SERVER_READ_CHUNK) and returns the
- * count taken; the model keeps the rest and feeds it again after the connection wants read. */
+ * wants now and returns the count taken: up to SERVER_READ_CHUNK while it is open and wants
+ * input, up to CONN_DISCARD_CHUNK (discarded) while it is closing, 0 when it wants none. The
+ * model keeps the rest and feeds it again once CONN_WANT_READ is set. */
 size_t conn_feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now);
 /* The peer half-closed (recv returned 0): what is owed is still delivered. */
 void conn_on_eof(struct conn *c, uint64_t now);
