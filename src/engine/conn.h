@@ -72,11 +72,10 @@ struct conn {
     struct server_msg msg;
     enum conn_state state;
     enum conn_reason reason;
-    bool ready;      /* handshake done */
-    bool peer_eof;   /* the peer half-closed */
-    bool paused;     /* sending waits until pause_until (pacing) */
-    bool shut_owed;  /* CONN_WANT_SHUT_WR not yet acknowledged */
-    bool discarding; /* the last conn_read_buf offered room for input that is thrown away */
+    bool ready;     /* handshake done */
+    bool peer_eof;  /* the peer half-closed */
+    bool paused;    /* sending waits until pause_until (pacing) */
+    bool shut_owed; /* CONN_WANT_SHUT_WR not yet acknowledged */
     uint64_t pause_until;
     uint64_t last_active;
     uint64_t started;
