@@ -3,6 +3,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -29,6 +30,8 @@ struct loop {
     uint64_t next_tick;
     loop_cb tick_cb, wake_cb;
     void *tick_arg, *wake_arg;
+    struct loop_timer **heap; /* min-heap by due; heap[i]->slot == i + 1 */
+    size_t nheap, heapcap;
 };
 
 uint64_t loop_clock_ms(void)
@@ -74,7 +77,105 @@ void loop_free(struct loop *l)
     if (l->wakefd >= 0)
         close(l->wakefd);
     free(l->fds);
+    free(l->heap);
     free(l);
+}
+
+static void heap_place(struct loop *l, size_t i, struct loop_timer *t)
+{
+    l->heap[i] = t;
+    t->slot = i + 1;
+}
+
+static void sift_up(struct loop *l, size_t i)
+{
+    struct loop_timer *t = l->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (l->heap[parent]->due <= t->due)
+            break;
+        heap_place(l, i, l->heap[parent]);
+        i = parent;
+    }
+    heap_place(l, i, t);
+}
+
+static void sift_down(struct loop *l, size_t i)
+{
+    struct loop_timer *t = l->heap[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= l->nheap)
+            break;
+        if (child + 1 < l->nheap && l->heap[child + 1]->due < l->heap[child]->due)
+            child++;
+        if (t->due <= l->heap[child]->due)
+            break;
+        heap_place(l, i, l->heap[child]);
+        i = child;
+    }
+    heap_place(l, i, t);
+}
+
+void loop_timer_init(struct loop_timer *t, loop_cb cb, void *arg)
+{
+    *t = (struct loop_timer){.cb = cb, .arg = arg};
+}
+
+void loop_timer_disarm(struct loop *l, struct loop_timer *t)
+{
+    if (!t->slot)
+        return;
+    size_t i = t->slot - 1;
+    t->slot = 0;
+    struct loop_timer *last = l->heap[--l->nheap];
+    if (i == l->nheap)
+        return;
+    heap_place(l, i, last);
+    /* The moved timer may belong above or below its new place. */
+    if (i > 0 && l->heap[(i - 1) / 2]->due > last->due)
+        sift_up(l, i);
+    else
+        sift_down(l, i);
+}
+
+int loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t due)
+{
+    if (t->slot) {
+        uint64_t old = t->due;
+        t->due = due;
+        if (due < old)
+            sift_up(l, t->slot - 1);
+        else if (due > old)
+            sift_down(l, t->slot - 1);
+        return 0;
+    }
+    if (l->nheap == l->heapcap) {
+        size_t n = l->heapcap ? l->heapcap * 2 : 64;
+        struct loop_timer **p = realloc(l->heap, n * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        l->heap = p;
+        l->heapcap = n;
+    }
+    t->due = due;
+    heap_place(l, l->nheap++, t);
+    sift_up(l, l->nheap - 1);
+    return 0;
+}
+
+/* Runs the timers due at l->now. Only those due when the pass began: a callback that
+ * re-arms for "now" waits for the next iteration, so the loop cannot starve its fds. */
+static void run_timers(struct loop *l)
+{
+    size_t budget = l->nheap;
+    while (budget-- > 0 && l->nheap > 0 && !l->stop) {
+        struct loop_timer *t = l->heap[0];
+        if (t->due > l->now)
+            break;
+        loop_timer_disarm(l, t);
+        t->cb(l, t->arg);
+    }
 }
 
 static uint32_t to_epoll(unsigned mask)
@@ -164,10 +265,17 @@ int loop_run(struct loop *l)
     struct epoll_event evs[MAX_EVENTS];
     l->stop = false;
     while (!l->stop) {
-        int timeout = -1;
         l->now = loop_clock_ms();
+        uint64_t wake_at = UINT64_MAX;
         if (l->tick_cb)
-            timeout = l->next_tick > l->now ? (int)(l->next_tick - l->now) : 0;
+            wake_at = l->next_tick;
+        if (l->nheap > 0 && l->heap[0]->due < wake_at)
+            wake_at = l->heap[0]->due;
+        int timeout = -1;
+        if (wake_at != UINT64_MAX)
+            timeout = wake_at <= l->now            ? 0
+                      : wake_at - l->now > INT_MAX ? INT_MAX
+                                                   : (int)(wake_at - l->now);
         int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
         if (n < 0) {
             if (errno == EINTR)
@@ -193,6 +301,8 @@ int loop_run(struct loop *l)
                           (e & (EPOLLERR | EPOLLHUP) ? LOOP_HUP : 0);
             l->fds[fd].cb(l, fd, ev, l->fds[fd].arg);
         }
+        l->now = loop_clock_ms();
+        run_timers(l);
         if (l->tick_cb && loop_clock_ms() >= l->next_tick) {
             l->now = loop_clock_ms();
             l->next_tick = l->now + (uint64_t)l->tick_ms;

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* A small epoll event loop: fds with a read/write mask, one periodic tick, a thread-safe wake. */
+/* A small epoll event loop: fds with a read/write mask, deadline timers, one periodic tick, a
+ * thread-safe wake. */
 #ifndef SECHO_LOOP_H
 #define SECHO_LOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct loop;
@@ -17,6 +19,20 @@ enum {
 typedef void (*loop_fd_cb)(struct loop *l, int fd, unsigned events, void *arg);
 typedef void (*loop_cb)(struct loop *l, void *arg);
 
+/*
+ * A one-shot timer keyed by an absolute deadline (loop_now() milliseconds). Armed timers sit
+ * in a binary min-heap, so arming, re-arming and disarming cost O(log n) and each loop
+ * iteration visits only the timers that are due; epoll_wait sleeps until the earliest one.
+ * The caller owns the struct (typically embedded in what it times) and MUST disarm it before
+ * freeing it. `slot` is the heap index + 1, 0 while unarmed: the loop's, not the caller's.
+ */
+struct loop_timer {
+    uint64_t due;
+    size_t slot;
+    loop_cb cb;
+    void *arg;
+};
+
 /* Creates a loop. Returns NULL with errno set on failure. Not thread-safe: one thread runs
  * a loop; only loop_wake may be called from other threads. */
 struct loop *loop_new(void);
@@ -29,6 +45,18 @@ int loop_add(struct loop *l, int fd, unsigned mask, loop_fd_cb cb, void *arg);
 int loop_set(struct loop *l, int fd, unsigned mask);
 /* Stops watching fd. MUST be called before close(fd). */
 void loop_del(struct loop *l, int fd);
+
+/* Prepares an unarmed timer that calls cb(l, arg) on the loop thread when due. */
+void loop_timer_init(struct loop_timer *t, loop_cb cb, void *arg);
+/* Arms t for `due` (re-arms if armed; a due time in the past fires on the next iteration).
+ * Returns 0, or -ENOMEM (t is then unarmed). */
+int loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t due);
+/* Disarms t; accepts an unarmed timer. A timer is disarmed before its callback runs. */
+void loop_timer_disarm(struct loop *l, struct loop_timer *t);
+static inline bool loop_timer_armed(const struct loop_timer *t)
+{
+    return t->slot != 0;
+}
 
 /* Calls cb every interval_ms (and sooner after loop_tick_soon). */
 void loop_set_tick(struct loop *l, int interval_ms, loop_cb cb, void *arg);

@@ -4,176 +4,148 @@
 #include "io_worker.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* Housekeeping (shutdown, accept pause, UDP expiry); connections have their own timers. */
 #define TICK_MS      250
 #define ACCEPT_BATCH 64
-/* Out of descriptors: stop accepting for this long instead of spinning. */
-#define EMFILE_PAUSE_MS 100
+/* While shutting down, how often the worker checks whether it is done. */
+#define STOP_TICK_MS 20
 
 struct worker_conn {
-    struct session s;
+    struct conn c;
+    int fd;
     struct io_worker *w;
+    struct loop_timer timer; /* due at conn_deadline(&c) */
+    struct worker_conn *prev, *next;
 };
 
-static struct worker_conn *conn_of(struct session *s)
+static void list_add(struct io_worker *w, struct worker_conn *wc)
 {
-    return (struct worker_conn *)((char *)s - offsetof(struct worker_conn, s));
+    wc->prev = NULL;
+    wc->next = w->conns;
+    if (w->conns)
+        w->conns->prev = wc;
+    w->conns = wc;
+    w->nconns++;
 }
 
-static void list_add(struct io_worker *w, struct session *s)
+static void list_del(struct io_worker *w, struct worker_conn *wc)
 {
-    s->prev = NULL;
-    s->next = w->sessions;
-    if (w->sessions)
-        w->sessions->prev = s;
-    w->sessions = s;
-    w->nsessions++;
-}
-
-static void list_del(struct io_worker *w, struct session *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
+    if (wc->prev)
+        wc->prev->next = wc->next;
     else
-        w->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    w->nsessions--;
+        w->conns = wc->next;
+    if (wc->next)
+        wc->next->prev = wc->prev;
+    w->nconns--;
 }
 
 static void maybe_finish(struct io_worker *w)
 {
-    if (w->stop_seen && w->nsessions == 0 && w->lfd < 0 && !w->has_udp)
+    if (w->stop_seen && w->nconns == 0 && w->acc.lfd < 0 && !w->has_udp)
         loop_stop(w->loop);
 }
 
-/* Re-arms a session after it ran, or frees it if it closed. */
-static void update(struct io_worker *w, struct session *s)
+/* Logs the disconnect, closes the socket and forgets the connection. */
+static void drop(struct io_worker *w, struct worker_conn *wc)
 {
-    if (session_closed(s)) {
-        loop_del(w->loop, s->fd);
-        list_del(w, s);
-        session_free(s);
-        free(conn_of(s));
+    loop_timer_disarm(w->loop, &wc->timer);
+    loop_del(w->loop, wc->fd);
+    list_del(w, wc);
+    conn_free(&wc->c);
+    close(wc->fd);
+    model_release(w->srv);
+    free(wc);
+}
+
+/* After the engine ran: watch what it wants, wake it at its deadline, or free it once it is
+ * closed. */
+static void update(struct io_worker *w, struct worker_conn *wc)
+{
+    unsigned want = conn_wants(&wc->c);
+    if (want & CONN_WANT_CLOSE) {
+        drop(w, wc);
         maybe_finish(w);
         return;
     }
-    if (loop_set(w->loop, s->fd, session_wants(s)) < 0) {
-        loop_del(w->loop, s->fd);
-        list_del(w, s);
-        session_free(s);
-        free(conn_of(s));
+    unsigned mask =
+        (want & CONN_WANT_READ ? LOOP_READ : 0) | (want & CONN_WANT_WRITE ? LOOP_WRITE : 0);
+    if (loop_set(w->loop, wc->fd, mask) < 0) {
+        drop(w, wc);
         return;
     }
-    if (s->paused)
-        loop_tick_soon(
-            w->loop,
-            (int)(s->pause_until > loop_now(w->loop) ? s->pause_until - loop_now(w->loop) : 0));
+    uint64_t due = conn_deadline(&wc->c);
+    if (due == CONN_NO_DEADLINE)
+        loop_timer_disarm(w->loop, &wc->timer);
+    else if (loop_timer_arm(w->loop, &wc->timer, due) < 0)
+        drop(w, wc);
 }
 
 static void on_conn(struct loop *l, int fd, unsigned events, void *arg)
 {
-    (void)fd;
-    struct session *s = arg;
+    struct worker_conn *wc = arg;
     uint64_t now = loop_now(l);
     if (events & LOOP_READ)
-        session_on_readable(s, now);
-    if (events & LOOP_WRITE)
-        session_on_writable(s, now);
-    if ((events & LOOP_HUP) && !session_closed(s) && !(events & LOOP_READ))
-        session_on_hangup(s);
+        model_conn_recv(&wc->c, fd, now);
+    if ((events & LOOP_HUP) && !conn_closed(&wc->c) && !(events & LOOP_READ))
+        model_conn_hangup(&wc->c, fd);
+    model_conn_send(&wc->c, fd, now);
+    update(wc->w, wc);
 }
 
-static void pause_accept(struct io_worker *w, uint64_t now)
+static void on_conn_timer(struct loop *l, void *arg)
 {
-    w->accept_paused = true;
-    w->accept_resume = now + EMFILE_PAUSE_MS;
-    loop_set(w->loop, w->lfd, 0);
-    loop_tick_soon(w->loop, EMFILE_PAUSE_MS);
-}
-
-static void out_of_fds(struct io_worker *w, int err, uint64_t now)
-{
-    /* Accept and close one pending connection with the spare descriptor, so a client is
-     * told "no" at once instead of hanging in the backlog, then pause accepting. */
-    if (w->spare_fd >= 0) {
-        close(w->spare_fd);
-        w->spare_fd = -1;
-        struct net_addr peer;
-        int fd = net_accept(w->lfd, &peer);
-        if (fd >= 0) {
-            char text[NET_ADDRSTRLEN];
-            net_format_addr((const struct sockaddr *)&peer.ss, text, sizeof(text));
-            log_event(LOG_WARN, "denied", "peer=%s reason=no_fds", text);
-            close(fd);
-        }
-        w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    }
-    log_event(LOG_ERROR, "error", "error=\"accept: %s\" action=pause_accept_ms:%d", strerror(-err),
-              EMFILE_PAUSE_MS);
-    pause_accept(w, now);
-}
-
-static void on_conn_cb(struct loop *l, int fd, unsigned events, void *arg)
-{
-    struct worker_conn *c = arg;
-    on_conn(l, fd, events, &c->s);
-    update(c->w, &c->s);
+    struct worker_conn *wc = arg;
+    uint64_t now = loop_now(l);
+    conn_on_time(&wc->c, now);
+    model_conn_send(&wc->c, wc->fd, now);
+    update(wc->w, wc);
 }
 
 static void on_accept(struct loop *l, int lfd, unsigned events, void *arg)
 {
+    (void)lfd;
     (void)events;
     struct io_worker *w = arg;
     struct server *srv = w->srv;
     uint64_t now = loop_now(l);
-    for (int i = 0; i < ACCEPT_BATCH && w->lfd >= 0; i++) {
+    for (int i = 0; i < ACCEPT_BATCH && w->acc.lfd >= 0; i++) {
         struct net_addr peer;
-        int fd = net_accept(lfd, &peer);
+        int fd = model_accept(&w->acc, &peer, now);
         if (fd < 0) {
             if (fd == -EAGAIN)
                 return;
-            if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-                out_of_fds(w, fd, now);
+            if (model_accept_paused(&w->acc, now)) {
+                w->accept_paused = true;
+                loop_set(l, w->acc.lfd, 0);
+                loop_tick_soon(l, MODEL_EMFILE_PAUSE_MS);
                 return;
             }
-            continue; /* ECONNABORTED, EPROTO...: that one connection died in the queue */
+            continue;
         }
-        if (atomic_fetch_add(&srv->nconns, 1) >= srv->conf.max_conns) {
-            atomic_fetch_sub(&srv->nconns, 1);
-            char text[NET_ADDRSTRLEN];
-            net_format_addr((const struct sockaddr *)&peer.ss, text, sizeof(text));
-            log_event(LOG_WARN, "denied", "peer=%s reason=max_conns limit=%ld", text,
-                      srv->conf.max_conns);
+        struct worker_conn *wc = malloc(sizeof(*wc));
+        if (!wc) {
             close(fd);
+            model_release(srv);
             continue;
         }
-        struct worker_conn *c = malloc(sizeof(*c));
-        if (!c) {
-            atomic_fetch_sub(&srv->nconns, 1);
+        wc->fd = fd;
+        wc->w = w;
+        loop_timer_init(&wc->timer, on_conn_timer, wc);
+        if (conn_init(&wc->c, srv, &peer, now) < 0 || loop_add(l, fd, 0, on_conn, wc) < 0) {
+            conn_free(&wc->c);
             close(fd);
+            model_release(srv);
+            free(wc);
             continue;
         }
-        c->w = w;
-        if (session_init(&c->s, srv, fd, &peer, now) < 0) {
-            session_free(&c->s);
-            free(c);
-            continue;
-        }
-        if (loop_add(l, fd, 0, on_conn_cb, c) < 0) {
-            session_free(&c->s);
-            free(c);
-            continue;
-        }
-        list_add(w, &c->s);
-        session_on_writable(&c->s, now); /* a greeting goes out at once */
-        update(w, &c->s);
+        list_add(w, wc);
+        model_conn_send(&wc->c, fd, now); /* a greeting goes out at once */
+        update(w, wc);
     }
 }
 
@@ -189,22 +161,23 @@ static void begin_stop(struct io_worker *w)
 {
     uint64_t now = loop_now(w->loop);
     w->stop_seen = true;
-    if (w->lfd >= 0) {
-        loop_del(w->loop, w->lfd);
-        close(w->lfd);
-        w->lfd = -1;
+    if (w->acc.lfd >= 0) {
+        loop_del(w->loop, w->acc.lfd);
+        close(w->acc.lfd);
+        w->acc.lfd = -1;
     }
     if (w->has_udp) {
         loop_del(w->loop, w->udp.fd);
         udp_close(&w->udp);
         w->has_udp = false;
     }
-    for (struct session *s = w->sessions, *next; s; s = next) {
-        next = s->next;
-        session_begin_shutdown(s, now);
-        update(w, s);
+    for (struct worker_conn *wc = w->conns, *next; wc; wc = next) {
+        next = wc->next;
+        conn_begin_shutdown(&wc->c, now);
+        model_conn_send(&wc->c, wc->fd, now);
+        update(w, wc);
     }
-    loop_tick_soon(w->loop, 20);
+    loop_tick_soon(w->loop, STOP_TICK_MS);
     maybe_finish(w);
 }
 
@@ -220,43 +193,35 @@ static void on_tick(struct loop *l, void *arg)
 {
     struct io_worker *w = arg;
     uint64_t now = loop_now(l);
-    int next = TICK_MS;
     if (atomic_load(&w->srv->stopping) && !w->stop_seen)
         begin_stop(w);
-    if (w->accept_paused && now >= w->accept_resume && w->lfd >= 0) {
+    if (w->accept_paused && !model_accept_paused(&w->acc, now) && w->acc.lfd >= 0) {
         w->accept_paused = false;
-        loop_set(l, w->lfd, LOOP_READ);
-    }
-    for (struct session *s = w->sessions, *nx; s; s = nx) {
-        nx = s->next;
-        int ms = session_on_timer(s, now, TICK_MS);
-        if (ms < next)
-            next = ms;
-        update(w, s);
+        loop_set(l, w->acc.lfd, LOOP_READ);
     }
     if (w->has_udp)
         udp_on_timer(&w->udp, now, TICK_MS);
     if (w->stop_seen) {
-        /* Past the drain deadline, the rest is cut (logged as shutdown). */
+        /* Each connection closes itself by stop_at (its drain deadline); this is the
+         * backstop for any still open past it (logged as shutdown). */
         if (now >= atomic_load(&w->srv->stop_at)) {
-            for (struct session *s = w->sessions, *nx; s; s = nx) {
-                nx = s->next;
-                s->state = SESSION_CLOSED;
-                update(w, s);
+            for (struct worker_conn *wc = w->conns, *nx; wc; wc = nx) {
+                nx = wc->next;
+                conn_abort(&wc->c);
+                update(w, wc);
             }
         }
-        next = next > 20 ? 20 : next;
         maybe_finish(w);
+        loop_tick_soon(l, STOP_TICK_MS);
     }
-    loop_tick_soon(l, next);
 }
 
 int io__worker_init(struct io_worker *w, struct server *srv, int lfd, int ufd)
 {
     memset(w, 0, sizeof(*w));
     w->srv = srv;
-    w->lfd = -1;
-    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    w->acc.lfd = -1;
+    w->acc.spare_fd = -1;
     w->loop = loop_new();
     int r = 0;
     if (!w->loop) {
@@ -266,9 +231,9 @@ int io__worker_init(struct io_worker *w, struct server *srv, int lfd, int ufd)
     loop_set_tick(w->loop, TICK_MS, on_tick, w);
     loop_set_wake(w->loop, on_wake, w);
     if (lfd >= 0) {
-        w->lfd = lfd;
+        model_acceptor_init(&w->acc, srv, lfd);
         lfd = -1;
-        if ((r = loop_add(w->loop, w->lfd, LOOP_READ, on_accept, w)) < 0)
+        if ((r = loop_add(w->loop, w->acc.lfd, LOOP_READ, on_accept, w)) < 0)
             goto fail;
     }
     if (ufd >= 0) {
@@ -293,7 +258,7 @@ void io__worker_run(struct io_worker *w)
     /* Shutdown may have been requested before this loop ran. */
     if (atomic_load(&w->srv->stopping))
         begin_stop(w);
-    if (!w->stop_seen || w->nsessions > 0)
+    if (!w->stop_seen || w->nconns > 0)
         loop_run(w->loop);
 }
 
@@ -304,29 +269,17 @@ void io__worker_wake(struct io_worker *w)
 
 void io__worker_free(struct io_worker *w)
 {
-    while (w->sessions) {
-        struct session *s = w->sessions;
-        s->state = SESSION_CLOSED;
-        update(w, s);
+    while (w->conns) {
+        conn_abort(&w->conns->c);
+        drop(w, w->conns);
     }
-    if (w->lfd >= 0) {
-        close(w->lfd);
-        w->lfd = -1;
-    }
+    model_acceptor_close(&w->acc);
     if (w->has_udp) {
         udp_close(&w->udp);
         w->has_udp = false;
     }
-    if (w->spare_fd >= 0)
-        close(w->spare_fd);
-    w->spare_fd = -1;
     loop_free(w->loop);
     w->loop = NULL;
-}
-
-int io__bind(struct server *srv, const struct net_addr *addr, bool reuseport)
-{
-    return srv->conf.udp ? net_bind_udp(addr, reuseport) : net_listen_tcp(addr, reuseport, 1024);
 }
 
 static void wake_one(struct server *srv)
@@ -336,13 +289,9 @@ static void wake_one(struct server *srv)
 
 int io_epoll_run(struct server *srv)
 {
-    int fd = io__bind(srv, &srv->addr, false);
-    char addr[NET_ADDRSTRLEN];
-    if (fd < 0) {
-        net_format_addr((const struct sockaddr *)&srv->addr.ss, addr, sizeof(addr));
-        fprintf(stderr, "secho: cannot listen on %s: %s\n", addr, strerror(-fd));
+    int fd = model_listen(srv, &srv->addr, false);
+    if (fd < 0)
         return 1;
-    }
     struct net_addr bound;
     net_local_addr(fd, &bound);
     struct io_worker *w = calloc(1, sizeof(*w));

@@ -33,7 +33,6 @@ int io_reactors_run(struct server *srv)
 {
     int n = srv->conf.threads > 0 ? srv->conf.threads : 1;
     struct reactors r = {.workers = calloc((size_t)n, sizeof(struct io_worker)), .n = 0};
-    char addr[NET_ADDRSTRLEN];
     struct net_addr bound = srv->addr;
     int status = 1;
     if (!r.workers) {
@@ -42,12 +41,9 @@ int io_reactors_run(struct server *srv)
     }
     for (int i = 0; i < n; i++) {
         /* The first socket may pick the port (-p 0); the others join it. */
-        int fd = io__bind(srv, &bound, true);
-        if (fd < 0) {
-            net_format_addr((const struct sockaddr *)&bound.ss, addr, sizeof(addr));
-            fprintf(stderr, "secho: cannot listen on %s: %s\n", addr, strerror(-fd));
+        int fd = model_listen(srv, &bound, true);
+        if (fd < 0)
             goto out;
-        }
         if (i == 0)
             net_local_addr(fd, &bound);
         int e =

@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Threads model: one thread per TCP connection (the notebook's Exercise 2). Each thread
- * pumps its session with poll(), watching a shared eventfd that signals shutdown. UDP has
- * no connections, so over UDP this model serves from one event-loop worker. */
+ * drives its connection engine with poll(), watching a shared eventfd that signals shutdown. UDP
+ * has no connections, so over UDP this model serves from one event-loop worker. */
 #include "io.h"
 #include "io_worker.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +13,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define THREAD_STACK    (1024 * 1024) /* room for OpenSSL (DH, Noise) under sanitizers */
-#define EMFILE_PAUSE_MS 100
+#define THREAD_STACK (1024 * 1024) /* room for OpenSSL (DH, Noise) under sanitizers */
+/* The longest a thread sleeps without looking at the shutdown flag. */
+#define MAX_WAIT_MS 1000
 
 struct tmodel {
     int wakefd;
@@ -25,8 +25,9 @@ struct tmodel {
 };
 
 struct tconn {
-    struct session s;
+    struct conn c;
     struct tmodel *m;
+    struct server *srv;
     int fd;
     struct net_addr peer;
 };
@@ -39,41 +40,56 @@ static void wake_threads(struct server *srv)
     (void)r;
 }
 
+/* How long poll may sleep: until the engine's deadline, at most MAX_WAIT_MS. */
+static int wait_ms(const struct conn *c, uint64_t now)
+{
+    uint64_t due = conn_deadline(c);
+    if (due <= now)
+        return 0;
+    return due - now < MAX_WAIT_MS ? (int)(due - now) : MAX_WAIT_MS;
+}
+
 static void *conn_main(void *arg)
 {
-    struct tconn *c = arg;
-    struct session *s = &c->s;
-    struct server *srv = s->srv;
-    struct tmodel *m = c->m;
+    struct tconn *t = arg;
+    struct conn *c = &t->c;
+    struct server *srv = t->srv;
+    struct tmodel *m = t->m;
+    int fd = t->fd;
     uint64_t now = loop_clock_ms();
     bool stop_seen = false;
 
-    if (session_init(s, srv, c->fd, &c->peer, now) == 0) {
-        session_on_writable(s, now);
-        while (!session_closed(s)) {
+    if (conn_init(c, srv, &t->peer, now) == 0) {
+        model_conn_send(c, fd, now);
+        while (!conn_closed(c)) {
             if (!stop_seen && atomic_load(&srv->stopping)) {
                 stop_seen = true;
-                session_begin_shutdown(s, loop_clock_ms());
+                now = loop_clock_ms();
+                conn_begin_shutdown(c, now);
+                model_conn_send(c, fd, now);
                 continue;
             }
-            unsigned want = session_wants(s);
+            now = loop_clock_ms();
+            conn_on_time(c, now);
+            model_conn_send(c, fd, now);
+            if (conn_closed(c))
+                break;
+            unsigned want = conn_wants(c);
             struct pollfd p[2] = {
-                {.fd = s->fd,
-                 .events =
-                     (short)((want & LOOP_READ ? POLLIN : 0) | (want & LOOP_WRITE ? POLLOUT : 0))},
+                {.fd = fd,
+                 .events = (short)((want & CONN_WANT_READ ? POLLIN : 0) |
+                                   (want & CONN_WANT_WRITE ? POLLOUT : 0))},
                 {.fd = stop_seen ? -1 : m->wakefd, .events = POLLIN},
             };
-            int timeout = session_on_timer(s, loop_clock_ms(), 1000);
-            if (session_closed(s))
-                break;
+            int timeout = wait_ms(c, now);
             if (stop_seen) {
-                uint64_t t = loop_clock_ms(), stop_at = atomic_load(&srv->stop_at);
-                if (t >= stop_at) {
-                    s->state = SESSION_CLOSED;
+                uint64_t stop_at = atomic_load(&srv->stop_at);
+                if (now >= stop_at) {
+                    conn_abort(c);
                     break;
                 }
-                if (stop_at - t < (uint64_t)timeout)
-                    timeout = (int)(stop_at - t);
+                if (stop_at - now < (uint64_t)timeout)
+                    timeout = (int)(stop_at - now);
             }
             int r = poll(p, 2, timeout);
             if (r < 0 && errno != EINTR)
@@ -82,15 +98,16 @@ static void *conn_main(void *arg)
             if (r <= 0)
                 continue;
             if (p[0].revents & POLLIN)
-                session_on_readable(s, now);
-            if (p[0].revents & POLLOUT)
-                session_on_writable(s, now);
+                model_conn_recv(c, fd, now);
             if ((p[0].revents & (POLLHUP | POLLERR)) && !(p[0].revents & POLLIN))
-                session_on_hangup(s);
+                model_conn_hangup(c, fd);
+            model_conn_send(c, fd, now);
         }
     }
-    session_free(s);
-    free(c);
+    conn_free(c);
+    close(fd);
+    model_release(srv);
+    free(t);
     pthread_mutex_lock(&m->mu);
     m->live--;
     pthread_cond_signal(&m->cv);
@@ -98,83 +115,60 @@ static void *conn_main(void *arg)
     return NULL;
 }
 
+/* Starts the thread of an accepted, admitted connection; on failure it is closed. */
 static void spawn(struct server *srv, struct tmodel *m, pthread_attr_t *attr, int fd,
                   const struct net_addr *peer)
 {
-    char text[NET_ADDRSTRLEN];
-    if (atomic_fetch_add(&srv->nconns, 1) >= srv->conf.max_conns) {
-        atomic_fetch_sub(&srv->nconns, 1);
-        net_format_addr((const struct sockaddr *)&peer->ss, text, sizeof(text));
-        log_event(LOG_WARN, "denied", "peer=%s reason=max_conns limit=%ld", text,
-                  srv->conf.max_conns);
+    struct tconn *t = calloc(1, sizeof(*t));
+    if (!t) {
         close(fd);
+        model_release(srv);
         return;
     }
-    struct tconn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        atomic_fetch_sub(&srv->nconns, 1);
-        close(fd);
-        return;
-    }
-    c->m = m;
-    c->fd = fd;
-    c->peer = *peer;
-    c->s.srv = srv;
+    t->m = m;
+    t->srv = srv;
+    t->fd = fd;
+    t->peer = *peer;
     pthread_mutex_lock(&m->mu);
     m->live++;
     pthread_mutex_unlock(&m->mu);
-    pthread_t t;
-    if (pthread_create(&t, attr, conn_main, c) != 0) {
+    pthread_t th;
+    int e = pthread_create(&th, attr, conn_main, t);
+    if (e != 0) {
+        char text[NET_ADDRSTRLEN];
         net_format_addr((const struct sockaddr *)&peer->ss, text, sizeof(text));
         log_event(LOG_ERROR, "error", "peer=%s error=\"cannot start a thread: %s\"", text,
-                  strerror(errno));
+                  strerror(e));
         pthread_mutex_lock(&m->mu);
         m->live--;
         pthread_mutex_unlock(&m->mu);
-        atomic_fetch_sub(&srv->nconns, 1);
         close(fd);
-        free(c);
+        model_release(srv);
+        free(t);
     }
 }
 
-static void serve_tcp(struct server *srv, struct tmodel *m, int lfd, int spare)
+static void serve_tcp(struct server *srv, struct tmodel *m, struct model_acceptor *acc)
 {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, THREAD_STACK);
-    uint64_t resume = 0;
 
     while (!atomic_load(&srv->stopping)) {
         uint64_t now = loop_clock_ms();
-        bool paused = now < resume;
-        struct pollfd p[2] = {{.fd = paused ? -1 : lfd, .events = POLLIN},
+        bool paused = model_accept_paused(acc, now);
+        struct pollfd p[2] = {{.fd = paused ? -1 : acc->lfd, .events = POLLIN},
                               {.fd = m->wakefd, .events = POLLIN}};
-        int r = poll(p, 2, paused ? (int)(resume - now) : 1000);
+        int r = poll(p, 2, paused ? (int)(acc->resume_at - now) : MAX_WAIT_MS);
         if (r <= 0 || !(p[0].revents & POLLIN))
             continue;
         struct net_addr peer;
-        int fd = net_accept(lfd, &peer);
-        if (fd >= 0) {
+        int fd = model_accept(acc, &peer, loop_clock_ms());
+        if (fd >= 0)
             spawn(srv, m, &attr, fd, &peer);
-        } else if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
-            /* Refuse one pending client with the spare descriptor, then pause instead of
-             * spinning on a listener that stays readable. */
-            if (spare >= 0) {
-                close(spare);
-                int f = net_accept(lfd, &peer);
-                if (f >= 0)
-                    close(f);
-                spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-            }
-            log_event(LOG_ERROR, "error", "error=\"accept: %s\" action=pause_accept_ms:%d",
-                      strerror(-fd), EMFILE_PAUSE_MS);
-            resume = loop_clock_ms() + EMFILE_PAUSE_MS;
-        }
     }
-    close(lfd);
-    if (spare >= 0)
-        close(spare);
+    model_acceptor_close(acc);
     pthread_attr_destroy(&attr);
 
     /* Every thread delivers what it owes and closes by stop_at; wait for them. */
@@ -188,13 +182,9 @@ int io_threads_run(struct server *srv)
 {
     if (srv->conf.udp)
         return io_epoll_run(srv);
-    int fd = io__bind(srv, &srv->addr, false);
-    if (fd < 0) {
-        char addr[NET_ADDRSTRLEN];
-        net_format_addr((const struct sockaddr *)&srv->addr.ss, addr, sizeof(addr));
-        fprintf(stderr, "secho: cannot listen on %s: %s\n", addr, strerror(-fd));
+    int fd = model_listen(srv, &srv->addr, false);
+    if (fd < 0)
         return 1;
-    }
     struct tmodel m = {.live = 0};
     m.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (m.wakefd < 0) {
@@ -208,9 +198,10 @@ int io_threads_run(struct server *srv)
     struct net_addr bound;
     net_local_addr(fd, &bound);
     /* Everything the server holds open is opened before it says it is ready. */
-    int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct model_acceptor acc;
+    model_acceptor_init(&acc, srv, fd);
     server_ready(srv, &bound);
-    serve_tcp(srv, &m, fd, spare);
+    serve_tcp(srv, &m, &acc);
     server_set_wake(srv, NULL, NULL);
     close(m.wakefd);
     pthread_mutex_destroy(&m.mu);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared-internal: one event-loop worker (a TCP listener and/or a UDP socket and the
- * sessions it accepted). The epoll model runs one; the reactors model runs one per core. */
+ * connections it accepted). The epoll model runs one; the reactors model runs one per core. */
 #ifndef SECHO_IO_WORKER_H
 #define SECHO_IO_WORKER_H
 
@@ -8,21 +8,21 @@
 #include <stdbool.h>
 
 #include "loop.h"
+#include "model.h"
 #include "server.h"
-#include "session.h"
 #include "udp_io.h"
+
+struct worker_conn;
 
 struct io_worker {
     struct server *srv;
     struct loop *loop;
-    int lfd; /* TCP listener, or -1 */
+    struct model_acceptor acc; /* acc.lfd is the TCP listener, or -1 */
     struct udp_service udp;
     bool has_udp;
-    struct session *sessions; /* intrusive list */
-    long nsessions;
-    int spare_fd; /* kept open to accept-and-close when out of descriptors */
+    struct worker_conn *conns; /* intrusive list, for shutdown */
+    long nconns;
     bool accept_paused;
-    uint64_t accept_resume;
     bool stop_seen;
     pthread_t thread;
 };
@@ -36,8 +36,5 @@ void io__worker_run(struct io_worker *w);
 void io__worker_wake(struct io_worker *w);
 /* Frees what io__worker_init made (after run, or after a failed start). */
 void io__worker_free(struct io_worker *w);
-/* Binds the transport's socket for srv->addr (port from `bound` when it is not NULL),
- * with SO_REUSEPORT when asked. Returns an fd or -errno. */
-int io__bind(struct server *srv, const struct net_addr *addr, bool reuseport);
 
 #endif

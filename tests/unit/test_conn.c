@@ -1,0 +1,676 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the sans-IO connection engine: scripted input, a fake clock and a fake
+ * socket (a byte sink with a chosen write size and peer window); plain, lab-dh, lab-fernet. */
+#include "check.h"
+#include "conn.h"
+#include "log.h"
+#include "proto.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#define T0 1000000u /* the fake clock's start, ms */
+
+/* One engine under test, the server state it shares, and what a peer would have seen. */
+struct rig {
+    struct server srv;
+    struct conn c;
+    uint64_t now;
+    uint8_t *wire; /* every byte the engine let the "socket" send, in order */
+    size_t wirelen, wirecap;
+    size_t writes; /* send() calls that moved at least one byte */
+    bool shut;     /* the engine asked for (and got) shutdown(SHUT_WR) */
+    int init_rc;
+};
+
+static void rig_start(struct rig *r, const struct proto_vt *vt, int idle_ms, int hs_ms)
+{
+    memset(r, 0, sizeof(*r));
+    r->srv.conf.proto = vt;
+    r->srv.conf.max_conns = 100;
+    r->srv.conf.idle_timeout_ms = idle_ms;
+    r->srv.conf.handshake_timeout_ms = hs_ms;
+    r->srv.conf.allow_shutdown = ALLOW_NONE;
+    r->srv.conf.popts.max_msg = 65535;
+    atomic_init(&r->srv.next_id, 1);
+    pthread_mutex_init(&r->srv.wake_mu, NULL);
+    if (vt->ctx_new) {
+        char err[PROTO_ERRLEN] = "";
+        CHECK_INT(vt->ctx_new(&r->srv.conf.popts, PROTO_SERVER, &r->srv.pctx, err, sizeof(err)), 0);
+    }
+    r->now = T0;
+    struct net_addr peer = {.len = sizeof(struct sockaddr_in)};
+    struct sockaddr_in *in = (struct sockaddr_in *)&peer.ss;
+    in->sin_family = AF_INET;
+    in->sin_port = htons(40000);
+    in->sin_addr.s_addr = htonl(0x7f000001);
+    r->init_rc = conn_init(&r->c, &r->srv, &peer, r->now);
+}
+
+static void rig_end(struct rig *r)
+{
+    conn_free(&r->c);
+    if (r->srv.conf.proto->ctx_free && r->srv.pctx)
+        r->srv.conf.proto->ctx_free(r->srv.pctx);
+    pthread_mutex_destroy(&r->srv.wake_mu);
+    free(r->wire);
+}
+
+static void wire_add(struct rig *r, const uint8_t *p, size_t n)
+{
+    if (r->wirelen + n > r->wirecap) {
+        size_t cap = r->wirecap ? r->wirecap : 4096;
+        while (cap < r->wirelen + n)
+            cap *= 2;
+        r->wire = realloc(r->wire, cap);
+        r->wirecap = cap;
+    }
+    memcpy(r->wire + r->wirelen, p, n);
+    r->wirelen += n;
+}
+
+/* The model's send step: at most `chunk` bytes per send(), `window` bytes in all (what the
+ * socket takes before it is full), then the half-close if asked. Returns the bytes sent. */
+static size_t rig_send(struct rig *r, size_t chunk, size_t window)
+{
+    size_t total = 0;
+    const uint8_t *p;
+    size_t n;
+    while (total < window && (n = conn_out_peek(&r->c, r->now, &p)) > 0) {
+        if (n > chunk)
+            n = chunk;
+        if (n > window - total)
+            n = window - total;
+        wire_add(r, p, n);
+        r->writes++;
+        total += n;
+        conn_out_sent(&r->c, n, r->now);
+    }
+    if (conn_wants(&r->c) & CONN_WANT_SHUT_WR) {
+        r->shut = true;
+        conn_shut_done(&r->c);
+    }
+    return total;
+}
+
+static size_t rig_send_all(struct rig *r)
+{
+    return rig_send(r, SIZE_MAX, SIZE_MAX);
+}
+
+/* The model's receive step (readiness style): offers `n` bytes in reads of at most
+ * `slice`; returns how many the engine took before it stopped wanting input. */
+static size_t rig_recv(struct rig *r, const void *data, size_t n, size_t slice)
+{
+    const uint8_t *p = data;
+    size_t done = 0;
+    while (done < n) {
+        uint8_t *dst;
+        size_t room = conn_read_buf(&r->c, r->now, &dst);
+        if (room == 0)
+            break;
+        size_t k = n - done;
+        if (k > slice)
+            k = slice;
+        if (k > room)
+            k = room;
+        memcpy(dst, p + done, k);
+        conn_read_commit(&r->c, k, r->now);
+        done += k;
+    }
+    return done;
+}
+
+/* Moves the fake clock to `t` and tells the engine. */
+static void rig_at(struct rig *r, uint64_t t)
+{
+    r->now = t;
+    conn_on_time(&r->c, r->now);
+}
+
+static bool wants(const struct rig *r, unsigned bits)
+{
+    return (conn_wants(&r->c) & bits) == bits;
+}
+
+static void *ctx_client(const struct proto_vt *vt)
+{
+    void *ctx = NULL;
+    struct proto_opts o = {.max_msg = 65535};
+    char err[PROTO_ERRLEN] = "";
+    CHECK_INT(vt->ctx_new(&o, PROTO_CLIENT, &ctx, err, sizeof(err)), 0);
+    return ctx;
+}
+
+/* ---- plain ---- */
+
+static void test_plain_split_reads(void)
+{
+    static const char text[] = "hello\nsecond line\r\nno newline yet";
+    size_t n = sizeof(text) - 1;
+    for (size_t k = 0; k <= n; k++) {
+        struct rig r;
+        rig_start(&r, &proto_plain, 0, 0);
+        CHECK_INT(r.init_rc, 0);
+        CHECK(wants(&r, CONN_WANT_READ));
+        CHECK_INT(rig_recv(&r, text, k, SIZE_MAX), k);
+        rig_send_all(&r);
+        CHECK_INT(rig_recv(&r, text + k, n - k, SIZE_MAX), n - k);
+        rig_send_all(&r);
+        CHECK_INT(r.wirelen, n);
+        CHECK_MEM(r.wire, text, n);
+        CHECK(!conn_closed(&r.c));
+        rig_end(&r);
+    }
+}
+
+static void test_plain_byte_writes_and_feed(void)
+{
+    static const char text[] = "one byte per send\n";
+    size_t n = sizeof(text) - 1;
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 0);
+    /* Completion style: bytes the model already holds, handed over in pieces. */
+    size_t taken = 0;
+    for (size_t i = 0; i < n; i += 5) {
+        size_t k = n - i < 5 ? n - i : 5;
+        taken += conn_feed(&r.c, (const uint8_t *)text + i, k, r.now);
+    }
+    CHECK_INT(taken, n);
+    CHECK(wants(&r, CONN_WANT_WRITE));
+    /* The "socket" takes one byte per send: every byte is offered again until it went. */
+    CHECK_INT(rig_send(&r, 1, SIZE_MAX), n);
+    CHECK_INT(r.writes, n);
+    CHECK_MEM(r.wire, text, n);
+    CHECK(!wants(&r, CONN_WANT_WRITE));
+    rig_end(&r);
+}
+
+static void test_plain_backpressure(void)
+{
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 0);
+    static uint8_t line[1024];
+    memset(line, 'a', sizeof(line) - 1);
+    line[sizeof(line) - 1] = '\n';
+    static uint8_t chunk[SERVER_READ_CHUNK];
+    for (size_t i = 0; i < sizeof(chunk); i += sizeof(line))
+        memcpy(chunk + i, line, sizeof(line));
+
+    /* The peer sends and never reads: the engine stops wanting input at the high-water
+     * mark instead of buffering without end. */
+    size_t fed = 0;
+    for (int i = 0; i < 64 && wants(&r, CONN_WANT_READ); i++)
+        fed += rig_recv(&r, chunk, sizeof(chunk), sizeof(chunk));
+    CHECK(!wants(&r, CONN_WANT_READ));
+    CHECK(wants(&r, CONN_WANT_WRITE));
+    CHECK(fed >= SERVER_OUT_HIGH);
+    CHECK(fed < SERVER_OUT_HIGH + 2 * SERVER_READ_CHUNK);
+    uint8_t *dst;
+    CHECK_INT(conn_read_buf(&r.c, r.now, &dst), 0);
+    CHECK_INT(conn_feed(&r.c, chunk, sizeof(chunk), r.now), 0);
+
+    /* The peer reads down to the mark exactly: still no reading; one byte more, and the
+     * engine wants input again. */
+    CHECK_INT(rig_send(&r, SIZE_MAX, fed - SERVER_OUT_HIGH), fed - SERVER_OUT_HIGH);
+    CHECK(!wants(&r, CONN_WANT_READ));
+    CHECK_INT(rig_send(&r, SIZE_MAX, 1), 1);
+    CHECK(wants(&r, CONN_WANT_READ));
+    /* The peer reads everything: reading resumes, and every byte came back in order. */
+    rig_send_all(&r);
+    CHECK(wants(&r, CONN_WANT_READ));
+    CHECK_INT(r.wirelen, fed);
+    bool same = true;
+    for (size_t i = 0; i < r.wirelen; i++)
+        same = same && r.wire[i] == line[i % sizeof(line)];
+    CHECK(same);
+    CHECK(!conn_closed(&r.c));
+    rig_end(&r);
+}
+
+static void test_plain_peer_eof_delivers(void)
+{
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 0);
+    CHECK_INT(rig_recv(&r, "owed\n", 5, SIZE_MAX), 5);
+    conn_on_eof(&r.c, r.now); /* the peer half-closed before reading the echo */
+    CHECK(!conn_closed(&r.c));
+    CHECK(wants(&r, CONN_WANT_WRITE));
+    CHECK(!wants(&r, CONN_WANT_READ));
+    CHECK_INT(conn_deadline(&r.c), T0 + CONN_DRAIN_MS);
+    rig_send(&r, 2, SIZE_MAX);
+    CHECK_INT(r.wirelen, 5);
+    CHECK_MEM(r.wire, "owed\n", 5);
+    CHECK(conn_closed(&r.c));
+    CHECK(wants(&r, CONN_WANT_CLOSE));
+    CHECK_STR(conn_reason_name(&r.c), "eof");
+    rig_end(&r);
+
+    /* Nothing owed: EOF closes at once. */
+    rig_start(&r, &proto_plain, 0, 0);
+    conn_on_eof(&r.c, r.now);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "eof");
+    rig_end(&r);
+}
+
+static void test_plain_exit_half_close_linger(void)
+{
+    /* exit: echo delivered, then our side half-closes and waits for the peer's FIN. */
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 0);
+    rig_recv(&r, "exit\n", 5, SIZE_MAX);
+    CHECK(!r.shut);
+    rig_send_all(&r);
+    CHECK_MEM(r.wire, "exit\n", 5);
+    CHECK(r.shut);
+    CHECK(!conn_closed(&r.c));
+    CHECK(wants(&r, CONN_WANT_READ));
+    CHECK(!wants(&r, CONN_WANT_SHUT_WR)); /* asked once */
+    CHECK_INT(conn_deadline(&r.c), T0 + SERVER_LINGER_MS);
+    /* Input after the half-close is read and thrown away, in either style. */
+    CHECK_INT(rig_recv(&r, "late\n", 5, SIZE_MAX), 5);
+    static const uint8_t junk[3 * CONN_DISCARD_CHUNK];
+    CHECK_INT(conn_feed(&r.c, junk, sizeof(junk), r.now), CONN_DISCARD_CHUNK);
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, 5);
+    conn_on_eof(&r.c, r.now);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "exit");
+    rig_end(&r);
+
+    /* No FIN: closed at the linger deadline. */
+    rig_start(&r, &proto_plain, 0, 0);
+    rig_recv(&r, "exit\n", 5, SIZE_MAX);
+    rig_send_all(&r);
+    rig_at(&r, T0 + SERVER_LINGER_MS - 1);
+    CHECK(!conn_closed(&r.c));
+    rig_at(&r, T0 + SERVER_LINGER_MS);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "exit");
+    rig_end(&r);
+}
+
+static void test_plain_drain_deadline(void)
+{
+    /* exit from a peer that never reads: delivery is tried until the drain deadline. */
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 0);
+    rig_recv(&r, "abc\nexit\n", 9, SIZE_MAX);
+    CHECK(wants(&r, CONN_WANT_WRITE | CONN_WANT_READ));
+    CHECK_INT(conn_deadline(&r.c), T0 + CONN_DRAIN_MS);
+    rig_at(&r, T0 + CONN_DRAIN_MS - 1);
+    CHECK(!conn_closed(&r.c));
+    rig_send(&r, SIZE_MAX, 3); /* a little is read; the deadline does not move */
+    CHECK_INT(conn_deadline(&r.c), T0 + CONN_DRAIN_MS);
+    rig_at(&r, T0 + CONN_DRAIN_MS);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "exit");
+    CHECK_INT(conn_out_peek(&r.c, r.now, &(const uint8_t *){NULL}), 0);
+    rig_end(&r);
+}
+
+static void test_plain_reset_and_errors(void)
+{
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 0);
+    rig_recv(&r, "x\n", 2, SIZE_MAX);
+    conn_on_recv_error(&r.c, ECONNRESET);
+    CHECK(conn_closed(&r.c));
+    CHECK_INT(conn_out_peek(&r.c, r.now, &(const uint8_t *){NULL}), 0);
+    CHECK_STR(conn_reason_name(&r.c), "reset");
+    rig_end(&r);
+
+    rig_start(&r, &proto_plain, 0, 0);
+    rig_recv(&r, "x\n", 2, SIZE_MAX);
+    conn_on_send_error(&r.c, EPIPE);
+    CHECK_STR(conn_reason_name(&r.c), "reset");
+    rig_end(&r);
+
+    rig_start(&r, &proto_plain, 0, 0);
+    conn_on_recv_error(&r.c, EIO);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "error");
+    rig_end(&r);
+
+    rig_start(&r, &proto_plain, 0, 0);
+    conn_on_hangup(&r.c, 0);
+    CHECK_STR(conn_reason_name(&r.c), "eof");
+    rig_end(&r);
+
+    rig_start(&r, &proto_plain, 0, 0);
+    conn_on_hangup(&r.c, ECONNRESET);
+    CHECK_STR(conn_reason_name(&r.c), "reset");
+    rig_end(&r);
+}
+
+static void test_plain_idle_timeout(void)
+{
+    struct rig r;
+    rig_start(&r, &proto_plain, 5000, 0);
+    CHECK_INT(conn_deadline(&r.c), T0 + 5000);
+    rig_at(&r, T0 + 2000);
+    rig_recv(&r, "hi\n", 3, SIZE_MAX); /* activity moves the idle deadline */
+    CHECK_INT(conn_deadline(&r.c), T0 + 7000);
+    rig_at(&r, T0 + 3000);
+    rig_send_all(&r);
+    CHECK_INT(conn_deadline(&r.c), T0 + 8000);
+    rig_at(&r, T0 + 7999);
+    CHECK(wants(&r, CONN_WANT_READ));
+    rig_at(&r, T0 + 8000);
+    /* Idle: nothing owed, so our side half-closes at once and lingers for the FIN. */
+    rig_send_all(&r);
+    CHECK(r.shut);
+    CHECK(!conn_closed(&r.c));
+    CHECK_INT(conn_deadline(&r.c), T0 + 8000 + SERVER_LINGER_MS);
+    rig_at(&r, T0 + 8000 + SERVER_LINGER_MS);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "timeout");
+    rig_end(&r);
+}
+
+static void test_plain_shutdown(void)
+{
+    /* Owing bytes when shutdown begins: they are delivered, then the connection closes. */
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 0);
+    rig_recv(&r, "owed\n", 5, SIZE_MAX);
+    atomic_store(&r.srv.stop_at, T0 + SERVER_DRAIN_MS);
+    conn_begin_shutdown(&r.c, r.now);
+    CHECK(wants(&r, CONN_WANT_WRITE));
+    CHECK_INT(conn_deadline(&r.c), T0 + SERVER_DRAIN_MS);
+    CHECK_INT(rig_recv(&r, "more\n", 5, SIZE_MAX), 5); /* read, not echoed */
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, 5);
+    CHECK_MEM(r.wire, "owed\n", 5);
+    CHECK(r.shut);
+    conn_on_eof(&r.c, r.now);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    rig_end(&r);
+
+    /* A peer that does not read: closed by the engine's own deadline at stop_at. */
+    rig_start(&r, &proto_plain, 0, 0);
+    rig_recv(&r, "owed\n", 5, SIZE_MAX);
+    atomic_store(&r.srv.stop_at, T0 + SERVER_DRAIN_MS);
+    conn_begin_shutdown(&r.c, r.now);
+    rig_at(&r, T0 + SERVER_DRAIN_MS - 1);
+    CHECK(!conn_closed(&r.c));
+    rig_at(&r, T0 + SERVER_DRAIN_MS);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    rig_end(&r);
+
+    /* The model's abort past the deadline. */
+    rig_start(&r, &proto_plain, 0, 0);
+    rig_recv(&r, "owed\n", 5, SIZE_MAX);
+    atomic_store(&r.srv.stop_at, T0 + SERVER_DRAIN_MS);
+    conn_begin_shutdown(&r.c, r.now);
+    conn_abort(&r.c);
+    CHECK(wants(&r, CONN_WANT_CLOSE));
+    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    rig_end(&r);
+
+    /* Abort of a connection shutdown has not reached yet; and of one already ending, which
+     * keeps its own reason. */
+    rig_start(&r, &proto_plain, 0, 0);
+    conn_abort(&r.c);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    rig_end(&r);
+    rig_start(&r, &proto_plain, 0, 0);
+    rig_recv(&r, "owed\n", 5, SIZE_MAX);
+    conn_on_eof(&r.c, r.now);
+    conn_abort(&r.c);
+    CHECK_STR(conn_reason_name(&r.c), "eof");
+    rig_end(&r);
+
+    /* An idle connection at shutdown: half-closed at once, reason shutdown. */
+    rig_start(&r, &proto_plain, 0, 0);
+    atomic_store(&r.srv.stop_at, T0 + SERVER_DRAIN_MS);
+    conn_begin_shutdown(&r.c, r.now);
+    rig_send_all(&r);
+    CHECK(r.shut);
+    CHECK_INT(conn_deadline(&r.c), T0 + SERVER_LINGER_MS);
+    rig_at(&r, T0 + SERVER_LINGER_MS);
+    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    rig_end(&r);
+}
+
+/* ---- lab-dh: paced greeting, handshake timeout, a paced echo ---- */
+
+/* Sends what may go now, then checks that nothing more may until the pause has passed. */
+static size_t paced_part(struct rig *r, size_t chunk)
+{
+    size_t n = rig_send(r, chunk, SIZE_MAX);
+    if (n == 0)
+        return 0;
+    CHECK(!wants(r, CONN_WANT_WRITE));
+    CHECK_INT(conn_deadline(&r->c) <= r->now + SERVER_PACE_MS, 1);
+    uint64_t pause_end = r->now + SERVER_PACE_MS;
+    rig_at(r, pause_end - 1);
+    CHECK_INT(rig_send_all(r), 0);
+    rig_at(r, pause_end);
+    return n;
+}
+
+static void test_labdh_greeting_paced_and_handshake_timeout(void)
+{
+    struct rig r;
+    rig_start(&r, &proto_lab_dh, 0, 3000);
+    CHECK_INT(r.init_rc, 0);
+    /* The first part is the parameters alone, even one byte per send. */
+    size_t params = paced_part(&r, 1);
+    CHECK(params > 30);
+    CHECK(memmem(r.wire, params, "-----END DH PARAMETERS-----", 27) != NULL);
+    CHECK(memmem(r.wire, params, "PUBLIC KEY", 10) == NULL);
+    size_t pub = paced_part(&r, SIZE_MAX);
+    CHECK(memmem(r.wire + params, pub, "-----END PUBLIC KEY-----", 24) != NULL);
+    CHECK_INT(rig_send_all(&r), 0);
+    /* No handshake bytes ever arrive: closed at the handshake timeout. */
+    CHECK_INT(conn_deadline(&r.c), T0 + 3000);
+    rig_at(&r, T0 + 2999);
+    CHECK(!conn_closed(&r.c));
+    rig_at(&r, T0 + 3000);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "timeout");
+    rig_end(&r);
+}
+
+/* Feeds a client conn everything in [p, p+n) as one batch: returns PROTO_MSG or an error as
+ * soon as one comes, else PROTO_HANDSHAKE if the handshake completed, else PROTO_NEED_MORE. */
+static int client_read(const struct proto_vt *vt, void *cc, const uint8_t *p, size_t n,
+                       struct buf *out, struct proto_msg *m)
+{
+    bool handshake = false;
+    for (int guard = 0; guard < 16; guard++) {
+        size_t used = n;
+        int ret = vt->conn_read(cc, p, &used, out, m);
+        if (ret < 0 || ret == PROTO_MSG)
+            return ret;
+        p += used;
+        n -= used;
+        if (ret == PROTO_HANDSHAKE)
+            handshake = true;
+        else
+            break;
+    }
+    return handshake ? PROTO_HANDSHAKE : PROTO_NEED_MORE;
+}
+
+static void test_labdh_paced_echo(void)
+{
+    const struct proto_vt *vt = &proto_lab_dh;
+    struct rig r;
+    rig_start(&r, vt, 0, 3000);
+    size_t params = paced_part(&r, SIZE_MAX);
+    size_t pub = paced_part(&r, SIZE_MAX);
+
+    void *cctx = ctx_client(vt);
+    void *cc = NULL;
+    struct buf cout;
+    buf_init(&cout, 1 << 16);
+    CHECK_INT(proto_conn_new(vt, cctx, PROTO_CLIENT, &cout, &cc), 0);
+    struct proto_msg m = {0};
+    CHECK_INT(client_read(vt, cc, r.wire, params, &cout, &m), PROTO_NEED_MORE);
+    CHECK_INT(client_read(vt, cc, r.wire + params, pub, &cout, &m), PROTO_HANDSHAKE);
+    /* The client's public key, split at an odd offset. */
+    size_t half = buf_len(&cout) / 2 + 1;
+    CHECK_INT(rig_recv(&r, buf_head(&cout), buf_len(&cout), half), buf_len(&cout));
+    buf_reset(&cout);
+    CHECK_INT(conn_deadline(&r.c), CONN_NO_DEADLINE); /* no handshake timeout once done */
+
+    /* A message: IV and ciphertext, each its own batch, as the notebook peer sends them. */
+    CHECK_INT(vt->conn_write(cc, (const uint8_t *)"paced", 5, &cout), 0);
+    size_t iv = buf_sendable(&cout);
+    CHECK_INT(iv, 16);
+    CHECK_INT(rig_recv(&r, buf_head(&cout), iv, SIZE_MAX), iv);
+    CHECK_INT(rig_recv(&r, buf_head(&cout) + iv, buf_len(&cout) - iv, SIZE_MAX), 5);
+    /* The echo: IV alone, a pause, the ciphertext alone. */
+    size_t before = r.wirelen;
+    CHECK_INT(paced_part(&r, SIZE_MAX), 16);
+    CHECK_INT(paced_part(&r, SIZE_MAX), 5);
+    CHECK_INT(client_read(vt, cc, r.wire + before, 16, &cout, &m), PROTO_NEED_MORE);
+    CHECK_INT(client_read(vt, cc, r.wire + before + 16, 5, &cout, &m), PROTO_MSG);
+    CHECK_INT(m.len, 5);
+    CHECK_MEM(m.data, "paced", 5);
+
+    proto_conn_free(vt, cc);
+    vt->ctx_free(cctx);
+    buf_free(&cout);
+    rig_end(&r);
+}
+
+static void test_labdh_shutdown_waits_for_pause(void)
+{
+    /* Shutdown during the greeting: the paced parts still go out, each after its pause,
+     * and only then does our side half-close. */
+    struct rig r;
+    rig_start(&r, &proto_lab_dh, 0, 0);
+    atomic_store(&r.srv.stop_at, T0 + SERVER_DRAIN_MS);
+    conn_begin_shutdown(&r.c, r.now);
+    size_t params = paced_part(&r, SIZE_MAX);
+    CHECK(!r.shut);
+    size_t pub = rig_send_all(&r);
+    CHECK(pub > 0);
+    CHECK(!r.shut); /* the last part's pause is still running */
+    rig_at(&r, r.now + SERVER_PACE_MS);
+    rig_send_all(&r);
+    CHECK(r.shut);
+    CHECK(params + pub == r.wirelen);
+    conn_on_eof(&r.c, r.now);
+    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    rig_end(&r);
+}
+
+/* ---- lab-fernet: a paced token echo with input split at every offset ---- */
+
+static void test_fernet_split_every_offset(void)
+{
+    const struct proto_vt *vt = &proto_lab_fernet;
+    void *cctx = ctx_client(vt);
+    size_t toklen = 0;
+    for (size_t k = 0;; k++) {
+        struct rig r;
+        rig_start(&r, vt, 0, 0);
+        CHECK_INT(r.init_rc, 0);
+        size_t key = paced_part(&r, k % 7 + 1); /* the key alone, in small sends */
+        CHECK_INT(key, 44);
+
+        void *cc = NULL;
+        struct buf cout;
+        buf_init(&cout, 1 << 16);
+        CHECK_INT(proto_conn_new(vt, cctx, PROTO_CLIENT, &cout, &cc), 0);
+        struct proto_msg m = {0};
+        CHECK_INT(client_read(vt, cc, r.wire, key, &cout, &m), PROTO_HANDSHAKE);
+        CHECK_INT(vt->conn_write(cc, (const uint8_t *)"split me", 8, &cout), 0);
+        toklen = buf_len(&cout);
+        size_t cut = k < toklen ? k : toklen;
+        CHECK_INT(rig_recv(&r, buf_head(&cout), cut, SIZE_MAX), cut);
+        CHECK_INT(r.wirelen, key); /* no echo before the token is whole */
+        CHECK_INT(rig_recv(&r, buf_head(&cout) + cut, toklen - cut, SIZE_MAX), toklen - cut);
+        size_t echo = paced_part(&r, SIZE_MAX);
+        CHECK(echo > 44);
+        CHECK_INT(client_read(vt, cc, r.wire + key, echo, &cout, &m), PROTO_MSG);
+        CHECK_INT(m.len, 8);
+        CHECK_MEM(m.data, "split me", 8);
+        CHECK(!conn_closed(&r.c));
+        proto_conn_free(vt, cc);
+        buf_free(&cout);
+        rig_end(&r);
+        if (k >= toklen)
+            break;
+    }
+    CHECK(toklen > 90);
+    vt->ctx_free(cctx);
+}
+
+static void test_fernet_bad_token_is_error(void)
+{
+    struct rig r;
+    rig_start(&r, &proto_lab_fernet, 0, 0);
+    rig_send_all(&r);
+    rig_at(&r, r.now + SERVER_PACE_MS);
+    rig_recv(&r, "not a token!", 12, SIZE_MAX);
+    /* A protocol failure stops reading and closes after what is owed (nothing here). */
+    rig_send_all(&r);
+    CHECK(r.shut);
+    CHECK_STR(conn_reason_name(&r.c), "error");
+    conn_on_eof(&r.c, r.now);
+    CHECK(conn_closed(&r.c));
+    rig_end(&r);
+}
+
+/* ---- the log a user reads ---- */
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+int main(void)
+{
+    char path[] = "/tmp/secho-test-conn-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK_INT(log_open(path), 0);
+
+    test_plain_split_reads();
+    test_plain_byte_writes_and_feed();
+    test_plain_backpressure();
+    test_plain_peer_eof_delivers();
+    test_plain_exit_half_close_linger();
+    test_plain_drain_deadline();
+    test_plain_reset_and_errors();
+    test_plain_idle_timeout();
+    test_plain_shutdown();
+    test_labdh_greeting_paced_and_handshake_timeout();
+    test_labdh_paced_echo();
+    test_labdh_shutdown_waits_for_pause();
+    test_fernet_split_every_offset();
+    test_fernet_bad_token_is_error();
+
+    log_close();
+    static char text[1 << 20];
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    CHECK(n > 0);
+    text[n > 0 ? n : 0] = 0;
+    close(fd);
+    unlink(path);
+    /* Every connection logs connect and disconnect once, as the server's log always did. */
+    size_t connects = count(text, "event=connect ");
+    CHECK(connects > 50);
+    CHECK_INT(count(text, "event=disconnect "), connects);
+    CHECK(strstr(text, "event=connect peer=127.0.0.1:40000 conn=1\n") != NULL);
+    CHECK(strstr(text, "event=timeout conn=") != NULL);
+    CHECK(strstr(text, " what=handshake") != NULL);
+    CHECK(strstr(text, "event=disconnect peer=127.0.0.1:40000 conn=1 reason=") != NULL);
+    CHECK(strstr(text, "reason=shutdown\n") != NULL);
+    CHECK(strstr(text, "event=message peer=127.0.0.1:40000 conn=") != NULL);
+    return CHECK_DONE();
+}
