@@ -1,54 +1,17 @@
 # SPDX-License-Identifier: MIT
 """End-to-end tests for `secho bench` against the real server and against broken peers."""
 import json
-import os
-import re
 import socket
 import subprocess
 import threading
 import time
 import unittest
 
-SECHO = os.environ.get("SECHO_BIN", "../../build/secho")
+from harness import BIN, SechoTest
+
 KEYS = ["msgs", "msgs_per_s", "mb_per_s", "p50_us", "p90_us", "p99_us", "p999_us", "errors",
         "connections", "size", "duration", "proto", "transport"]
 LIMIT = 60  # seconds any one bench run may take
-
-
-class Server:
-    """`secho server` on 127.0.0.1 with -p 0; always killed and reaped."""
-
-    def __init__(self, *args):
-        self.proc = subprocess.Popen(
-            [SECHO, "server", "-H", "127.0.0.1", "-p", "0", "-l", os.devnull, *args],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        deadline = time.monotonic() + 20
-        line = ""
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if line.startswith("listening on ") or not line:
-                break
-        m = re.match(r"listening on (.*):(\d+)$", line.strip())
-        if not m:
-            self.close()
-            raise RuntimeError(f"server did not start: {line!r}")
-        self.port = int(m.group(2))
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class FlippingPeer:
@@ -123,7 +86,7 @@ class FlippingPeer:
 
 
 def bench(*args):
-    return subprocess.run([SECHO, "bench", *args], capture_output=True, text=True, timeout=LIMIT)
+    return subprocess.run([BIN, "bench", *args], capture_output=True, text=True, timeout=LIMIT)
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -132,7 +95,11 @@ def free_port(kind=socket.SOCK_STREAM):
         return s.getsockname()[1]
 
 
-class BenchTest(unittest.TestCase):
+class BenchTest(SechoTest):
+    def server(self, *args):
+        # No log: a load test's message lines would only slow the server down.
+        return self.start_server(*args, log=False)
+
     def run_json(self, *args):
         r = bench(*args, "--json")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -144,8 +111,8 @@ class BenchTest(unittest.TestCase):
         return result
 
     def test_plain_tcp(self):
-        with Server("-P", "plain", "-m", "epoll") as srv:
-            res = self.run_json("-P", "plain", "-p", str(srv.port), "-c", "4", "-d", "1")
+        srv = self.server("-P", "plain", "-m", "epoll")
+        res = self.run_json("-P", "plain", "-p", str(srv.port), "-c", "4", "-d", "1")
         self.assertGreater(res["msgs"], 0)
         self.assertEqual(res["errors"], 0)
         self.assertEqual(res["connections"], 4)
@@ -157,26 +124,26 @@ class BenchTest(unittest.TestCase):
         self.assertLessEqual(res["p99_us"], res["p999_us"])
 
     def test_plain_tcp_pipeline_threads_large(self):
-        with Server("-P", "plain", "-m", "reactors", "--threads", "2") as srv:
-            res = self.run_json("-P", "plain", "-p", str(srv.port), "-c", "6", "-d", "1",
-                                "--warmup", "0.2", "--pipeline", "8", "--threads", "2",
-                                "-s", "70000")
+        srv = self.server("-P", "plain", "-m", "reactors", "--threads", "2")
+        res = self.run_json("-P", "plain", "-p", str(srv.port), "-c", "6", "-d", "1",
+                            "--warmup", "0.2", "--pipeline", "8", "--threads", "2",
+                            "-s", "70000")
         self.assertGreater(res["msgs"], 0)
         self.assertEqual(res["errors"], 0)
         self.assertEqual(res["size"], 70000)
 
     def test_plain_udp(self):
-        with Server("-P", "plain", "-t", "udp", "-m", "epoll") as srv:
-            res = self.run_json("-P", "plain", "-t", "udp", "-p", str(srv.port), "-c", "4",
-                                "-d", "1", "--pipeline", "2")
+        srv = self.server("-P", "plain", "-t", "udp", "-m", "epoll")
+        res = self.run_json("-P", "plain", "-t", "udp", "-p", str(srv.port), "-c", "4",
+                            "-d", "1", "--pipeline", "2")
         self.assertGreater(res["msgs"], 0)
         self.assertEqual(res["errors"], 0)
         self.assertEqual(res["transport"], "udp")
 
     def test_summary_text(self):
-        with Server("-P", "plain", "-m", "epoll") as srv:
-            r = bench("-P", "plain", "-p", str(srv.port), "-c", "2", "-d", "0.5",
-                      "--warmup", "0")
+        srv = self.server("-P", "plain", "-m", "epoll")
+        r = bench("-P", "plain", "-p", str(srv.port), "-c", "2", "-d", "0.5",
+                  "--warmup", "0")
         self.assertEqual(r.returncode, 0, r.stderr)
         for word in ("msgs/s", "MB/s", "p50", "p90", "p99", "p99.9", "errors"):
             self.assertIn(word, r.stdout)

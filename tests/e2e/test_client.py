@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """End-to-end: `secho client -P plain` (piped, interactive on a pty, refused, server gone,
 usage errors) over TCP and UDP, against the real server (issue #2, SPEC "Client
 behaviour")."""
@@ -12,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from secho_harness import BIN, MODELS, T, SechoTestCase, free_tcp_port_holder
+from harness import BIN, MODELS, T, SechoTest, free_tcp_port_holder
 
 CLIENT_MODEL = "reactors" if "reactors" in MODELS else MODELS[0]
 
@@ -56,7 +57,9 @@ def read_until(fd, pred, timeout, buf=b""):
     return buf
 
 
-class ClientTcpTest(SechoTestCase):
+class ClientTcpTest(SechoTest):
+    PROTO = "plain"
+    TRANSPORT = "tcp"
     MODEL = CLIENT_MODEL
 
     def client(self, srv, *extra, input=b"", timeout=10.0):
@@ -100,7 +103,6 @@ class ClientTcpTest(SechoTestCase):
         rc, out, err, _ = self.client(srv, input=b"shutdown\n")
         self.assertEqual(rc, 0, err)
         self.assertEqual(srv.wait_exit(T(3)), 0)
-        srv.stopped_by_test = True
 
     def test_cannot_connect(self):
         _, port = free_tcp_port_holder(self)  # bound, not listening: connections refused
@@ -167,9 +169,10 @@ class ClientTcpTest(SechoTestCase):
         self.assertEqual(rc, 0)
 
 
-class ClientUdpTest(SechoTestCase):
-    MODEL = CLIENT_MODEL
+class ClientUdpTest(SechoTest):
+    PROTO = "plain"
     TRANSPORT = "udp"
+    MODEL = CLIENT_MODEL
 
     def test_udp_echo_per_line(self):
         srv = self.start_server()
@@ -208,7 +211,7 @@ class ClientUdpTest(SechoTestCase):
         self.assertEqual(sink.recv(100), b"b")
 
 
-class UsageTest(unittest.TestCase):
+class UsageTest(SechoTest):
     def assert_usage_error(self, *args):
         rc, out, err, _ = run_secho(list(args))
         self.assertEqual(rc, 2, "secho %s exited %s; stderr %r" % (" ".join(args), rc, err))

@@ -1,13 +1,14 @@
+# SPDX-License-Identifier: MIT
 """secho client: a line longer than one record goes out as several records and its echo
 comes back as one line (SPEC: each line is one message, each echo one line)."""
 import os
 import random
 import unittest
 
-from secho_e2e import Server, TempHome, run_client
+from harness import SechoTest, TempHome, run_client
 
 
-class LongLines(unittest.TestCase):
+class LongLines(SechoTest):
     def setUp(self):
         self.home = TempHome()
         self.addCleanup(self.home.cleanup)
@@ -17,9 +18,9 @@ class LongLines(unittest.TestCase):
         alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
         long_line = "".join(rnd.choice(alphabet) for _ in range(length))
         text = (long_line + "\nshort\n" + long_line[: length // 3] + "\nexit\n").encode()
-        with Server(self.home, "-P", proto, "-m", "epoll", *server_args) as srv:
-            args = ["-P", proto] + (["--accept-new"] if proto == "secure" else [])
-            cp = run_client(self.home, srv.port, *args, input=text)
+        srv = self.start_server("-P", proto, "-m", "epoll", *server_args, home=self.home)
+        args = ["-P", proto] + (["--accept-new"] if proto == "secure" else [])
+        cp = run_client(self.home, srv.port, *args, input=text)
         self.assertEqual(cp.returncode, 0, cp.stderr)
         self.assertEqual(cp.stdout, text)
 

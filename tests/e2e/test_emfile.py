@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """End-to-end: running out of file descriptors (EMFILE) on every model (issue #2).
 
 The server runs with RLIMIT_NOFILE 64 and --max-conns far above it, and more connections
@@ -8,8 +9,7 @@ import resource
 import time
 import unittest
 
-from secho_harness import (SANITIZER, T, generate_model_classes, peer_of, recv_exact, tcp_connect,
-                           wait_until)
+from harness import each_model, peer_of, recv_exact, tcp_connect, wait_until
 
 NOFILE = 64
 FLOOD = 120
@@ -19,7 +19,11 @@ def low_fd_limit():
     resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
 
-class EmfileMixin:
+@each_model
+class Emfile:
+    PROTO = "plain"
+    TRANSPORT = "tcp"
+
     def start_low_fd_server(self):
         return self.start_server("--max-conns", "1000", "--threads", "2",
                                  preexec_fn=low_fd_limit)
@@ -76,8 +80,6 @@ class EmfileMixin:
         wait_until(lambda: srv.fd_count() < NOFILE - 8, timeout=10,
                    what="descriptors released (now %d)" % srv.fd_count())
 
-
-generate_model_classes(globals(), EmfileMixin)
 
 if __name__ == "__main__":
     unittest.main()

@@ -11,10 +11,11 @@ secho client -> the notebook's own servers (DH threaded, Fernet selectors, Ferne
 The notebook clients pause 50 ms between the parts they send (notebook_peers.PAUSE): the
 notebook protocol has no framing, so that pause is the protocol itself, not a wait.
 """
+import re
+import subprocess
 import unittest
 
-from lab_util import (SechoServer, logfmt_text, models, notebook_client, notebook_server,
-                      scaled, secho_client)
+from harness import BIN, HOST, PEERS, T, SechoTest, each_model
 
 # lab-dh: the notebook reads a ciphertext with one recv(1024); CFB adds nothing.
 DH_LIMIT = 1024
@@ -36,12 +37,55 @@ def at_limit(n):
     return "Ω" + "x" * (n - 2)
 
 
+def logfmt_text(s):
+    """A message as SPEC's log `text="..."` value shows it (valid UTF-8 stays as is)."""
+    out = []
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch in "\t\r\n":
+            out.append({"\t": "\\t", "\r": "\\r", "\n": "\\n"}[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7f:
+            out.append(f"\\x{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+TEXT_RE = re.compile(r'text="((?:[^"\\]|\\.)*)"')
+
+
+def message_texts(srv):
+    """The `text` of every event=message line, in order (still escaped)."""
+    return [TEXT_RE.search(r["_raw"]).group(1) if TEXT_RE.search(r["_raw"]) else None
+            for r in srv.log.find(regex=r"\bevent=message\b")]
+
+
+def run(cmd, lines, timeout):
+    """Runs a client with `lines` on stdin; subprocess.run kills and reaps it on timeout."""
+    return subprocess.run(cmd, input="".join(line + "\n" for line in lines),
+                          capture_output=True, text=True, timeout=T(timeout) + 5)
+
+
+def notebook_client(program, port, lines, *extra, timeout=20):
+    return run(PEERS + [program, "-H", HOST, "-p", str(port), "--lifetime",
+                        str(T(timeout)), "--timeout", str(T(5)), *extra],
+               lines, timeout)
+
+
+def secho_client(proto, port, lines, *extra, timeout=20):
+    return run([BIN, "client", "-P", proto, "-H", HOST, "-p", str(port),
+                "--timeout", str(int(T(5))), *extra], lines, timeout)
+
+
 class _Common:
     def check_session_log(self, srv, sent):
         """Every message sent shows up, in order, as event=message with its text."""
-        srv.wait_log(r"\bevent=message\b", count=len(sent))
-        texts = srv.message_texts()
-        self.assertEqual(len(texts), len(sent), srv.log())
+        srv.log.wait_for(regex=r"\bevent=message\b", count=len(sent))
+        texts = message_texts(srv)
+        self.assertEqual(len(texts), len(sent), srv.log.text())
         for got, msg in zip(texts, sent):
             raw = msg.encode()
             if len(raw) > 256:
@@ -49,8 +93,8 @@ class _Common:
                 self.assertEqual(got, logfmt_text(raw[:256].decode()))
             else:
                 self.assertEqual(got, logfmt_text(msg))
-        big = [ln for ln in srv.log_lines(r"\bevent=message\b") if "truncated=1" in ln]
-        self.assertEqual(len(big), sum(1 for m in sent if len(m.encode()) > 256), srv.log())
+        big = [r for r in srv.log.find(regex=r"\bevent=message\b") if "truncated=1" in r["_raw"]]
+        self.assertEqual(len(big), sum(1 for m in sent if len(m.encode()) > 256), srv.log.text())
 
     def check_warning(self, text):
         self.assertRegex(text, r"warning: lab-(dh|fernet)")
@@ -58,7 +102,8 @@ class _Common:
         self.assertIn("-P secure", text)
 
 
-class NotebookClientsToSecho(_Common, unittest.TestCase):
+@each_model
+class NotebookClientsToSecho(_Common):
     """The notebook's clients against `secho server`, every protocol/transport/model."""
 
     VARIANTS = {
@@ -68,72 +113,71 @@ class NotebookClientsToSecho(_Common, unittest.TestCase):
         "fernet_udp": (("-P", "lab-fernet", "-t", "udp"), ("fernet-udp-client",), FERNET_LIMIT),
     }
 
-    def session(self, variant, model):
+    def session(self, variant):
         """Messages, Unicode, the size limit and exit; then a denied shutdown; the server goes
         on serving a third client."""
         args, client, limit = self.VARIANTS[variant]
-        srv = SechoServer(self, *args, "-m", model, "--allow-shutdown", "none")
-        self.check_warning(srv.stderr())
+        srv = self.start_server(*args, "--allow-shutdown", "none")
+        self.check_warning(srv.stderr_text())
 
         lines = MESSAGES + [at_limit(limit), "exit"]
         r = notebook_client(client[0], srv.port, lines, *client[1:])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.splitlines(), lines)
         # exit: the echo came back, then the connection closed / the UDP peer was forgotten.
-        srv.wait_log(r"\bevent=disconnect\b.* reason=exit\b")
+        srv.log.wait_for(regex=r"\bevent=disconnect\b.* reason=exit\b")
         self.check_session_log(srv, lines)
-        self.assertEqual(srv.log_lines(r"level=(warn|error)"), [], srv.log())
+        self.assertEqual(srv.log.find(regex=r"level=(warn|error)"), [], srv.log.text())
 
         # shutdown from loopback with --allow-shutdown none: refused, server goes on.
         r = notebook_client(client[0], srv.port, ["before", "shutdown"], *client[1:])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.splitlines(), ["before", "error: shutdown not permitted"])
-        srv.wait_log(r"level=warn event=denied\b.*command=shutdown")
+        srv.log.wait_for(regex=r"level=warn event=denied\b.*command=shutdown")
         self.assertTrue(srv.alive())
 
         r = notebook_client(client[0], srv.port, ["still serving", "exit"], *client[1:])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.splitlines(), ["still serving", "exit"])
-        srv.wait_log(r"\bevent=disconnect\b.* reason=exit\b", count=2)
-        self.assertNotIn("event=stop", srv.log())
+        srv.log.wait_for(regex=r"\bevent=disconnect\b.* reason=exit\b", count=2)
+        self.assertNotIn("event=stop", srv.log.text())
         self.assertTrue(srv.alive())
 
-    def shutdown(self, variant, model):
+    def shutdown(self, variant):
         """shutdown from loopback (the default --allow-shutdown): echoed, exit 0 within 2 s,
         event=stop logged."""
         args, client, _ = self.VARIANTS[variant]
-        srv = SechoServer(self, *args, "-m", model)
+        srv = self.start_server(*args)
         r = notebook_client(client[0], srv.port, ["last words", "shutdown"], *client[1:])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.splitlines(), ["last words", "shutdown"])
         # The client has the echo, so the server had the command: 2 s from now at most.
-        self.assertEqual(srv.wait_exit(2), 0, srv.stderr())
-        log = srv.log()
+        self.assertEqual(srv.wait_exit(T(2)), 0, srv.stderr_text())
+        log = srv.log.text()
         self.assertRegex(log, r'event=message\b.*text="shutdown"')
         self.assertRegex(log, r"\bevent=stop\b")
-        self.assertEqual(srv.log_lines(r"level=(warn|error)"), [], log)
+        self.assertEqual(srv.log.find(regex=r"level=(warn|error)"), [], log)
 
 
-def _add_model_tests():
+def _add_variant_tests():
     for variant in NotebookClientsToSecho.VARIANTS:
-        for model in models():
-            def session(self, v=variant, m=model):
-                self.session(v, m)
+        def session(self, v=variant):
+            self.session(v)
 
-            def shutdown(self, v=variant, m=model):
-                self.shutdown(v, m)
-            setattr(NotebookClientsToSecho, f"test_{variant}_{model}_session", session)
-            setattr(NotebookClientsToSecho, f"test_{variant}_{model}_shutdown", shutdown)
-
-
-_add_model_tests()
+        def shutdown(self, v=variant):
+            self.shutdown(v)
+        setattr(NotebookClientsToSecho, f"test_{variant}_session", session)
+        setattr(NotebookClientsToSecho, f"test_{variant}_shutdown", shutdown)
 
 
-class SechoClientToNotebookServers(_Common, unittest.TestCase):
+_add_variant_tests()
+
+
+class SechoClientToNotebookServers(_Common, SechoTest):
     """`secho client` against the notebook's own servers: stdout holds exactly the echoes."""
 
     def check(self, program, proto, limit, *client_args):
-        srv = notebook_server(self, program)
+        srv = self.start_peer_server(program)
         lines = MESSAGES + [at_limit(limit), "exit"]
         r = secho_client(proto, srv.port, lines, *client_args)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -152,15 +196,15 @@ class SechoClientToNotebookServers(_Common, unittest.TestCase):
     def test_fernet_udp_server(self):
         srv = self.check("fernet-udp-server", "lab-fernet", FERNET_LIMIT, "-t", "udp")
         # The notebook's UDP server closes itself on exit.
-        self.assertEqual(srv.wait_exit(5), 0, srv.stderr())
+        self.assertEqual(srv.wait_exit(T(5)), 0, srv.stderr_text())
 
     def test_dh_threaded_server_shutdown(self):
         # The notebook's DH server ends the process on shutdown (notebook_peers: os._exit(0)).
-        srv = notebook_server(self, "dh-server")
+        srv = self.start_peer_server("dh-server")
         r = secho_client("lab-dh", srv.port, ["one", "shutdown"])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, "one\nshutdown\n")
-        self.assertEqual(srv.wait_exit(5), 0, srv.stderr())
+        self.assertEqual(srv.wait_exit(T(5)), 0, srv.stderr_text())
 
 
 if __name__ == "__main__":

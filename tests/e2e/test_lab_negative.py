@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import dh, x25519
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from lab_util import LOOPBACK, SechoServer, scaled
+from harness import HOST, T, each_model
 
 END_PARAMS = b"-----END DH PARAMETERS-----"
 END_PUB = b"-----END PUBLIC KEY-----"
@@ -62,7 +62,7 @@ def dh_spki_pem(p, g, y):
 # ---- raw clients ---------------------------------------------------------------------------
 
 def tcp(port):
-    s = socket.create_connection((LOOPBACK, port), timeout=scaled(5))
+    s = socket.create_connection((HOST, port), timeout=T(5))
     return s
 
 
@@ -154,9 +154,9 @@ class FernetTcpPeer:
 
 class FernetUdpPeer:
     def __init__(self, port):
-        self.addr = (LOOPBACK, port)
+        self.addr = (HOST, port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.settimeout(scaled(5))
+        self.sock.settimeout(T(5))
         self.sock.sendto(b"key", self.addr)
         self.key, _ = self.sock.recvfrom(1024)
         self.f = Fernet(self.key)
@@ -184,11 +184,10 @@ def flip(token, i):
 
 # ---- tests ---------------------------------------------------------------------------------
 
-class _Negative:
-    MODEL = None
-
+@each_model
+class Negative:
     def server(self, proto, *extra):
-        srv = SechoServer(self, "-P", proto, "-m", self.MODEL, *extra)
+        srv = self.start_server("-P", proto, *extra)
         return srv
 
     def peer_re(self, sock):
@@ -200,7 +199,7 @@ class _Negative:
         self.assertTrue(closed_by_peer(sock), "server did not close the connection")
         sock.close()
         level = "warn" if kind == "auth_fail" else "error"
-        line = srv.wait_log(rf"level={level} event={kind}\b.*{peer}")[0]
+        line = srv.log.wait_for(regex=rf"level={level} event={kind}\b.*{peer}")[0]["_raw"]
         self.assertRegex(line, r'error="[^"]+"')
         return line
 
@@ -252,8 +251,8 @@ class _Negative:
                                                 serialization.ParameterFormat.PKCS3))
         self.assertTrue(closed_by_peer(p.sock))
         p.sock.close()
-        srv.wait_log(rf"level=warn event=timeout\b.*{peer}.*what=handshake")
-        srv.wait_log(rf"event=disconnect\b.*{peer}.* reason=timeout\b")
+        srv.log.wait_for(regex=rf"level=warn event=timeout\b.*{peer}.*what=handshake")
+        srv.log.wait_for(regex=rf"event=disconnect\b.*{peer}.* reason=timeout\b")
         self.assert_dh_serves(srv)
 
     def test_dh_pub_outside_group(self):
@@ -313,9 +312,9 @@ class _Negative:
         p.sock.sendall(good[:len(good) // 2])
         p.sock.shutdown(socket.SHUT_WR)
         self.assertTrue(closed_by_peer(p.sock))
-        srv.wait_log(rf"event=disconnect\b.*{self.peer_re(p.sock)}.* reason=eof\b")
+        srv.log.wait_for(regex=rf"event=disconnect\b.*{self.peer_re(p.sock)}.* reason=eof\b")
         p.sock.close()
-        self.assertEqual(srv.log_lines(r"event=message\b"), [])
+        self.assertEqual(srv.log.find(regex=r"event=message\b"), [])
         self.assert_dh_serves(srv)
 
     # -- lab-dh: records --
@@ -330,9 +329,9 @@ class _Negative:
         p.sock.sendall(os.urandom(10))
         p.sock.shutdown(socket.SHUT_WR)
         self.assertTrue(closed_by_peer(p.sock))
-        srv.wait_log(rf"event=disconnect\b.*{self.peer_re(p.sock)}.* reason=eof\b")
+        srv.log.wait_for(regex=rf"event=disconnect\b.*{self.peer_re(p.sock)}.* reason=eof\b")
         p.sock.close()
-        self.assertEqual(len(srv.log_lines(r"event=message\b")), 1, srv.log())
+        self.assertEqual(len(srv.log.find(regex=r"event=message\b")), 1, srv.log.text())
         self.assert_dh_serves(srv)
 
     def test_dh_3_byte_iv_then_silence(self):
@@ -344,9 +343,9 @@ class _Negative:
         p.finish()
         p.sock.sendall(b"abc")
         self.assert_dh_serves(srv)
-        p.sock.settimeout(scaled(5))
+        p.sock.settimeout(T(5))
         self.assertTrue(closed_by_peer(p.sock))
-        srv.wait_log(rf"event=disconnect\b.*{self.peer_re(p.sock)}.* reason=timeout\b")
+        srv.log.wait_for(regex=rf"event=disconnect\b.*{self.peer_re(p.sock)}.* reason=timeout\b")
         p.sock.close()
 
     def test_dh_3_byte_iv_then_more(self):
@@ -361,7 +360,7 @@ class _Negative:
         p.sock.sendall(data[3:])
         expect = cfb(p.key, data[:16], data[16:], False)
         self.assertEqual(p.read_echo(7), expect)
-        srv.wait_log(rf"event=message\b.*{self.peer_re(p.sock)}.* bytes=7\b")
+        srv.log.wait_for(regex=rf"event=message\b.*{self.peer_re(p.sock)}.* bytes=7\b")
         self.assertEqual(p.echo(b"in step again"), b"in step again")
         p.sock.close()
 
@@ -428,7 +427,7 @@ class _Negative:
         tok = p.f.encrypt_at_time(b"a minute ago", int(time.time()) - 60)
         self.assertEqual(p.echo(b"a minute ago", tok), b"a minute ago")
         p.sock.close()
-        self.assertEqual(srv.log_lines(r"level=(warn|error)"), [])
+        self.assertEqual(srv.log.find(regex=r"level=(warn|error)"), [])
 
     # -- lab-fernet over UDP --
 
@@ -446,16 +445,16 @@ class _Negative:
         for i, (name, data) in enumerate(bad, 1):
             with self.subTest(name):
                 p.send(data)
-                srv.wait_log(rf"level=warn event=auth_fail\b.*{peer}", count=i)
+                srv.log.wait_for(regex=rf"level=warn event=auth_fail\b.*{peer}", count=i)
                 # Dropped without an answer: the next datagram we get is this echo.
                 self.assertEqual(p.echo(f"after {name}".encode()), f"after {name}".encode())
         # Too big for the notebook's recvfrom(1024): dropped with event=error.
         p.send(p.f.encrypt(b"z" * 704))
-        srv.wait_log(rf"level=error event=error\b.*{peer}.*too long")
+        srv.log.wait_for(regex=rf"level=error event=error\b.*{peer}.*too long")
         self.assertEqual(p.echo(b"after big"), b"after big")
         # An expired token is dropped like a forged one.
         p.send(p.f.encrypt_at_time(b"from 1970", 0))
-        srv.wait_log(rf"level=warn event=auth_fail\b.*{peer}", count=len(bad) + 1)
+        srv.log.wait_for(regex=rf"level=warn event=auth_fail\b.*{peer}", count=len(bad) + 1)
         self.assertEqual(p.echo(b"after expired"), b"after expired")
         # Another peer is served meanwhile, with its own key.
         q = FernetUdpPeer(srv.port)
@@ -463,7 +462,7 @@ class _Negative:
         self.assertEqual(q.echo(b"other peer"), b"other peer")
         # p's key is not q's: p's token sent from q's address fails there.
         q.send(p.f.encrypt(b"p's token from q"))
-        srv.wait_log(rf"level=warn event=auth_fail\b.*\bpeer=127\.0\.0\.1:{q.port}\b")
+        srv.log.wait_for(regex=rf"level=warn event=auth_fail\b.*\bpeer=127\.0\.0\.1:{q.port}\b")
         self.assertEqual(q.echo(b"q again"), b"q again")
         p.sock.close()
         q.sock.close()
@@ -478,16 +477,6 @@ class _Negative:
         self.assertEqual(p.recv(), p.key)
         self.assertEqual(p.echo(b"works"), b"works")
         p.sock.close()
-
-
-def _model_classes():
-    from lab_util import models
-    for m in models():
-        name = f"Negative_{m}"
-        globals()[name] = type(name, (_Negative, unittest.TestCase), {"MODEL": m})
-
-
-_model_classes()
 
 
 if __name__ == "__main__":

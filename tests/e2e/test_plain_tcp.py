@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """End-to-end: `secho server -P plain` over TCP, on every I/O model (issue #2)."""
 
 import os
@@ -9,10 +10,9 @@ import threading
 import time
 import unittest
 
-from secho_harness import (SANITIZER, T, assert_closed_by_server, assert_open, echo_roundtrip,
-                           generate_model_classes, non_loopback_ipv4, parse_logfmt, peer_of,
-                           recv_exact, recv_until_closed, reset_close, tcp_connect, text_bytes,
-                           wait_until)
+from harness import (T, assert_open, each_model, echo_roundtrip, non_loopback_ipv4, peer_of,
+                     recv_exact, recv_until_closed, reset_close, tcp_connect, text_bytes,
+                     wait_until)
 
 
 def echo(sock, data, timeout=5.0):
@@ -20,7 +20,11 @@ def echo(sock, data, timeout=5.0):
     return recv_exact(sock, len(data), timeout)
 
 
-class PlainTcpMixin:
+@each_model
+class PlainTcp:
+    PROTO = "plain"
+    TRANSPORT = "tcp"
+
     # --- RFC 862 echo
 
     def test_bytes_echoed_before_newline(self):
@@ -161,7 +165,6 @@ class PlainTcpMixin:
         s.close()
         rc = srv.wait_exit(max(0.0, t0 + T(2) - time.monotonic()) + 0.05)
         elapsed = time.monotonic() - t0
-        srv.stopped_by_test = True
         self.assertEqual(rc, 0, "server did not exit 0 within %.1f s of `shutdown` "
                          "(status %s, %.2f s)" % (T(2), rc, elapsed))
         srv.log.wait_for(event="stop", timeout=1)
@@ -176,7 +179,6 @@ class PlainTcpMixin:
         t0 = time.monotonic()
         s.sendall(b"shutdown\n")
         rc = srv.wait_exit(T(2))
-        srv.stopped_by_test = True
         self.assertEqual(rc, 0, "no exit 0 within %.1f s (status %s)" % (T(2), rc))
         self.assertLess(time.monotonic() - t0, T(2) + 0.1)
         self.assertEqual(recv_until_closed(s, timeout=1)[0], b"shutdown\n")
@@ -205,7 +207,6 @@ class PlainTcpMixin:
         self.assertEqual(recv_until_closed(s)[0], b"shutdown\n")
         s.close()
         rc = srv.wait_exit(max(0.0, t0 + T(2) - time.monotonic()) + 0.05)
-        srv.stopped_by_test = True
         self.assertEqual(rc, 0)
 
     def test_shutdown_denied_from_non_loopback(self):
@@ -235,7 +236,6 @@ class PlainTcpMixin:
         srv.signal(sig)
         rc = srv.wait_exit(T(2))
         elapsed = time.monotonic() - t0
-        srv.stopped_by_test = True
         self.assertEqual(rc, 0, "no exit 0 within %.1f s of %s (status %s)" % (T(2), signame, rc))
         self.assertLess(elapsed, T(2) + 0.1)
         for s in socks:
@@ -557,8 +557,6 @@ def recv_until_closed_after(sock, data, timeout=5.0):
     sock.sendall(data)
     return recv_until_closed(sock, timeout)
 
-
-generate_model_classes(globals(), PlainTcpMixin)
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """End-to-end: `secho server -P plain -t udp` on every model (issue #2).
 
 UDP runs on the loop models; `-m threads` is accepted over UDP too (the server then serves
@@ -11,8 +12,7 @@ import socket
 import time
 import unittest
 
-from secho_harness import (T, generate_model_classes, non_loopback_ipv4, peer_of,
-                           udp_socket)
+from harness import T, each_model, non_loopback_ipv4, peer_of, udp_socket
 
 DENIED = b"error: shutdown not permitted"
 
@@ -41,7 +41,11 @@ def assert_no_dgram(sock, quiet=0.5):
         raise AssertionError("unexpected datagram %r" % sock.recv(65536)[:200])
 
 
-class PlainUdpMixin:
+@each_model
+class PlainUdp:
+    PROTO = "plain"
+    TRANSPORT = "udp"
+
     def udp(self, srv):
         return udp_socket(self, srv.port)
 
@@ -99,7 +103,6 @@ class PlainUdpMixin:
         s.send(b"shutdown")
         self.assertEqual(recv_dgram(s), b"shutdown")
         rc = srv.wait_exit(max(0.0, t0 + T(2) - time.monotonic()) + 0.05)
-        srv.stopped_by_test = True
         self.assertEqual(rc, 0, "no exit 0 within %.1f s of `shutdown` (status %s)" % (T(2), rc))
         srv.log.wait_for(event="stop", timeout=1)
         self.assertEqual(srv.log.find(event="denied"), [])
@@ -157,7 +160,6 @@ class PlainUdpMixin:
         t0 = time.monotonic()
         srv.signal(signal.SIGTERM)
         rc = srv.wait_exit(T(2))
-        srv.stopped_by_test = True
         self.assertEqual(rc, 0, "no exit 0 within %.1f s of SIGTERM (status %s)" % (T(2), rc))
         self.assertLess(time.monotonic() - t0, T(2) + 0.1)
         srv.log.wait_for(event="stop", timeout=1)
@@ -191,8 +193,6 @@ class PlainUdpMixin:
         self.assertEqual(udp_echo(a, b"exit"), b"exit")
         self.assertEqual(udp_echo(c, b"c2"), b"c2")
 
-
-generate_model_classes(globals(), PlainUdpMixin, transport="udp")
 
 if __name__ == "__main__":
     unittest.main()

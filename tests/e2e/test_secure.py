@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 
 import noise_peer
 from noise_peer import flip
-from secho_e2e import BIN, MODELS, SCALE, Server, TempHome, deadline, run_client
+from harness import BIN, SCALE, T, SechoTest, TempHome, deadline, each_model, run_client
 
 NAME = "Noise_XX_25519_AESGCM_SHA256"
 
@@ -48,7 +48,8 @@ def good_exchange(testcase, port, msgs=(b"still serving",)):
     s.close()
 
 
-class Tamper(unittest.TestCase):
+@each_model
+class Tamper:
     """A flipped bit anywhere kills just that connection; the server logs auth_fail."""
 
     def setUp(self):
@@ -80,30 +81,35 @@ class Tamper(unittest.TestCase):
             self.assertEqual(other.recv(), b"other %s %d" % (stage.encode(), bit))
 
     def test_flipped_bits(self):
-        for model in MODELS:
-            with Server(self.home, "-m", model, "--threads", "2") as srv:
-                osock = noise_peer.make_socket(srv.port, timeout=10 * SCALE)
-                other = noise_peer.connect(osock, NAME)
-                expected = 0
-                # First, middle and last bit of message 3 and of a record (the tag end),
-                # plus bits of message 1 (caught by the client).
-                for stage, bits in (
-                    ("m1", (0, 130, 255)),
-                    ("m3", (0, 300, 511)),
-                    ("rec", (0, 100, -1)),
-                ):
-                    for bit in bits:
-                        with self.subTest(model=model, stage=stage, bit=bit):
-                            if self._tampered(srv, stage, bit, other):
-                                expected += 1
-                                evs = srv.wait_event("auth_fail", count=expected)
-                                self.assertEqual(evs[-1]["level"], "warn")
-                                self.assertEqual(evs[-1]["error"], "authentication failed")
-                good_exchange(self, srv.port)
-                other.close()
-                # No tampered record was ever accepted as a message.
-                texts = [e.get("text", "") for e in srv.events("message")]
-                self.assertNotIn("a record with a flipped bit", texts)
+        srv = self.start_server("--threads", "2", home=self.home)
+        osock = noise_peer.make_socket(srv.port, timeout=10 * SCALE)
+        other = noise_peer.connect(osock, NAME)
+        expected = 0
+        # First, middle and last bit of message 3 and of a record (the tag end),
+        # plus bits of message 1 (caught by the client).
+        for stage, bits in (
+            ("m1", (0, 130, 255)),
+            ("m3", (0, 300, 511)),
+            ("rec", (0, 100, -1)),
+        ):
+            for bit in bits:
+                with self.subTest(stage=stage, bit=bit):
+                    if self._tampered(srv, stage, bit, other):
+                        expected += 1
+                        evs = srv.log.wait_for(event="auth_fail", count=expected)
+                        self.assertEqual(evs[-1]["level"], "warn")
+                        self.assertEqual(evs[-1]["error"], "authentication failed")
+        good_exchange(self, srv.port)
+        other.close()
+        # No tampered record was ever accepted as a message.
+        texts = [e.get("text", "") for e in srv.log.find(event="message")]
+        self.assertNotIn("a record with a flipped bit", texts)
+
+
+class TamperTowardClient(SechoTest):
+    def setUp(self):
+        self.home = TempHome()
+        self.addCleanup(self.home.cleanup)
 
     def test_flipped_bit_toward_client(self):
         """The secho client rejects a tampered message 2 or record and exits 1."""
@@ -150,26 +156,24 @@ class Tamper(unittest.TestCase):
                 self.assertEqual(cp.stdout, b"")
 
 
-class BadInput(unittest.TestCase):
+class BadInput(SechoTest):
     @classmethod
     def setUpClass(cls):
         cls.home = TempHome()
-        cls.srv = Server(cls.home, "--handshake-timeout", "1", "--max-msg", "1000")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.kill()
-        cls.home.cleanup()
+        cls.addClassCleanup(cls.home.cleanup)
+        cls.srv = cls.start_class_server("--handshake-timeout", "1", "--max-msg", "1000",
+                                         home=cls.home)
 
     def setUp(self):
-        self.srv.settle()
+        self.srv.log.settle()
         self.sock = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10 * SCALE)
         self.addCleanup(self.sock.close)
-        self.n_auth = len(self.srv.events("auth_fail"))
+        self.n_auth = len(self.srv.log.find(event="auth_fail"))
 
     def _closed_with(self, event, detail=None):
         self.assertTrue(wait_closed(self.sock), "connection left open")
-        evs = self.srv.wait_event(event, count=1 + (self.n_auth if event == "auth_fail" else 0))
+        evs = self.srv.log.wait_for(event=event,
+                                    count=1 + (self.n_auth if event == "auth_fail" else 0))
         if detail:
             self.assertIn(detail, evs[-1].get("detail", ""))
         good_exchange(self, self.srv.port)
@@ -198,7 +202,8 @@ class BadInput(unittest.TestCase):
         # before its body is read.
         s.wire.send(struct.pack(">H", 1000 + 16 + 1) + b"\0" * 10)
         self.assertTrue(wait_closed(self.sock))
-        ev = self.srv.wait_event("error", lambda e: "exceeds the limit" in e.get("detail", ""))[-1]
+        ev = self.srv.log.wait_for(lambda e: "exceeds the limit" in e.get("detail", ""),
+                                   event="error")[-1]
         self.assertEqual(ev["error"], "message too long")
         good_exchange(self, self.srv.port)
 
@@ -214,9 +219,9 @@ class BadInput(unittest.TestCase):
         self.sock.shutdown(socket.SHUT_WR)
         self.assertTrue(wait_closed(self.sock))
         peer = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        ev = self.srv.wait_event("disconnect", lambda e: e.get("peer") == peer)[-1]
+        ev = self.srv.log.wait_for(lambda e: e.get("peer") == peer, event="disconnect")[-1]
         self.assertIn(ev["reason"], ("eof", "error"))
-        self.assertNotIn("truncated message", self.srv.log_text())
+        self.assertNotIn("truncated message", self.srv.log.text())
         good_exchange(self, self.srv.port)
 
     def test_truncated_handshake_then_close(self):
@@ -231,27 +236,23 @@ class BadInput(unittest.TestCase):
         self.assertTrue(wait_closed(self.sock, 5), "stalled handshake not closed")
         self.assertGreater(time.monotonic() - t0, 0.8)
         peer = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        ev = self.srv.wait_event("disconnect", lambda e: e.get("peer") == peer)[-1]
+        ev = self.srv.log.wait_for(lambda e: e.get("peer") == peer, event="disconnect")[-1]
         self.assertEqual(ev["reason"], "timeout")
         good_exchange(self, self.srv.port)
 
 
-class Trust(unittest.TestCase):
+class Trust(SechoTest):
     """Client trust rules end to end (SPEC "Client options")."""
 
     @classmethod
     def setUpClass(cls):
         cls.home = TempHome()
-        cls.srv = Server(cls.home)
+        cls.addClassCleanup(cls.home.cleanup)
+        cls.srv = cls.start_class_server(home=cls.home)
         cls.pub = base64.b64encode(cls.srv.public_key()).decode()
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.kill()
-        cls.home.cleanup()
-
     def setUp(self):
-        self.srv.settle()
+        self.srv.log.settle()
         # Each test gets its own client home (id.key, known_hosts).
         self.chome = TempHome()
         self.addCleanup(self.chome.cleanup)
@@ -266,17 +267,17 @@ class Trust(unittest.TestCase):
         return ("refused %s" % self.id()).encode()
 
     def _no_message_since(self, n_before):
-        msgs = self.srv.events("message")
+        msgs = self.srv.log.find(event="message")
         text = self._refused_line().decode()
         self.assertFalse([m for m in msgs if m.get("text") == text], msgs[n_before:])
 
     def test_server_logs_its_public_key(self):
-        ev = self.srv.wait_event("identity")[0]
+        ev = self.srv.log.wait_for(event="identity")[0]
         self.assertIn(ev.get("text"), ["server public key " + self.pub,
                                        "server public key %s (new key created)" % self.pub])
 
     def test_unknown_key_refused_when_piped(self):
-        n = len(self.srv.events("message"))
+        n = len(self.srv.log.find(event="message"))
         cp = self._client(input=self._refused_line() + b"\nexit\n")
         self.assertEqual(cp.returncode, 1)
         self.assertIn(b"unknown server key " + self.pub.encode(), cp.stderr)
@@ -284,7 +285,7 @@ class Trust(unittest.TestCase):
         self.assertEqual(cp.stdout, b"")
         self.assertFalse(os.path.exists(self.kh))
         # The refusal came after message 2; the handshake never completed on the server.
-        self.srv.wait_event("disconnect", count=1)
+        self.srv.log.wait_for(event="disconnect", count=1)
         self._no_message_since(n)
 
     def test_accept_new_records_known_hosts(self):
@@ -303,7 +304,7 @@ class Trust(unittest.TestCase):
         os.makedirs(os.path.dirname(self.kh), exist_ok=True)
         with open(self.kh, "w") as f:
             f.write("127.0.0.1:%d %s\n" % (self.srv.port, base64.b64encode(other).decode()))
-        n = len(self.srv.events("message"))
+        n = len(self.srv.log.find(event="message"))
         cp = self._client("--accept-new", input=self._refused_line() + b"\nexit\n")
         self.assertEqual(cp.returncode, 1)
         self.assertIn(b"HAS CHANGED", cp.stderr)
@@ -314,7 +315,7 @@ class Trust(unittest.TestCase):
     def test_pin_wins(self):
         # A wrong pin is refused even with --accept-new...
         _, other = noise_peer.new_static()
-        n = len(self.srv.events("message"))
+        n = len(self.srv.log.find(event="message"))
         cp = self._client("--accept-new", "--server-key", base64.b64encode(other).decode(),
                           input=self._refused_line() + b"\nexit\n")
         self.assertEqual(cp.returncode, 1)
@@ -334,7 +335,8 @@ class Trust(unittest.TestCase):
         self.assertIn(b"--server-key", cp.stderr)
 
 
-class Admins(unittest.TestCase):
+@each_model
+class Admins:
     def setUp(self):
         self.home = TempHome()
         self.addCleanup(self.home.cleanup)
@@ -348,50 +350,48 @@ class Admins(unittest.TestCase):
             f.write("# operators\n%s\n" % self.admin_pub)
 
     def test_non_admin_denied_then_admin_shuts_down(self):
-        for model in MODELS:
-            with self.subTest(model=model), Server(
-                self.home, "-m", model, "--admins", self.admins
-            ) as srv:
-                pin = base64.b64encode(srv.public_key()).decode()
-                cp = run_client(
-                    self.home, srv.port, "--server-key", pin, input=b"shutdown\nafter\nexit\n"
-                )
-                self.assertEqual(cp.returncode, 0, cp.stderr)
-                self.assertEqual(cp.stdout, b"error: shutdown not permitted\nafter\nexit\n")
-                srv.wait_event("denied")
-                self.assertIsNone(srv.proc.poll())
-                cp = run_client(
-                    self.home,
-                    srv.port,
-                    "--server-key",
-                    pin,
-                    "-k",
-                    self.admin_key,
-                    input=b"shutdown\n",
-                )
-                t0 = time.monotonic()
-                self.assertEqual(cp.returncode, 0, cp.stderr)
-                self.assertEqual(cp.stdout, b"shutdown\n")
-                self.assertEqual(srv.wait_exit(2), 0)
-                self.assertLess(time.monotonic() - t0, 2 * SCALE)
-                srv.wait_event("stop")
+        srv = self.start_server("--admins", self.admins, home=self.home)
+        pin = base64.b64encode(srv.public_key()).decode()
+        cp = run_client(
+            self.home, srv.port, "--server-key", pin, input=b"shutdown\nafter\nexit\n"
+        )
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertEqual(cp.stdout, b"error: shutdown not permitted\nafter\nexit\n")
+        srv.log.wait_for(event="denied")
+        self.assertIsNone(srv.proc.poll())
+        cp = run_client(
+            self.home,
+            srv.port,
+            "--server-key",
+            pin,
+            "-k",
+            self.admin_key,
+            input=b"shutdown\n",
+        )
+        t0 = time.monotonic()
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertEqual(cp.stdout, b"shutdown\n")
+        self.assertEqual(srv.wait_exit(T(2)), 0)
+        self.assertLess(time.monotonic() - t0, 2 * SCALE)
+        srv.log.wait_for(event="stop")
 
 
-class KeyFiles(unittest.TestCase):
+class KeyFiles(SechoTest):
     def setUp(self):
         self.home = TempHome()
         self.addCleanup(self.home.cleanup)
 
     def test_server_key_created_0600_and_too_open_refused(self):
-        with Server(self.home) as srv:
-            mode = stat.S_IMODE(os.stat(srv.key_path).st_mode)
-            self.assertEqual(mode, 0o600)
-            pub = srv.public_key()
-            # The client's id.key too.
-            cp = run_client(
-                self.home, srv.port, "--server-key", base64.b64encode(pub).decode(), input=b"exit\n"
-            )
-            self.assertEqual(cp.returncode, 0, cp.stderr)
+        srv = self.start_server(home=self.home)
+        mode = stat.S_IMODE(os.stat(srv.key_path).st_mode)
+        self.assertEqual(mode, 0o600)
+        pub = srv.public_key()
+        # The client's id.key too.
+        cp = run_client(
+            self.home, srv.port, "--server-key", base64.b64encode(pub).decode(), input=b"exit\n"
+        )
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        srv.stop()
         id_key = self.home.file("secho", "id.key")
         self.assertEqual(stat.S_IMODE(os.stat(id_key).st_mode), 0o600)
         os.chmod(srv.key_path, 0o644)

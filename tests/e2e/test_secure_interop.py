@@ -9,7 +9,7 @@ import threading
 import unittest
 
 import noise_peer
-from secho_e2e import MODELS, SCALE, Server, TempHome, run_client, vectors_dir
+from harness import SCALE, SechoTest, TempHome, each_model, run_client, vectors_dir
 
 MESSAGES = [
     b"hello",
@@ -21,7 +21,8 @@ MESSAGES = [
 ]
 
 
-class PythonClientToSechoServer(unittest.TestCase):
+@each_model
+class PythonClientToSechoServer:
     @classmethod
     def setUpClass(cls):
         # Prove the independent peer first (8 vectors: 4 suites x 2 files).
@@ -54,19 +55,18 @@ class PythonClientToSechoServer(unittest.TestCase):
                 self.assertNotIn(m, wire)
         return pub
 
-    def test_all_suites_all_models(self):
-        for model in MODELS:
-            with Server(self.home, "-m", model, "--threads", "2") as srv:
-                for name in noise_peer.SUITES:
-                    with self.subTest(model=model, suite=name):
-                        pub = self._exchange(srv, name)
-                        key = base64.b64encode(pub).decode()
-                        srv.wait_event("handshake", lambda e, k=key: e.get("peer_key") == k)
-                srv.wait_event("disconnect", lambda e: e.get("reason") == "exit", count=4)
-                self.assertEqual(srv.events("auth_fail"), [])
+    def test_all_suites(self):
+        srv = self.start_server("--threads", "2", home=self.home)
+        for name in noise_peer.SUITES:
+            with self.subTest(suite=name):
+                pub = self._exchange(srv, name)
+                key = base64.b64encode(pub).decode()
+                srv.log.wait_for(lambda e, k=key: e.get("peer_key") == k, event="handshake")
+        srv.log.wait_for(lambda e: e.get("reason") == "exit", event="disconnect", count=4)
+        self.assertEqual(srv.log.find(event="auth_fail"), [])
 
 
-class SechoClientToPythonServer(unittest.TestCase):
+class SechoClientToPythonServer(SechoTest):
     def setUp(self):
         self.home = TempHome()
         self.addCleanup(self.home.cleanup)
