@@ -440,10 +440,11 @@ int keys_known_hosts_remove(const char *path, const char *host_id, char *err, si
     }
     if (removed == 0)
         goto out_unlink; /* nothing to change: leave the file as it was */
-    if (fchmod(fileno(out), st.st_mode & 07777) != 0 || fflush(out) != 0 || ferror(out) ||
+    errno = EIO;         /* what a write error found by ferror() is reported as */
+    if (ferror(out) || fflush(out) != 0 || fchmod(fileno(out), st.st_mode & 07777) != 0 ||
         fsync(fileno(out)) != 0) {
-        r = fail(err, errlen, -errno ? -errno : -EIO, "cannot write %s: %s", tmp,
-                 strerror(errno ? errno : EIO));
+        int e = errno ? errno : EIO;
+        r = fail(err, errlen, -e, "cannot write %s: %s", tmp, strerror(e));
         goto out_unlink;
     }
     if (rename(tmp, path) != 0) {
