@@ -18,7 +18,8 @@ struct cli_common {
     uint16_t port;
 };
 
-#define CLI_COMMON_SHORT "t:P:H:p:"
+/* The leading ':' makes getopt report a missing argument as ':' (see cli_getopt_error). */
+#define CLI_COMMON_SHORT ":t:P:H:p:"
 /* Fills the SPEC defaults: tcp, secure (plain until secure is built in), 127.0.0.1:9090. */
 void cli_common_init(struct cli_common *c);
 /* Handles one common option. Returns 1 if handled, 0 if `opt` is not a common option, or
@@ -31,8 +32,39 @@ bool cli_common_check(const struct cli_common *c, const char *cmd);
  * and returns false on error. */
 bool cli_parse_long(const char *cmd, const char *name, const char *arg, long min, long max,
                     long *out);
+/* Parses seconds with an optional fraction ("0.5") in [min, max]; prints a usage error for
+ * `cmd` and returns false on error. */
+bool cli_parse_seconds(const char *cmd, const char *name, const char *arg, double min, double max,
+                       double *out);
 /* Prints "secho CMD: MSG" and the --help hint; returns 2 (the usage exit code). */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct option;
+/* Reports what getopt_long returned as '?' (unknown or ambiguous option, or an argument
+ * given to an option without one) or ':' (missing argument) as a usage error for `cmd`, in
+ * getopt's own words; longopts is the table given to getopt_long. Needs opterr = 0 and an
+ * optstring starting with ':'. Returns 2. */
+int cli_getopt_error(const char *cmd, int opt, char *const argv[], const struct option *longopts);
+
+/* Options that only some protocols take; the protocol's vtable says which. */
+enum cli_popt {
+    CLI_POPT_KEY_FILES,      /* -k, --known-hosts, --server-key, --accept-new */
+    CLI_POPT_ADMINS,         /* --admins */
+    CLI_POPT_ALLOW_SHUTDOWN, /* --allow-shutdown */
+    CLI_POPT_DH_PARAMS,      /* --dh-params */
+    CLI_POPT_NOISE_NAME,     /* --noise-name */
+};
+/* True if the protocol takes options of kind `o`. */
+bool cli_popt_applies(enum cli_popt o, const struct proto_vt *vt);
+/* If `option` (e.g. "--admins") was given and the chosen protocol does not take it, prints
+ * "secho CMD: OPTION applies to -P NAMES only, not to -P PROTO" and returns false. */
+bool cli_popt_check(const char *cmd, const struct cli_common *c, bool given, const char *option,
+                    enum cli_popt o);
+/* Checks a --noise-name against the protocol's suites (vt->suites); prints a usage error
+ * listing them and returns false for any other name. */
+bool cli_check_noise_name(const char *cmd, const struct proto_vt *vt, const char *name);
+/* Checks that a --server-key is a public key text (keys_b64_valid); prints a usage error and
+ * returns false otherwise. */
+bool cli_check_server_key(const char *cmd, const char *key);
 /* Prints, for a PROTO_F_UNAUTHENTICATED protocol, "secho: warning: " and its warning on
  * stderr; nothing for the others. */
 void cli_warn_unauthenticated(const struct proto_vt *proto);

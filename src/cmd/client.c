@@ -45,8 +45,12 @@ static const char usage_tail[] =
     "      --noise-name NAME     secure: Noise suite to offer, one of\n"
     "                            Noise_XX_25519_{AESGCM,ChaChaPoly}_{SHA256,BLAKE2b}\n"
     "                            (default Noise_XX_25519_AESGCM_SHA256)\n"
-    "      --timeout SEC         wait this long to connect and for echoes (default 10)\n"
+    "      --timeout SEC         wait this long to connect and for echoes; fractions\n"
+    "                            allowed, e.g. 0.5 (default 10)\n"
     "  -h, --help                show this help\n"
+    "\n"
+    "Options marked secure: apply to -P secure only; with another protocol they are a\n"
+    "usage error (exit 2).\n"
     "\n"
     "On a terminal the client shows a prompt; piped, it prints only the echoes (errors go\n"
     "to stderr). Exit status: 0 ok, 1 connection or trust failure, 2 usage error.\n"
@@ -532,8 +536,9 @@ int client_main(int argc, char **argv)
     cli_common_init(&common);
     struct proto_opts po = {.max_msg = 1 << 20};
     char keypath[4096] = "", khpath[4096] = "";
-    long timeout = 10;
+    double timeout = 10;
     int opt;
+    opterr = 0;
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "k:h", long_opts, NULL)) != -1) {
         int r = cli_common_opt(&common, cmd, opt, optarg);
         if (r < 0)
@@ -557,7 +562,7 @@ int client_main(int argc, char **argv)
             po.noise_name = optarg;
             break;
         case OPT_TIMEOUT:
-            if (!cli_parse_long(cmd, "timeout", optarg, 1, 86400, &timeout))
+            if (!cli_parse_seconds(cmd, "timeout", optarg, 0.01, 86400, &timeout))
                 return 2;
             break;
         case 'h':
@@ -566,13 +571,22 @@ int client_main(int argc, char **argv)
             fputs(usage_tail, stdout);
             return 0;
         default:
-            fprintf(stderr, "Try 'secho client --help' for more information.\n");
-            return 2;
+            return cli_getopt_error(cmd, opt, argv, long_opts);
         }
     }
     if (optind < argc)
         return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!cli_common_check(&common, cmd))
+        return 2;
+    if (!cli_popt_check(cmd, &common, po.key_file, "-k/--key", CLI_POPT_KEY_FILES) ||
+        !cli_popt_check(cmd, &common, po.known_hosts, "--known-hosts", CLI_POPT_KEY_FILES) ||
+        !cli_popt_check(cmd, &common, po.server_key, "--server-key", CLI_POPT_KEY_FILES) ||
+        !cli_popt_check(cmd, &common, po.accept_new, "--accept-new", CLI_POPT_KEY_FILES) ||
+        !cli_popt_check(cmd, &common, po.noise_name, "--noise-name", CLI_POPT_NOISE_NAME))
+        return 2;
+    if (po.noise_name && !cli_check_noise_name(cmd, common.proto, po.noise_name))
+        return 2;
+    if (po.server_key && !cli_check_server_key(cmd, po.server_key))
         return 2;
     if (common.proto->flags & PROTO_F_KEY_FILES) {
         if (!po.key_file && keys_default_path("id.key", keypath, sizeof(keypath)) == 0)
@@ -581,7 +595,7 @@ int client_main(int argc, char **argv)
             po.known_hosts = khpath;
     }
 
-    struct client c = {.vt = common.proto, .fd = -1, .timeout_ms = (int)timeout * 1000};
+    struct client c = {.vt = common.proto, .fd = -1, .timeout_ms = (int)(timeout * 1000)};
     c.interactive = isatty(STDIN_FILENO);
     c.stream = !common.udp && (c.vt->flags & PROTO_F_STREAM_ECHO);
     net_format_hostport(common.host, common.port, c.hostport, sizeof(c.hostport));

@@ -50,8 +50,14 @@ static const char usage_tail[] =
     "                            failed (TCP) (default 1 for UDP, 10 for TCP)\n"
     "      --server-key PUBKEY   secure: pin the server key; otherwise the key shown is\n"
     "                            accepted (nothing is written to ~/.config)\n"
+    "      --noise-name NAME     secure: Noise suite to offer, one of\n"
+    "                            Noise_XX_25519_{AESGCM,ChaChaPoly}_{SHA256,BLAKE2b}\n"
+    "                            (default Noise_XX_25519_AESGCM_SHA256)\n"
     "      --json                print one JSON object instead of the summary\n"
     "  -h, --help                show this help\n"
+    "\n"
+    "Options marked secure: apply to -P secure only; with another protocol they are a\n"
+    "usage error (exit 2).\n"
     "\n"
     "SEC may have a fraction (0.5). Latency is from handing a message to the kernel to\n"
     "the last byte of its echo, in microseconds; MB/s counts message bytes one way\n"
@@ -67,7 +73,15 @@ static const char usage_tail[] =
     "  secho bench -P secure -c 50 -s 1024     # accepts the key the server shows\n"
     "  secho bench -P secure --server-key BASE64KEY   # or pins it (from the server's banner)\n";
 
-enum { OPT_WARMUP = 256, OPT_PIPELINE, OPT_THREADS, OPT_TIMEOUT, OPT_SERVER_KEY, OPT_JSON };
+enum {
+    OPT_WARMUP = 256,
+    OPT_PIPELINE,
+    OPT_THREADS,
+    OPT_TIMEOUT,
+    OPT_SERVER_KEY,
+    OPT_NOISE_NAME,
+    OPT_JSON,
+};
 
 static const struct option long_opts[] = {
     {"transport", required_argument, NULL, 't'},
@@ -82,6 +96,7 @@ static const struct option long_opts[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"server-key", required_argument, NULL, OPT_SERVER_KEY},
+    {"noise-name", required_argument, NULL, OPT_NOISE_NAME},
     {"json", no_argument, NULL, OPT_JSON},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -153,21 +168,6 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Parses seconds with an optional fraction in [min, max]. */
-static bool parse_seconds(const char *name, const char *arg, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(arg, &end);
-    if (errno || end == arg || *end || !isfinite(v) || v < min || v > max) {
-        cli_usage_error("bench", "invalid value '%s' for --%s (use seconds, %g-%g)", arg, name, min,
-                        max);
-        return false;
-    }
-    *out = v;
-    return true;
 }
 
 static uint8_t *slot_bytes(struct bconn *c, unsigned idx)
@@ -626,9 +626,10 @@ int bench_main(int argc, char **argv)
     cli_common_init(&common);
     long conns = 10, size = 64, pipeline = 1, nthreads = 1;
     double duration = 10, warmup = 1, timeout = -1;
-    const char *server_key = NULL;
+    const char *server_key = NULL, *noise_name = NULL;
     bool json = false;
     int opt;
+    opterr = 0;
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "c:s:d:h", long_opts, NULL)) != -1) {
         int r = cli_common_opt(&common, cmd, opt, optarg);
         if (r < 0)
@@ -645,11 +646,11 @@ int bench_main(int argc, char **argv)
                 return 2;
             break;
         case 'd':
-            if (!parse_seconds("duration", optarg, 0.1, 86400, &duration))
+            if (!cli_parse_seconds(cmd, "duration", optarg, 0.1, 86400, &duration))
                 return 2;
             break;
         case OPT_WARMUP:
-            if (!parse_seconds("warmup", optarg, 0, 3600, &warmup))
+            if (!cli_parse_seconds(cmd, "warmup", optarg, 0, 3600, &warmup))
                 return 2;
             break;
         case OPT_PIPELINE:
@@ -661,11 +662,14 @@ int bench_main(int argc, char **argv)
                 return 2;
             break;
         case OPT_TIMEOUT:
-            if (!parse_seconds("timeout", optarg, 0.01, 3600, &timeout))
+            if (!cli_parse_seconds(cmd, "timeout", optarg, 0.01, 3600, &timeout))
                 return 2;
             break;
         case OPT_SERVER_KEY:
             server_key = optarg;
+            break;
+        case OPT_NOISE_NAME:
+            noise_name = optarg;
             break;
         case OPT_JSON:
             json = true;
@@ -676,13 +680,19 @@ int bench_main(int argc, char **argv)
             fputs(usage_tail, stdout);
             return 0;
         default:
-            fprintf(stderr, "Try 'secho bench --help' for more information.\n");
-            return 2;
+            return cli_getopt_error(cmd, opt, argv, long_opts);
         }
     }
     if (optind < argc)
         return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!cli_common_check(&common, cmd))
+        return 2;
+    if (!cli_popt_check(cmd, &common, server_key, "--server-key", CLI_POPT_KEY_FILES) ||
+        !cli_popt_check(cmd, &common, noise_name, "--noise-name", CLI_POPT_NOISE_NAME))
+        return 2;
+    if (noise_name && !cli_check_noise_name(cmd, common.proto, noise_name))
+        return 2;
+    if (server_key && !cli_check_server_key(cmd, server_key))
         return 2;
     if (common.port == 0)
         return cli_usage_error(cmd, "port 0 cannot be connected to");
@@ -711,6 +721,7 @@ int bench_main(int argc, char **argv)
     struct proto_opts po = {
         .max_msg = (size_t)size > (1 << 20) ? (size_t)size : 1 << 20,
         .server_key = server_key,
+        .noise_name = noise_name,
         .accept_new = server_key == NULL,
         .host_id = hostport,
         .dgram = common.udp,

@@ -38,6 +38,9 @@ static const char usage_tail[] =
     "      --dh-params FILE        lab-dh: PKCS#3 PEM parameters (default RFC 7919 ffdhe2048)\n"
     "  -h, --help                  show this help\n"
     "\n"
+    "Options marked secure:, lab-dh: or plain/lab: belong to those protocols; given with\n"
+    "another -P they are a usage error (exit 2).\n"
+    "\n"
     "Once it accepts traffic the server prints `listening on HOST:PORT` on stdout.\n"
     "SIGINT/SIGTERM shut it down gracefully; SIGHUP reopens the log file.\n"
     "\n"
@@ -114,7 +117,9 @@ int server_main(int argc, char **argv)
     char keypath[4096] = "";
     long v;
     int opt;
+    bool allow_given = false;
 
+    opterr = 0;
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "m:l:k:h", long_opts, NULL)) != -1) {
         int c = cli_common_opt(&common, cmd, opt, optarg);
         if (c < 0)
@@ -151,6 +156,7 @@ int server_main(int argc, char **argv)
             conf.popts.admins_file = optarg;
             break;
         case OPT_ALLOW_SHUTDOWN:
+            allow_given = true;
             if (strcmp(optarg, "any") == 0)
                 conf.allow_shutdown = ALLOW_ANY;
             else if (strcmp(optarg, "loopback") == 0)
@@ -190,13 +196,19 @@ int server_main(int argc, char **argv)
             fputs(usage_tail, stdout);
             return 0;
         default:
-            fprintf(stderr, "Try 'secho server --help' for more information.\n");
-            return 2;
+            return cli_getopt_error(cmd, opt, argv, long_opts);
         }
     }
     if (optind < argc)
         return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!cli_common_check(&common, cmd))
+        return 2;
+    /* An option the chosen protocol ignores is a mistake the user should hear about (a
+     * forgotten -P), not something to drop silently. */
+    if (!cli_popt_check(cmd, &common, conf.popts.key_file, "-k/--key", CLI_POPT_KEY_FILES) ||
+        !cli_popt_check(cmd, &common, conf.popts.admins_file, "--admins", CLI_POPT_ADMINS) ||
+        !cli_popt_check(cmd, &common, allow_given, "--allow-shutdown", CLI_POPT_ALLOW_SHUTDOWN) ||
+        !cli_popt_check(cmd, &common, conf.popts.dh_params_file, "--dh-params", CLI_POPT_DH_PARAMS))
         return 2;
     if (conf.threads < 1)
         conf.threads = 1;

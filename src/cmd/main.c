@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "cli.h"
 
 struct subcommand {
@@ -39,7 +41,10 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
-        printf("secho %s\n", SECHO_VERSION);
+        /* The OpenSSL that is loaded, which may be newer than the one built against: what a
+         * bug report needs. */
+        printf("secho %s\n%s\nbuild type %s\n", SECHO_VERSION, OpenSSL_version(OPENSSL_VERSION),
+               SECHO_BUILD_TYPE);
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -392,6 +392,77 @@ int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t ke
     return r;
 }
 
+int keys_known_hosts_remove(const char *path, const char *host_id, char *err, size_t errlen)
+{
+    char tmp[4096 + 16], *line = NULL, host[LINE_MAX_];
+    size_t cap = 0;
+    uint8_t k[KEYS_LEN];
+    struct stat st;
+    int removed = 0, r = 0, fd = -1;
+    FILE *in = fopen(path, "re"), *out = NULL;
+    if (!in)
+        return fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+    if (fstat(fileno(in), &st) != 0) {
+        r = fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+        goto out;
+    }
+    /* The new contents go to a temporary file beside the old one, renamed over it at the
+     * end: a crash or a full disk leaves either the old file or the new, never half. */
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp)) {
+        r = fail(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+        goto out;
+    }
+    fd = mkostemp(tmp, O_CLOEXEC); /* created 0600 */
+    if (fd < 0) {
+        r = fail(err, errlen, -errno, "cannot create a file beside %s: %s", path, strerror(errno));
+        goto out;
+    }
+    out = fdopen(fd, "w");
+    if (!out) {
+        r = fail(err, errlen, -errno, "cannot write %s: %s", tmp, strerror(errno));
+        close(fd);
+        goto out_unlink;
+    }
+    ssize_t n;
+    while ((n = getline(&line, &cap, in)) >= 0) {
+        /* Only well-formed lines for this host go; comments and other hosts' lines stay,
+         * byte for byte, as do lines we cannot parse (they are the user's to fix). */
+        if (keys_parse_known_host(line, host, sizeof(host), k) == 1 && strcmp(host, host_id) == 0) {
+            removed++;
+            continue;
+        }
+        if (fwrite(line, 1, (size_t)n, out) != (size_t)n)
+            break;
+    }
+    if (ferror(in)) {
+        r = fail(err, errlen, -EIO, "cannot read %s", path);
+        goto out_unlink;
+    }
+    if (removed == 0)
+        goto out_unlink; /* nothing to change: leave the file as it was */
+    errno = EIO;         /* what a write error found by ferror() is reported as */
+    if (ferror(out) || fflush(out) != 0 || fchmod(fileno(out), st.st_mode & 07777) != 0 ||
+        fsync(fileno(out)) != 0) {
+        int e = errno ? errno : EIO;
+        r = fail(err, errlen, -e, "cannot write %s: %s", tmp, strerror(e));
+        goto out_unlink;
+    }
+    if (rename(tmp, path) != 0) {
+        r = fail(err, errlen, -errno, "cannot replace %s: %s", path, strerror(errno));
+        goto out_unlink;
+    }
+    r = removed;
+    goto out;
+out_unlink:
+    unlink(tmp);
+out:
+    if (out)
+        fclose(out);
+    fclose(in);
+    free(line);
+    return r;
+}
+
 /* ---- key sets ---- */
 
 int keys_set_add(struct keys_set *set, const uint8_t key[static KEYS_LEN])

@@ -77,6 +77,15 @@ int keys_known_hosts_check(const char *path, const char *host_id,
 int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN],
                          char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* Removes every well-formed line for host_id from the file (as `ssh-keygen -R`), keeping all
+ * other lines, comments and unparsable lines byte for byte. The new file is written to a
+ * temporary file in the same directory with the old file's permission bits and renamed over
+ * it, so readers see the old or the new contents, never a mix; when nothing matches the file
+ * is left untouched. Returns the number of lines removed (0: host not found), or -errno
+ * (cannot read, cannot write) with a sentence in err. */
+int keys_known_hosts_remove(const char *path, const char *host_id, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* ---- key lists (--admins): one base64 key per line, '#' comments ---- */
 
 struct keys_set {

@@ -391,7 +391,7 @@ static void labdh_conn_free(void *connp)
 const struct proto_vt proto_lab_dh = {
     .name = "lab-dh",
     .summary = "the course's DH + AES-256-CFB protocol (unauthenticated, TCP only)",
-    .flags = PROTO_F_PACED | PROTO_F_UNAUTHENTICATED,
+    .flags = PROTO_F_PACED | PROTO_F_UNAUTHENTICATED | PROTO_F_DH_PARAMS,
     .conn_size = sizeof(struct labdh_conn),
     .stream_max = LABDH_MAX_MSG,
     .dgram_max = 0,

@@ -95,6 +95,10 @@ struct proto_vt {
     /* Set exactly when PROTO_F_UNAUTHENTICATED: the sentence the command line prints as a
      * warning before it uses the protocol, saying what an attacker on the path can do. */
     const char *warning;
+    /* The Noise protocol names a client may offer with --noise-name, the first being the
+     * default; NULL (and nsuites 0) when the protocol takes no such option. */
+    const char *const *suites;
+    size_t nsuites;
 
     /* Builds the shared context. Returns 0, or <0 with a sentence in err (for the CLI to
      * print after "secho: "). May print nothing. Optional: NULL means no context. */
@@ -165,6 +169,12 @@ enum {
     /* The protocol keeps key files (proto_opts key_file, known_hosts, admins_file): callers
      * fill in their paths, default or given. */
     PROTO_F_KEY_FILES = 1U << 3,
+    /* The server reads Diffie-Hellman group parameters (proto_opts dh_params_file). */
+    PROTO_F_DH_PARAMS = 1U << 4,
+    /* Who may run `shutdown` follows from the peer's authenticated key (proto_opts
+     * admins_file; conn_admin always answers 0 or 1 after the handshake), so the server's
+     * address-based --allow-shutdown does not apply. */
+    PROTO_F_PEER_ADMINS = 1U << 5,
 };
 
 /* True if the protocol has a UDP form (its dgram_new, dgram_read and dgram_write are set). */

@@ -27,6 +27,11 @@ int main(void)
     snprintf(path, sizeof(path), "%s/sub/k.key", tmp);
 
     const char *a1[] = {"keygen", "-o", path};
+    /* An explicit path whose directory is missing is refused, as ssh-keygen -f does. */
+    CHECK_INT(run(3, a1), 1);
+    CHECK_INT(stat(path, &st), -1);
+    snprintf(cfg, sizeof(cfg), "%s/sub", tmp);
+    CHECK_INT(mkdir(cfg, 0700), 0);
     CHECK_INT(run(3, a1), 0);
     CHECK_INT(stat(path, &st), 0);
     CHECK_INT(st.st_mode & 0777, 0600);

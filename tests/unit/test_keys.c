@@ -193,6 +193,70 @@ static void test_known_hosts(void)
     CHECK_INT(keys_known_hosts_add(path, "bad host", k1, err, sizeof(err)), -EINVAL);
 }
 
+static void read_file(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+    out[n] = '\0';
+    if (f)
+        fclose(f);
+}
+
+static void test_known_hosts_remove(void)
+{
+    char path[512], b1[KEYS_B64LEN + 1], b2[KEYS_B64LEN + 1], text[1024], want[1024], got[1024];
+    uint8_t k1[32], k2[32];
+    struct stat st;
+    for (int i = 0; i < 32; i++) {
+        k1[i] = (uint8_t)(i * 3);
+        k2[i] = (uint8_t)(0xc0 + i);
+    }
+    keys_b64_encode(k1, b1);
+    keys_b64_encode(k2, b2);
+    path_of(path, sizeof(path), "kh_remove");
+    /* Two lines of the host (one after a key change), a comment, another host, a line we
+     * cannot parse, the same host on another port, and no final newline. */
+    snprintf(text, sizeof(text),
+             "# trusted servers\nh:1 %s\nother:1 %s\nnot a known_hosts line\n  h:1 %s # new\n"
+             "h:10 %s",
+             b1, b2, b2, b1);
+    write_file(path, text, 0600);
+    CHECK_INT(keys_known_hosts_remove(path, "h:1", err, sizeof(err)), 2);
+    snprintf(want, sizeof(want), "# trusted servers\nother:1 %s\nnot a known_hosts line\nh:10 %s",
+             b2, b1);
+    read_file(path, got, sizeof(got));
+    CHECK_STR(got, want);
+    CHECK_INT(stat(path, &st), 0);
+    CHECK_INT(st.st_mode & 0777, 0600);
+    CHECK_INT(keys_known_hosts_check(path, "h:10", k1, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
+
+    /* Not there: 0, and the file is left exactly as it was (same inode, no temp file). */
+    struct stat before;
+    CHECK_INT(stat(path, &before), 0);
+    CHECK_INT(keys_known_hosts_remove(path, "h:1", err, sizeof(err)), 0);
+    CHECK_INT(keys_known_hosts_remove(path, "H:10", err, sizeof(err)), 0);
+    CHECK_INT(stat(path, &st), 0);
+    CHECK_INT((long long)st.st_ino, (long long)before.st_ino);
+    read_file(path, got, sizeof(got));
+    CHECK_STR(got, want);
+
+    /* IPv6 ids are bracketed, as keys_host_id writes them. */
+    snprintf(text, sizeof(text), "[::1]:9090 %s\n", b1);
+    write_file(path, text, 0600);
+    CHECK_INT(keys_known_hosts_remove(path, "[::1]:9090", err, sizeof(err)), 1);
+    read_file(path, got, sizeof(got));
+    CHECK_STR(got, "");
+
+    path_of(path, sizeof(path), "kh_absent");
+    err[0] = '\0';
+    CHECK_INT(keys_known_hosts_remove(path, "h:1", err, sizeof(err)), -ENOENT);
+    CHECK(strstr(err, "kh_absent") != NULL);
+    /* Nothing but the files written above is left in the directory (no temp files). */
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "test \"$(ls -A '%s' | grep -c kh_remove)\" = 1", tmp);
+    CHECK_INT(system(cmd), 0);
+}
+
 static void test_admins(void)
 {
     char path[512], text[400], b1[KEYS_B64LEN + 1], b2[KEYS_B64LEN + 1];
@@ -248,6 +312,7 @@ int main(void)
     test_b64();
     test_key_files();
     test_known_hosts();
+    test_known_hosts_remove();
     test_admins();
     test_default_path();
     char cmd[300];

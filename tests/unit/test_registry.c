@@ -11,7 +11,8 @@
 #include "proto.h"
 
 #define KNOWN_FLAGS                                                                                \
-    (PROTO_F_STREAM_ECHO | PROTO_F_PACED | PROTO_F_UNAUTHENTICATED | PROTO_F_KEY_FILES)
+    (PROTO_F_STREAM_ECHO | PROTO_F_PACED | PROTO_F_UNAUTHENTICATED | PROTO_F_KEY_FILES |           \
+     PROTO_F_DH_PARAMS | PROTO_F_PEER_ADMINS)
 /* The largest UDP payload over IPv4: no datagram of any protocol may be longer. */
 #define IPV4_UDP_MAX 65507
 /* A message for a protocol without a stream limit: well above one read or record. */
@@ -75,6 +76,12 @@ static void check_answers(const struct proto_vt *vt, size_t index)
     }
     /* Key files mean peers are authenticated by keys; pacing is for records, not bytes. */
     CHECK(!(unauth && (vt->flags & PROTO_F_KEY_FILES)));
+    /* Admission by the peer's key needs keys; --noise-name lists one name per suite. */
+    if (vt->flags & PROTO_F_PEER_ADMINS)
+        CHECK(vt->flags & PROTO_F_KEY_FILES);
+    CHECK(!vt->suites == !vt->nsuites);
+    for (size_t i = 0; i < vt->nsuites; i++)
+        CHECK(vt->suites[i] && strncmp(vt->suites[i], "Noise_", 6) == 0);
     CHECK(!((vt->flags & PROTO_F_STREAM_ECHO) && (vt->flags & PROTO_F_PACED)));
 }
 

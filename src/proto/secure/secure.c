@@ -178,10 +178,12 @@ const char *proto_secure_last_error(const void *conn)
 const struct proto_vt proto_secure = {
     .name = "secure",
     .summary = "Noise XX channel: encrypted, peers authenticated by static keys",
-    .flags = PROTO_F_KEY_FILES,
+    .flags = PROTO_F_KEY_FILES | PROTO_F_PEER_ADMINS,
     .conn_size = sizeof(struct secure_conn),
     .stream_max = SECURE_MAX_PLAIN,
     .dgram_max = SECURE_UDP_MAX_PLAIN,
+    .suites = secure__suites,
+    .nsuites = SECURE_NSUITES,
     .ctx_new = secure_ctx_new,
     .ctx_free = secure_ctx_free,
     .ctx_banner = secure_ctx_banner,
