@@ -21,8 +21,12 @@
 #define LINE_MAX_LEN 4096
 /* The writer copies rings into one chunk per write(); a ring always fits in it. */
 #define CHUNK_SIZE (1U << 20)
-/* After each write the writer naps this long, to batch what comes next... */
-#define WRITER_NAP_MS 10
+/* After each write the writer naps, to batch what comes next: briefly after a small write
+ * (a few lines at a time cost little to wake for, and they show soon), longer after a
+ * big one... */
+#define WRITER_NAP_SHORT_MS 1
+#define WRITER_NAP_MS       10
+#define WRITER_SMALL_WRITE  4096
 /* ...unless a ring was this full when drained, or a producer fills its ring to RING_URGENT
  * during the nap (it then ends the nap), so that a burst does not overflow the ring. */
 #define RING_BUSY   (RING_SIZE / 4)
@@ -259,7 +263,8 @@ static void *writer_main(void *arg)
             /* Then nap, so that a busy server's lines go out in batches: producers do not
              * wake us while we nap (a futex wake per echoed message would cost more than
              * the echo), unless one's ring is filling up. */
-            struct timespec nap = {0, WRITER_NAP_MS * 1000000L};
+            long ms = n < WRITER_SMALL_WRITE ? WRITER_NAP_SHORT_MS : WRITER_NAP_MS;
+            struct timespec nap = {0, ms * 1000000L};
             atomic_store_explicit(&lg.sleeping, WRITER_NAPPING, memory_order_relaxed);
             writer_wait(WRITER_NAPPING, &nap);
         }
