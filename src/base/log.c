@@ -1,39 +1,94 @@
 /* SPDX-License-Identifier: MIT */
-/* logfmt event log with a bounded ring and a writer thread, so logging never stalls echo. */
+/* logfmt event log: one lock-free ring per logging thread, drained by one writer thread. */
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RING_SIZE    (1U << 20) /* 1 MiB of queued lines */
+/* Queued bytes per logging thread (a power of two). A page is touched only once lines
+ * pass through it, so a connection thread that logs little costs little of it. */
+#define RING_SIZE    (1U << 18)
 #define LINE_MAX_LEN 4096
-/* After each write the writer naps this long, to batch what comes next. */
-#define WRITER_NAP_MS 10
+/* The writer copies rings into one chunk per write(); a ring always fits in it. */
+#define CHUNK_SIZE (1U << 20)
+/* After each write the writer naps, to batch what comes next: briefly after a small write
+ * (a few lines at a time cost little to wake for, and they show soon), longer after a
+ * big one... */
+#define WRITER_NAP_SHORT_MS 1
+#define WRITER_NAP_MS       10
+#define WRITER_SMALL_WRITE  4096
+/* ...unless a ring was this full when drained, or a producer fills its ring to RING_URGENT
+ * during the nap (it then ends the nap), so that a burst does not overflow the ring. */
+#define RING_BUSY   (RING_SIZE / 4)
+#define RING_URGENT (RING_SIZE / 2)
+#define CACHE_LINE  64
+
+/*
+ * A single-producer, single-consumer byte ring holding whole lines. Positions only grow
+ * (the slot is pos % RING_SIZE): `tail` is written by the owning thread alone, `head` by
+ * the writer thread alone, each published with release and read with acquire, so the
+ * bytes before a published position are visible to the other side without a lock.
+ */
+struct log_ring {
+    /* Writer's side. */
+    _Alignas(CACHE_LINE) atomic_size_t head;
+    _Atomic(struct log_ring *) next; /* set before the push; afterwards only the writer */
+    /* Producer's side. */
+    _Alignas(CACHE_LINE) atomic_size_t tail;
+    size_t head_seen;              /* producer's last look at head: refreshed when short */
+    atomic_uint_least64_t dropped; /* lines that did not fit; the writer takes and reports */
+    atomic_bool dead;              /* the thread exited; the writer drains and frees the ring */
+    _Alignas(CACHE_LINE) char buf[RING_SIZE];
+};
+
+enum { WRITER_AWAKE, WRITER_ASLEEP, WRITER_NAPPING };
 
 static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
     pthread_t thread;
-    bool running, stopping;
-    bool waiting; /* the writer sleeps on cv until a line arrives */
-    char *ring;
-    size_t head, len; /* ring[head .. head+len) modulo RING_SIZE is queued */
-    uint64_t dropped;
+    atomic_bool running; /* log_event queues only while set */
+    atomic_bool stopping;
+    /* WRITER_ASLEEP while the writer sleeps (or is about to): a producer that sees it sets
+     * WRITER_AWAKE and wakes the writer with a futex; WRITER_NAPPING while it naps, which
+     * only a producer whose ring is filling up ends. A 32-bit int, as a futex word is. */
+    atomic_int sleeping;
+    _Atomic(struct log_ring *) rings; /* every registered ring; producers push, writer unlinks */
+    char *chunk;
     int fd;
     char *path; /* NULL for stderr */
-} lg = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fd = -1};
+} lg = {.fd = -1};
 
 /* Set by the signal thread (SIGHUP), taken by the writer thread. */
 static atomic_int reopen_requested;
+
+/* The calling thread's ring, registered on its first log_event. The key's destructor marks
+ * it dead when the thread exits (the threads model runs one thread per connection). */
+static _Thread_local struct log_ring *my_ring;
+static pthread_key_t ring_key;
+static pthread_once_t ring_key_once = PTHREAD_ONCE_INIT;
+
+static void ring_release(void *p)
+{
+    struct log_ring *r = p;
+    my_ring = NULL;
+    /* After this store the writer may free the ring at any time: touch it no more. */
+    atomic_store_explicit(&r->dead, true, memory_order_release);
+}
+
+static void ring_key_create(void)
+{
+    if (pthread_key_create(&ring_key, ring_release) != 0)
+        abort(); /* only EAGAIN/ENOMEM at start-up: nothing sensible is left to do */
+}
 
 static int open_path(const char *path)
 {
@@ -54,62 +109,192 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
+static void futex_wake(atomic_int *word)
+{
+    syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Wakes the writer if it sleeps, or if `urgent` and it naps. Called after the caller
+ * published what the writer is to see. */
+static void wake_writer(bool urgent)
+{
+    /* Pairs with the fence in writer_sleep: either we see WRITER_ASLEEP here, or the
+     * writer's last look before sleeping sees what we just published. */
+    atomic_thread_fence(memory_order_seq_cst);
+    int s = atomic_load_explicit(&lg.sleeping, memory_order_relaxed);
+    if ((s == WRITER_ASLEEP || (s == WRITER_NAPPING && urgent)) &&
+        atomic_exchange_explicit(&lg.sleeping, WRITER_AWAKE, memory_order_relaxed) != WRITER_AWAKE)
+        futex_wake(&lg.sleeping);
+}
+
+static bool any_pending(void)
+{
+    for (struct log_ring *r = atomic_load_explicit(&lg.rings, memory_order_acquire); r;
+         r = atomic_load_explicit(&r->next, memory_order_relaxed)) {
+        if (atomic_load_explicit(&r->tail, memory_order_acquire) !=
+                atomic_load_explicit(&r->head, memory_order_relaxed) ||
+            atomic_load_explicit(&r->dropped, memory_order_relaxed) ||
+            atomic_load_explicit(&r->dead, memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+/* Waits in state `how` for a wake or `ts`; wakes that were meant for an earlier wait only
+ * make the writer look at the rings once more. */
+static void writer_wait(int how, const struct timespec *ts)
+{
+    syscall(SYS_futex, (int *)&lg.sleeping, FUTEX_WAIT_PRIVATE, how, ts, NULL, 0);
+    atomic_store_explicit(&lg.sleeping, WRITER_AWAKE, memory_order_relaxed);
+}
+
+/* Sleeps until a producer wakes us, log_close or log_reopen does, or a second passes. */
+static void writer_sleep(void)
+{
+    atomic_store_explicit(&lg.sleeping, WRITER_ASLEEP, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (any_pending() || atomic_load_explicit(&lg.stopping, memory_order_relaxed) ||
+        atomic_load_explicit(&reopen_requested, memory_order_relaxed)) {
+        atomic_store_explicit(&lg.sleeping, WRITER_AWAKE, memory_order_relaxed);
+        return;
+    }
+    struct timespec ts = {1, 0};
+    writer_wait(WRITER_ASLEEP, &ts);
+}
+
+static void flush_chunk(size_t *used)
+{
+    write_all(lg.fd, lg.chunk, *used);
+    *used = 0;
+}
+
+/* Takes `r`'s dead ring out of the list; `prev` is its predecessor or NULL if none was seen. */
+static void ring_unlink(struct log_ring *prev, struct log_ring *r)
+{
+    struct log_ring *next = atomic_load_explicit(&r->next, memory_order_relaxed);
+    if (!prev) {
+        struct log_ring *expect = r;
+        if (atomic_compare_exchange_strong_explicit(&lg.rings, &expect, next, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            return;
+        /* Rings were pushed in front of r meanwhile: one of them is its predecessor now. */
+        prev = expect;
+        while (atomic_load_explicit(&prev->next, memory_order_relaxed) != r)
+            prev = atomic_load_explicit(&prev->next, memory_order_relaxed);
+    }
+    atomic_store_explicit(&prev->next, next, memory_order_relaxed);
+}
+
+/*
+ * Moves everything queued in every ring to the chunk and out to the file, then reports
+ * each ring's dropped lines and frees the rings of exited threads. Returns the bytes
+ * written; sets *busy if some ring was filling up fast.
+ */
+static size_t drain_all(bool *busy)
+{
+    size_t used = 0, total = 0;
+    struct log_ring *prev = NULL;
+    struct log_ring *r = atomic_load_explicit(&lg.rings, memory_order_acquire);
+    while (r) {
+        struct log_ring *next = atomic_load_explicit(&r->next, memory_order_relaxed);
+        bool dead = atomic_load_explicit(&r->dead, memory_order_acquire);
+        size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+        size_t n = atomic_load_explicit(&r->tail, memory_order_acquire) - head;
+        if (n >= RING_BUSY)
+            *busy = true;
+        if (n > 0) {
+            if (n > CHUNK_SIZE - used)
+                flush_chunk(&used);
+            size_t at = head % RING_SIZE;
+            size_t first = RING_SIZE - at < n ? RING_SIZE - at : n;
+            memcpy(lg.chunk + used, r->buf + at, first);
+            memcpy(lg.chunk + used + first, r->buf, n - first);
+            used += n;
+            total += n;
+            /* The space is the producer's again once copied, before the write. */
+            atomic_store_explicit(&r->head, head + n, memory_order_release);
+        }
+        uint64_t dropped = atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
+        if (dropped) {
+            char ts[40], note[128];
+            log_timestamp(ts, sizeof(ts));
+            int k = snprintf(note, sizeof(note), "ts=%s level=warn event=log_dropped lines=%llu\n",
+                             ts, (unsigned long long)dropped);
+            if ((size_t)k > CHUNK_SIZE - used)
+                flush_chunk(&used);
+            memcpy(lg.chunk + used, note, (size_t)k);
+            used += (size_t)k;
+            total += (size_t)k;
+        }
+        if (dead) {
+            ring_unlink(prev, r);
+            free(r);
+        } else {
+            prev = r;
+        }
+        r = next;
+    }
+    if (used)
+        flush_chunk(&used);
+    return total;
+}
+
 static void *writer_main(void *arg)
 {
     (void)arg;
-    char *chunk = malloc(RING_SIZE);
-    pthread_mutex_lock(&lg.mu);
     for (;;) {
-        /* Sleep until a line arrives (the first line into an empty ring wakes us, so a
-         * quiet server's log is written at once), or now and then to notice a SIGHUP. */
-        while (lg.len == 0 && !lg.stopping && !reopen_requested) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            lg.waiting = true;
-            pthread_cond_timedwait(&lg.cv, &lg.mu, &ts);
-            lg.waiting = false;
-        }
-        if (reopen_requested && lg.path) {
-            reopen_requested = 0;
+        if (atomic_exchange(&reopen_requested, 0) && lg.path) {
             int fd = open_path(lg.path);
             if (fd >= 0) {
                 close(lg.fd);
                 lg.fd = fd;
             }
         }
-        reopen_requested = 0;
-        size_t n = lg.len;
-        if (n == 0 && lg.stopping)
-            break;
-        /* Copy out under the lock, write without it: producers never wait on the disk. */
-        size_t first = RING_SIZE - lg.head < n ? RING_SIZE - lg.head : n;
-        if (chunk) {
-            memcpy(chunk, lg.ring + lg.head, first);
-            memcpy(chunk + first, lg.ring, n - first);
+        /* Read before draining: what was queued before log_close is then in this pass. */
+        bool stopping = atomic_load_explicit(&lg.stopping, memory_order_acquire);
+        bool busy = false;
+        size_t n = drain_all(&busy);
+        if (n == 0) {
+            if (stopping)
+                break;
+            /* Quiet: sleep until the next line, which then goes out at once. */
+            writer_sleep();
+        } else if (!stopping && !busy) {
+            /* Then nap, so that a busy server's lines go out in batches: producers do not
+             * wake us while we nap (a futex wake per echoed message would cost more than
+             * the echo), unless one's ring is filling up. */
+            long ms = n < WRITER_SMALL_WRITE ? WRITER_NAP_SHORT_MS : WRITER_NAP_MS;
+            struct timespec nap = {0, ms * 1000000L};
+            atomic_store_explicit(&lg.sleeping, WRITER_NAPPING, memory_order_relaxed);
+            writer_wait(WRITER_NAPPING, &nap);
         }
-        lg.head = (lg.head + n) % RING_SIZE;
-        lg.len = 0;
-        int fd = lg.fd;
-        bool stopping = lg.stopping;
-        pthread_mutex_unlock(&lg.mu);
-        if (chunk)
-            write_all(fd, chunk, n);
-        /* Then nap, so that a busy server's lines go out in batches: producers do not wake
-         * us while we nap (a futex wake per echoed message would cost more than the echo). */
-        if (!stopping) {
-            struct timespec nap = {0, WRITER_NAP_MS * 1000000L};
-            nanosleep(&nap, NULL);
-        }
-        pthread_mutex_lock(&lg.mu);
     }
-    pthread_mutex_unlock(&lg.mu);
-    free(chunk);
     return NULL;
+}
+
+/* Forgets what is queued from before this log_open, and the rings of exited threads. */
+static void rings_reset(void)
+{
+    struct log_ring *prev = NULL;
+    struct log_ring *r = atomic_load_explicit(&lg.rings, memory_order_acquire);
+    while (r) {
+        struct log_ring *next = atomic_load_explicit(&r->next, memory_order_relaxed);
+        if (atomic_load_explicit(&r->dead, memory_order_acquire)) {
+            ring_unlink(prev, r);
+            free(r);
+        } else {
+            atomic_store_explicit(&r->head, atomic_load_explicit(&r->tail, memory_order_acquire),
+                                  memory_order_release);
+            atomic_store_explicit(&r->dropped, 0, memory_order_relaxed);
+            prev = r;
+        }
+        r = next;
+    }
 }
 
 int log_open(const char *path)
 {
+    pthread_once(&ring_key_once, ring_key_create);
     int fd = STDERR_FILENO;
     char *p = NULL;
     if (path && strcmp(path, "-") != 0) {
@@ -118,48 +303,53 @@ int log_open(const char *path)
             return -errno;
         p = strdup(path);
     }
-    lg.ring = malloc(RING_SIZE);
-    if (!lg.ring) {
+    lg.chunk = malloc(CHUNK_SIZE);
+    if (!lg.chunk) {
         if (p)
             close(fd);
         free(p);
         return -ENOMEM;
     }
+    rings_reset();
     lg.fd = fd;
     lg.path = p;
-    lg.head = lg.len = 0;
-    lg.stopping = false;
+    atomic_store(&lg.stopping, false);
+    atomic_store(&lg.sleeping, WRITER_AWAKE);
     int r = pthread_create(&lg.thread, NULL, writer_main, NULL);
     if (r != 0) {
-        free(lg.ring);
-        lg.ring = NULL;
+        if (p)
+            close(fd);
+        free(p);
+        lg.path = NULL;
+        lg.fd = -1;
+        free(lg.chunk);
+        lg.chunk = NULL;
         return -r;
     }
-    lg.running = true;
+    atomic_store_explicit(&lg.running, true, memory_order_release);
     return 0;
 }
 
 void log_reopen(void)
 {
-    reopen_requested = 1;
+    atomic_store(&reopen_requested, 1);
+    wake_writer(false); /* a fence, lock-free atomics and a futex syscall: async-signal-safe */
 }
 
 void log_close(void)
 {
-    if (!lg.running)
+    if (!atomic_load(&lg.running))
         return;
-    pthread_mutex_lock(&lg.mu);
-    lg.stopping = true;
-    pthread_cond_signal(&lg.cv);
-    pthread_mutex_unlock(&lg.mu);
+    atomic_store(&lg.stopping, true);
+    wake_writer(true);
     pthread_join(lg.thread, NULL);
-    lg.running = false;
+    atomic_store(&lg.running, false);
     if (lg.path)
         close(lg.fd);
     free(lg.path);
     lg.path = NULL;
-    free(lg.ring);
-    lg.ring = NULL;
+    free(lg.chunk);
+    lg.chunk = NULL;
     lg.fd = -1;
 }
 
@@ -187,18 +377,66 @@ static const char *level_name(enum log_level level)
     }
 }
 
-static void ring_put(const char *p, size_t n)
+/* The calling thread's ring, created and registered on its first line; NULL if out of
+ * memory. */
+static struct log_ring *ring_mine(void)
 {
-    size_t tail = (lg.head + lg.len) % RING_SIZE;
-    size_t first = RING_SIZE - tail < n ? RING_SIZE - tail : n;
-    memcpy(lg.ring + tail, p, first);
-    memcpy(lg.ring, p + first, n - first);
-    lg.len += n;
+    struct log_ring *r = my_ring;
+    if (r)
+        return r;
+    r = aligned_alloc(CACHE_LINE, sizeof(*r));
+    if (!r)
+        return NULL;
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+    r->head_seen = 0;
+    atomic_init(&r->dropped, 0);
+    atomic_init(&r->dead, false);
+    if (pthread_setspecific(ring_key, r) != 0) {
+        free(r);
+        return NULL;
+    }
+    my_ring = r;
+    /* Push in front; the release publishes the initialised ring to the writer. */
+    struct log_ring *first = atomic_load_explicit(&lg.rings, memory_order_relaxed);
+    do
+        atomic_store_explicit(&r->next, first, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&lg.rings, &first, r, memory_order_release,
+                                                  memory_order_relaxed));
+    return r;
+}
+
+/* Appends one whole line to the thread's own ring, or counts it as dropped. */
+static void ring_put(struct log_ring *r, const char *p, size_t n)
+{
+    size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (RING_SIZE - (tail - r->head_seen) < n) {
+        r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (RING_SIZE - (tail - r->head_seen) < n) {
+            atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+            return;
+        }
+    }
+    size_t at = tail % RING_SIZE;
+    size_t first = RING_SIZE - at < n ? RING_SIZE - at : n;
+    memcpy(r->buf + at, p, first);
+    memcpy(r->buf, p + first, n - first);
+    atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+    /* Our view of head is old: look again only when the ring seems to fill up. */
+    size_t fill = tail + n - r->head_seen;
+    if (fill >= RING_URGENT) {
+        r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+        fill = tail + n - r->head_seen;
+    }
+    wake_writer(fill >= RING_URGENT);
 }
 
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
 {
-    if (!lg.running)
+    if (!atomic_load_explicit(&lg.running, memory_order_acquire))
+        return;
+    struct log_ring *r = ring_mine();
+    if (!r)
         return;
     char line[LINE_MAX_LEN];
     char ts[40];
@@ -218,22 +456,7 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
     if ((size_t)n > sizeof(line) - 2)
         n = (int)sizeof(line) - 2; /* cut, still one line */
     line[n++] = '\n';
-
-    pthread_mutex_lock(&lg.mu);
-    if (lg.dropped && RING_SIZE - lg.len >= 128) {
-        char note[128];
-        int k = snprintf(note, sizeof(note), "ts=%s level=warn event=log_dropped lines=%llu\n", ts,
-                         (unsigned long long)lg.dropped);
-        ring_put(note, (size_t)k);
-        lg.dropped = 0;
-    }
-    if (RING_SIZE - lg.len >= (size_t)n)
-        ring_put(line, (size_t)n);
-    else
-        lg.dropped++;
-    if (lg.waiting)
-        pthread_cond_signal(&lg.cv);
-    pthread_mutex_unlock(&lg.mu);
+    ring_put(r, line, (size_t)n);
 }
 
 /* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, at most

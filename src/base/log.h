@@ -16,21 +16,31 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /*
  * Opens the log: `path` "-" (or NULL) means stderr, anything else is opened for append
- * (created 0640). Starts the writer thread. Returns 0 or a negative errno.
- * Lines are queued in a bounded in-memory ring and written by that thread, so log_event
- * never waits for the disk or a full pipe; if the ring overflows, lines are dropped and
- * counted, and a `log_dropped` event reports how many once there is room again.
+ * (created 0640). Starts the writer thread. Returns 0 or a negative errno (-ENOMEM, or
+ * open's or pthread_create's error); on error nothing is left open or running.
+ * Each logging thread queues its lines in its own bounded in-memory ring (256 KiB,
+ * allocated on its first line, freed by the writer after the thread exits) without taking
+ * a lock; the writer thread drains all rings, so log_event never waits for the disk, a full
+ * pipe or another thread. If a thread's ring overflows, its lines are dropped and counted,
+ * and a `level=warn event=log_dropped lines=N` line reports how many once there is room.
+ * One thread's lines appear in the order it logged them; lines of different threads in
+ * the order the writer found them.
  */
 int log_open(const char *path);
 /* Asks the writer to reopen the file (SIGHUP, for logrotate). Async-signal-safe. */
 void log_reopen(void);
-/* Writes out everything queued, stops the writer thread and closes the file. */
+/*
+ * Writes out everything queued, stops the writer thread and closes the file. The caller
+ * MUST make sure no other thread is inside log_event (lines logged concurrently may be
+ * lost, never torn); afterwards log_event logs nothing until the next log_open.
+ */
 void log_close(void);
 
 /*
  * Queues one line: `ts=... level=... event=EVENT` followed by " " and the printf-formatted
  * `fmt` (key=value pairs; values that come from a peer MUST be passed through
- * log_escape). A line is cut at 4 KiB. Thread-safe. Without log_open, nothing is logged.
+ * log_escape). A line is cut at 4 KiB. Thread-safe and lock-free; never blocks. Without
+ * log_open, nothing is logged; if the thread's ring cannot be allocated, neither.
  */
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

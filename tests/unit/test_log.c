@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for log escaping (what a peer can put in a log line) and the writer. */
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -77,6 +82,285 @@ static void test_writer(void)
     unlink(path);
 }
 
+/* Reads a whole file into a NUL-terminated heap buffer (NULL on error). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *b = malloc(cap);
+    for (size_t k; b && (k = fread(b + len, 1, cap - len - 1, f)) > 0;) {
+        len += k;
+        if (cap - len < 2) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb)
+                free(b);
+            b = nb;
+        }
+    }
+    fclose(f);
+    if (b)
+        b[len] = '\0';
+    return b;
+}
+
+#define LT_THREADS 8
+#define LT_LINES   3000
+
+/* What the lines of one log say: per-thread sequence checks and the drop reports. */
+struct tally {
+    int next[LT_THREADS]; /* the seq expected next from each thread */
+    long lines, dropped, bad, out_of_order;
+};
+
+/*
+ * Checks every line of `text`: it starts with ts=, is a whole `event=seq` line written by
+ * producer() with an intact padding, or a log_dropped report; seqs of a thread only grow.
+ */
+static void tally_lines(char *text, struct tally *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (char *line = text, *nl; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl) {
+            t->bad++; /* a torn last line */
+            break;
+        }
+        *nl = '\0';
+        unsigned long long d;
+        int th, seq;
+        char pad[64];
+        const char *rest = strncmp(line, "ts=", 3) == 0 ? strstr(line, " level=") : NULL;
+        if (rest && sscanf(rest, " level=warn event=log_dropped lines=%llu", &d) == 1) {
+            t->dropped += (long)d;
+        } else if (rest &&
+                   sscanf(rest, " level=info event=seq thread=%d seq=%d pad=%63s", &th, &seq,
+                          pad) == 3 &&
+                   th >= 0 && th < LT_THREADS && strcmp(pad, "0123456789abcdef0123456789") == 0) {
+            if (seq < t->next[th])
+                t->out_of_order++;
+            t->next[th] = seq + 1;
+            t->lines++;
+        } else {
+            fprintf(stderr, "bad log line: %s\n", line);
+            t->bad++;
+        }
+    }
+}
+
+struct producer_arg {
+    int id, lines;
+    bool pace; /* nap now and then, as a server thread would between messages */
+};
+
+static void *producer(void *p)
+{
+    const struct producer_arg *a = p;
+    for (int i = 0; i < a->lines; i++) {
+        log_event(LOG_INFO, "seq", "thread=%d seq=%d pad=%s", a->id, i,
+                  "0123456789abcdef0123456789");
+        if (a->pace && i % 64 == 63) {
+            struct timespec ts = {0, 200000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static bool temp_path(char *path)
+{
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+/* Many threads at once: every line arrives whole, each thread's in its order, none lost
+ * unless reported; the threads exit before log_close, so their rings are drained dead. */
+static void test_threads(void)
+{
+    char path[] = "/tmp/secho-test-log-XXXXXX";
+    CHECK(temp_path(path));
+    CHECK_INT(log_open(path), 0);
+    pthread_t t[LT_THREADS];
+    struct producer_arg a[LT_THREADS];
+    for (int i = 0; i < LT_THREADS; i++) {
+        a[i] = (struct producer_arg){.id = i, .lines = LT_LINES, .pace = true};
+        CHECK_INT(pthread_create(&t[i], NULL, producer, &a[i]), 0);
+    }
+    for (int i = 0; i < LT_THREADS; i++)
+        pthread_join(t[i], NULL);
+    log_close();
+    char *text = slurp(path);
+    CHECK(text != NULL);
+    if (text) {
+        struct tally tl;
+        tally_lines(text, &tl);
+        CHECK_INT(tl.bad, 0);
+        CHECK_INT(tl.out_of_order, 0);
+        CHECK_INT(tl.lines + tl.dropped, (long)LT_THREADS * LT_LINES);
+        /* Paced and with a 256 KiB ring each, a thread may lose lines only to a starved
+         * writer: most lines must arrive. */
+        CHECK(tl.lines >= (long)LT_THREADS * LT_LINES / 2);
+        for (int i = 0; i < LT_THREADS; i++)
+            CHECK(tl.next[i] > 0);
+        free(text);
+    }
+    unlink(path);
+}
+
+/* A FIFO the test reads only when it chooses to, so the writer can be held in write(). */
+struct fifo_reader {
+    int fd;
+    atomic_bool go;
+    char *text;
+    size_t len, cap;
+};
+
+static void *fifo_read_main(void *p)
+{
+    struct fifo_reader *fr = p;
+    while (!atomic_load(&fr->go)) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    /* Blocking from here on: EOF once log_close has closed the writing end. */
+    fcntl(fr->fd, F_SETFL, fcntl(fr->fd, F_GETFL) & ~O_NONBLOCK);
+    for (;;) {
+        if (fr->cap - fr->len < 65536) {
+            char *nb = realloc(fr->text, fr->cap = fr->cap * 2 + 65536);
+            if (!nb)
+                break;
+            fr->text = nb;
+        }
+        ssize_t k = read(fr->fd, fr->text + fr->len, fr->cap - fr->len - 1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        fr->len += (size_t)k;
+    }
+    if (fr->text)
+        fr->text[fr->len] = '\0';
+    return NULL;
+}
+
+/*
+ * With the writer stuck on a full pipe, a thread's ring fills: further lines are dropped
+ * and counted (log_event does not wait), and the count is reported once the pipe drains.
+ * A second thread logs a few lines and exits while the writer is stuck: its lines are
+ * still written after it is gone.
+ */
+static void test_full_ring_and_dead_thread(void)
+{
+    char dir[] = "/tmp/secho-test-log-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[64];
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    CHECK_INT(mkfifo(path, 0600), 0);
+    struct fifo_reader fr = {.fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)};
+    CHECK(fr.fd >= 0);
+    CHECK_INT(log_open(path), 0);
+    pthread_t reader;
+    CHECK_INT(pthread_create(&reader, NULL, fifo_read_main, &fr), 0);
+
+    /* 64 KiB fill the pipe, 1 MiB the writer's chunk, 256 KiB the ring: 40000 lines of
+     * about 110 bytes (4.4 MB) are far more than all of them hold. */
+    struct producer_arg flood = {.id = 0, .lines = 40000, .pace = false};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, producer, &flood), 0);
+    pthread_join(t, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* Never blocked on the stuck writer (generous for sanitizers and a loaded machine). */
+    CHECK(t1.tv_sec - t0.tv_sec < 20);
+
+    struct producer_arg brief = {.id = 1, .lines = 50, .pace = false};
+    CHECK_INT(pthread_create(&t, NULL, producer, &brief), 0);
+    pthread_join(t, NULL);
+
+    atomic_store(&fr.go, true);
+    /* Give the writer time to report the drops while running, before log_close. */
+    struct timespec nap = {0, 300000000};
+    nanosleep(&nap, NULL);
+    log_close();
+    pthread_join(reader, NULL);
+    close(fr.fd);
+    CHECK(fr.text != NULL);
+    if (fr.text) {
+        struct tally tl;
+        tally_lines(fr.text, &tl);
+        CHECK_INT(tl.bad, 0);
+        CHECK_INT(tl.out_of_order, 0);
+        CHECK(tl.dropped > 0);
+        CHECK_INT(tl.lines + tl.dropped, 40000 + 50);
+        CHECK_INT(tl.next[1], 50); /* the exited thread's lines, all of them */
+        free(fr.text);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
+/* log_close writes out everything still queued, and a second log_open starts clean. */
+static void test_close_flushes(void)
+{
+    for (int round = 0; round < 2; round++) {
+        char path[] = "/tmp/secho-test-log-XXXXXX";
+        CHECK(temp_path(path));
+        CHECK_INT(log_open(path), 0);
+        /* About 200 KiB at once, within one ring: nothing may be dropped. */
+        struct producer_arg a = {.id = 2, .lines = 2000, .pace = false};
+        producer(&a);
+        log_close();
+        char *text = slurp(path);
+        CHECK(text != NULL);
+        if (text) {
+            struct tally tl;
+            tally_lines(text, &tl);
+            CHECK_INT(tl.bad, 0);
+            CHECK_INT(tl.dropped, 0);
+            CHECK_INT(tl.lines, 2000);
+            CHECK_INT(tl.next[2], 2000);
+            free(text);
+        }
+        unlink(path);
+    }
+    /* Closed: nothing is queued, nothing crashes. */
+    log_event(LOG_INFO, "seq", "thread=0 seq=0 pad=x");
+}
+
+/* A quiet writer is woken by the first line: it is on disk within milliseconds. */
+static void test_quiet_latency(void)
+{
+    char path[] = "/tmp/secho-test-log-XXXXXX";
+    CHECK(temp_path(path));
+    CHECK_INT(log_open(path), 0);
+    for (int round = 0; round < 3; round++) {
+        /* Let the writer fall asleep (past its nap) before the line. */
+        struct timespec nap = {0, 50000000};
+        nanosleep(&nap, NULL);
+        log_event(LOG_INFO, "quiet", "round=%d", round);
+        char want[32];
+        snprintf(want, sizeof(want), "event=quiet round=%d\n", round);
+        bool seen = false;
+        for (int i = 0; i < 500 && !seen; i++) { /* 500 ms at most; normally < 1 ms */
+            char *text = slurp(path);
+            seen = text && strstr(text, want);
+            free(text);
+            if (!seen) {
+                struct timespec ms = {0, 1000000};
+                nanosleep(&ms, NULL);
+            }
+        }
+        CHECK(seen);
+    }
+    log_close();
+    unlink(path);
+}
+
 static void test_timestamp(void)
 {
     char ts[40];
@@ -90,6 +374,10 @@ int main(void)
     test_escape();
     test_escape_worst_case();
     test_writer();
+    test_threads();
+    test_full_ring_and_dead_thread();
+    test_close_flushes();
+    test_quiet_latency();
     test_timestamp();
     return CHECK_DONE();
 }
