@@ -15,9 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Queued bytes per logging thread (a power of two). A page is touched only once lines
- * pass through it, so a connection thread that logs little costs little of it. */
-#define RING_SIZE    (1U << 18)
+/* Queued bytes per logging thread (a power of two): as much as the one shared buffer held
+ * before rings, so that one event-loop thread (the epoll model, a UDP flood of new peers)
+ * can log a burst of ten thousand lines while the writer is scheduled. A page is touched
+ * only once lines pass through it, so a connection thread that logs little costs little. */
+#define RING_SIZE    (1U << 20)
 #define LINE_MAX_LEN 4096
 /* The writer copies rings into one chunk per write(); a ring always fits in it. */
 #define CHUNK_SIZE (1U << 20)
