@@ -247,3 +247,20 @@ void cli_help_proto(FILE *f, int width)
     cli_proto_names(names, sizeof(names), " | ", " | ");
     fprintf(f, "  %-*s%s (default %s)\n", width, "-P, --proto PROTO", names, defaults.proto->name);
 }
+
+int cli_help(const char *head, int width, const char *tail)
+{
+    fputs(head, stdout);
+    cli_help_proto(stdout, width);
+    fputs(tail, stdout);
+    return 0;
+}
+
+bool cli_common_done(const struct cli_common *c, const char *cmd, int argc, char *const argv[])
+{
+    if (optind < argc) {
+        cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return false;
+    }
+    return cli_common_check(c, cmd);
+}

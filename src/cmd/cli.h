@@ -18,6 +18,15 @@ struct cli_common {
     uint16_t port;
 };
 
+/* The long forms of the common options, for the head of each subcommand's option table. */
+/* clang-format off */
+#define CLI_COMMON_LONG_OPTS                    \
+    {"transport", required_argument, NULL, 't'}, \
+    {"proto", required_argument, NULL, 'P'},     \
+    {"host", required_argument, NULL, 'H'},      \
+    {"port", required_argument, NULL, 'p'}
+/* clang-format on */
+
 /* The leading ':' makes getopt report a missing argument as ':' (see cli_getopt_error). */
 #define CLI_COMMON_SHORT ":t:P:H:p:"
 /* Fills the SPEC defaults: tcp, secure (plain until secure is built in), 127.0.0.1:9090. */
@@ -27,6 +36,9 @@ void cli_common_init(struct cli_common *c);
 int cli_common_opt(struct cli_common *c, const char *cmd, int opt, const char *arg);
 /* Checks the protocol can run on the transport; prints a usage error and returns false. */
 bool cli_common_check(const struct cli_common *c, const char *cmd);
+/* After getopt: refuses a leftover argument (argv[optind]) and checks the common options
+ * (cli_common_check). Prints the usage error and returns false; true when all is well. */
+bool cli_common_done(const struct cli_common *c, const char *cmd, int argc, char *const argv[]);
 
 /* Parses a decimal integer in [min, max]; prints "secho CMD: invalid VALUE for --NAME"
  * and returns false on error. */
@@ -75,6 +87,9 @@ void cli_proto_names(char *out, size_t cap, const char *sep, const char *last);
 /* Prints the help line of -P: "  -P, --proto PROTO", padded to `width` columns after the
  * two leading spaces, then "plain | secure | ... (default NAME)". */
 void cli_help_proto(FILE *f, int width);
+/* Prints a subcommand's --help on stdout: head, the -P line (cli_help_proto), tail. Returns
+ * 0, the exit status of --help. */
+int cli_help(const char *head, int width, const char *tail);
 
 int server_main(int argc, char **argv);
 int client_main(int argc, char **argv);

@@ -63,10 +63,7 @@ static const char usage_tail[] =
 enum { OPT_KNOWN_HOSTS = 256, OPT_SERVER_KEY, OPT_ACCEPT_NEW, OPT_TIMEOUT, OPT_NOISE_NAME };
 
 static const struct option long_opts[] = {
-    {"transport", required_argument, NULL, 't'},
-    {"proto", required_argument, NULL, 'P'},
-    {"host", required_argument, NULL, 'H'},
-    {"port", required_argument, NULL, 'p'},
+    CLI_COMMON_LONG_OPTS,
     {"key", required_argument, NULL, 'k'},
     {"known-hosts", required_argument, NULL, OPT_KNOWN_HOSTS},
     {"server-key", required_argument, NULL, OPT_SERVER_KEY},
@@ -566,17 +563,12 @@ int client_main(int argc, char **argv)
                 return 2;
             break;
         case 'h':
-            fputs(usage_head, stdout);
-            cli_help_proto(stdout, 26);
-            fputs(usage_tail, stdout);
-            return 0;
+            return cli_help(usage_head, 26, usage_tail);
         default:
             return cli_getopt_error(cmd, opt, argv, long_opts);
         }
     }
-    if (optind < argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!cli_common_check(&common, cmd))
+    if (!cli_common_done(&common, cmd, argc, argv))
         return 2;
     if (!cli_popt_check(cmd, &common, po.key_file, "-k/--key", CLI_POPT_KEY_FILES) ||
         !cli_popt_check(cmd, &common, po.known_hosts, "--known-hosts", CLI_POPT_KEY_FILES) ||

@@ -84,10 +84,7 @@ enum {
 };
 
 static const struct option long_opts[] = {
-    {"transport", required_argument, NULL, 't'},
-    {"proto", required_argument, NULL, 'P'},
-    {"host", required_argument, NULL, 'H'},
-    {"port", required_argument, NULL, 'p'},
+    CLI_COMMON_LONG_OPTS,
     {"connections", required_argument, NULL, 'c'},
     {"size", required_argument, NULL, 's'},
     {"duration", required_argument, NULL, 'd'},
@@ -675,17 +672,12 @@ int bench_main(int argc, char **argv)
             json = true;
             break;
         case 'h':
-            fputs(usage_head, stdout);
-            cli_help_proto(stdout, 26);
-            fputs(usage_tail, stdout);
-            return 0;
+            return cli_help(usage_head, 26, usage_tail);
         default:
             return cli_getopt_error(cmd, opt, argv, long_opts);
         }
     }
-    if (optind < argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!cli_common_check(&common, cmd))
+    if (!cli_common_done(&common, cmd, argc, argv))
         return 2;
     if (!cli_popt_check(cmd, &common, server_key, "--server-key", CLI_POPT_KEY_FILES) ||
         !cli_popt_check(cmd, &common, noise_name, "--noise-name", CLI_POPT_NOISE_NAME))

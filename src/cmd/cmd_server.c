@@ -62,10 +62,7 @@ enum {
 };
 
 static const struct option long_opts[] = {
-    {"transport", required_argument, NULL, 't'},
-    {"proto", required_argument, NULL, 'P'},
-    {"host", required_argument, NULL, 'H'},
-    {"port", required_argument, NULL, 'p'},
+    CLI_COMMON_LONG_OPTS,
     {"model", required_argument, NULL, 'm'},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"log", required_argument, NULL, 'l'},
@@ -191,17 +188,12 @@ int server_main(int argc, char **argv)
             conf.popts.dh_params_file = optarg;
             break;
         case 'h':
-            fputs(usage_head, stdout);
-            cli_help_proto(stdout, 28);
-            fputs(usage_tail, stdout);
-            return 0;
+            return cli_help(usage_head, 28, usage_tail);
         default:
             return cli_getopt_error(cmd, opt, argv, long_opts);
         }
     }
-    if (optind < argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!cli_common_check(&common, cmd))
+    if (!cli_common_done(&common, cmd, argc, argv))
         return 2;
     /* An option the chosen protocol ignores is a mistake the user should hear about (a
      * forgotten -P), not something to drop silently. */
