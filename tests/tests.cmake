@@ -40,3 +40,25 @@ add_test(NAME layering.selftest
     WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/layering)
 set_tests_properties(layering.check layering.selftest PROPERTIES LABELS unit TIMEOUT 120
     ENVIRONMENT "CC=${CMAKE_C_COMPILER}")
+
+# Hardening: the release program is PIE with full RELRO, the stack protector, FORTIFY and CET
+# (tests/hardening/check_hardening.py reads it with readelf); and the check's own test. Only
+# where CMakeLists.txt turns FORTIFY on: optimised builds without sanitizers or fuzzers.
+if(SECHO_FORTIFY)
+    if(NOT CMAKE_READELF)
+        find_program(CMAKE_READELF NAMES readelf REQUIRED)
+    endif()
+    set(SECHO_HARDENING_OBJECTS "")
+    foreach(layer ${SECHO_LAYERS})
+        list(APPEND SECHO_HARDENING_OBJECTS "$<TARGET_FILE:secho_${layer}>")
+    endforeach()
+    add_test(NAME hardening.check
+        COMMAND ${SECHO_PYTHON} ${CMAKE_SOURCE_DIR}/tests/hardening/check_hardening.py
+                --readelf ${CMAKE_READELF} --cc ${CMAKE_C_COMPILER}
+                $<TARGET_FILE:secho> $<TARGET_OBJECTS:secho> ${SECHO_HARDENING_OBJECTS})
+    add_test(NAME hardening.selftest
+        COMMAND ${SECHO_PYTHON} -m unittest -v test_check_hardening
+        WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/hardening)
+    set_tests_properties(hardening.check hardening.selftest PROPERTIES LABELS unit TIMEOUT 120
+        ENVIRONMENT "CC=${CMAKE_C_COMPILER}")
+endif()

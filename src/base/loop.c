@@ -152,7 +152,7 @@ int loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t due)
     }
     if (l->nheap == l->heapcap) {
         size_t n = l->heapcap ? l->heapcap * 2 : 64;
-        struct loop_timer **p = realloc(l->heap, n * sizeof(*p));
+        struct loop_timer **p = realloc(l->heap, n * sizeof(struct loop_timer *));
         if (!p)
             return -ENOMEM;
         l->heap = p;

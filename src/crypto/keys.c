@@ -62,8 +62,8 @@ void keys_b64_encode(const uint8_t key[static KEYS_LEN], char out[static KEYS_B6
             v |= key[i + 2];
         out[o++] = b64chars[(v >> 18) & 63];
         out[o++] = b64chars[(v >> 12) & 63];
-        out[o++] = i + 1 < KEYS_LEN ? b64chars[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < KEYS_LEN ? b64chars[v & 63] : '=';
+        out[o++] = (char)(i + 1 < KEYS_LEN ? b64chars[(v >> 6) & 63] : '=');
+        out[o++] = (char)(i + 2 < KEYS_LEN ? b64chars[v & 63] : '=');
     }
     out[o] = '\0';
 }
@@ -329,7 +329,7 @@ int keys_parse_known_host(const char *line, char *host, size_t hostcap,
     if (!colon || colon == f[0] || colon[1] == '\0' ||
         strspn(colon + 1, "0123456789") != strlen(colon + 1))
         return KEYS_E_FORMAT;
-    strcpy(host, f[0]);
+    memcpy(host, f[0], strlen(f[0]) + 1); /* shorter than hostcap, checked above */
     return 1;
 }
 
@@ -348,7 +348,7 @@ int keys_known_hosts_check(const char *path, const char *host_id,
         return fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
     }
     while (getline(&line, &cap, f) >= 0) {
-        if (keys_parse_known_host(line, host, sizeof(host), k) != 1 || strcmp(host, host_id))
+        if (keys_parse_known_host(line, host, sizeof(host), k) != 1 || strcmp(host, host_id) != 0)
             continue;
         if (crypto_equal(k, key, KEYS_LEN)) {
             match = true;

@@ -403,6 +403,8 @@ int noise_handshake_write(struct noise_handshake *hs, const uint8_t *payload, si
                 goto out;
             }
             r = encrypt_and_hash(&hs->ss, hs->s.pub, NOISE_DHLEN, out + pos, &n);
+            if (r != 0)
+                goto out; /* n is not set on failure */
             pos += n;
             break;
         default:

@@ -32,10 +32,11 @@ size_t secure__prologue(uint8_t out[static SECURE_PROLOGUE_MAX], enum secure_for
     const char *label = form == SECURE_FORM_UDP ? SECURE_UDP_PROLOGUE : SECURE_PROLOGUE;
     const char *name = secure__suites[suite];
     size_t k = strlen(label), n = strlen(name);
-    memcpy(out, label, k);
+    /* out is bytes (label, 2-byte length, name), not a C string: no terminator is owed. */
+    memcpy(out, label, k); /* NOLINT(bugprone-not-null-terminated-result) */
     out[k] = (uint8_t)(n >> 8);
     out[k + 1] = (uint8_t)n;
-    memcpy(out + k + 2, name, n);
+    memcpy(out + k + 2, name, n); /* NOLINT(bugprone-not-null-terminated-result) */
     return k + 2 + n;
 }
 
@@ -120,5 +121,6 @@ int secure__trust_server(struct secure_conn *c, const uint8_t rs[static NOISE_DH
 void secure__set_admin(struct secure_conn *c)
 {
     if (c->role == PROTO_SERVER)
-        c->admin = keys_set_contains(&c->ctx->admins, noise_handshake_remote_static(&c->hs));
+        c->admin =
+            keys_set_contains(&c->ctx->admins, noise_handshake_remote_static(&c->hs)) ? 1 : 0;
 }

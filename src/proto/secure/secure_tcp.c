@@ -143,7 +143,7 @@ static int on_preamble(struct secure_conn *c, const uint8_t *name, size_t len)
         char cname[SECURE_NAME_MAX + 1];
         size_t i;
         for (i = 0; i < len; i++) /* printable for the log */
-            cname[i] = name[i] >= 0x20 && name[i] < 0x7f ? (char)name[i] : '?';
+            cname[i] = (char)(name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?');
         cname[i] = '\0';
         return secure__fail(c, PROTO_E_PARSE, "unsupported protocol name \"%s\"", cname);
     }
