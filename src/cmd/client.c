@@ -83,6 +83,7 @@ struct client {
     char hostport[NET_ADDRSTRLEN + 256];
     int timeout_ms;
     struct buf in, out, line;
+    struct buf_marks marks; /* out's pause marks (paced protocols over TCP) */
     long long owed;
     /* Records per line still to be echoed, oldest first: a line longer than one record
      * goes out as several, and its echoes are printed back as one line. */
@@ -593,6 +594,8 @@ int client_main(int argc, char **argv)
     }
     buf_init(&c.in, 1 << 20);
     buf_init(&c.out, 1 << 20);
+    if (!common.udp && (c.vt->flags & PROTO_F_PACED))
+        buf_attach_marks(&c.out, &c.marks);
     buf_init(&c.line, LINE_LIMIT + STDIN_CHUNK);
     cli_warn_unauthenticated(c.vt);
     signal(SIGPIPE, SIG_IGN);

@@ -100,8 +100,9 @@ struct bconn {
     int fd;
     void *pconn;
     struct buf in, out;
-    uint8_t *payload;   /* pipeline * size bytes: the bytes of each slot */
-    struct slot *slots; /* ring of pipeline slots, `inflight` of them from `head` */
+    struct buf_marks marks; /* out's pause marks (paced protocols over TCP) */
+    uint8_t *payload;       /* pipeline * size bytes: the bytes of each slot */
+    struct slot *slots;     /* ring of pipeline slots, `inflight` of them from `head` */
     unsigned head, inflight;
     uint64_t rng;
     uint64_t since_ns; /* start of the handshake, or of the last UDP greeting */
@@ -765,6 +766,8 @@ int bench_main(int argc, char **argv)
         size_t frame = (size_t)size + 1024;
         buf_init(&c->in, 2 * RECV_CHUNK + frame);
         buf_init(&c->out, (size_t)pipeline * frame + RECV_CHUNK);
+        if (!common.udp && (vt->flags & PROTO_F_PACED))
+            buf_attach_marks(&c->out, &c->marks);
         buf_init(&c->hello, RECV_CHUNK);
         c->payload = malloc((size_t)pipeline * (size_t)size);
         c->slots = calloc((size_t)pipeline, sizeof(*c->slots));
