@@ -82,8 +82,8 @@ enum conn_fault {
 /* Room conn_read_buf offers while the connection is closing (input is then discarded). */
 #define CONN_DISCARD_CHUNK 4096
 
-/* A peer needs up to this many pause marks for the output one conn_send_msg or one read
- * makes (lab-dh: two per record); the engine leaves room for it before it reads or queues. */
+/* Pause marks one record may take (lab-dh: two); the engine keeps this many free before it
+ * reads (server) or takes messages (conn_can_send). */
 #define CONN_MARKS_RESERVE 4
 
 struct conn;
