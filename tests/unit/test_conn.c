@@ -854,6 +854,41 @@ static void test_client_backpressure(void)
     crig_end(&r);
 }
 
+static void test_client_marks_backpressure(void)
+{
+    /* A paced protocol: queueing also stops while pause marks run short, so that a burst of
+     * messages waits instead of failing with -ENOBUFS; each goes out after its pause. */
+    const struct proto_vt *vt = &proto_lab_fernet;
+    struct rig s;
+    rig_start(&s, vt, 0, 0);
+    size_t key = paced_part(&s, SIZE_MAX);
+    struct crig r;
+    crig_start(&r, vt, 1 << 16, 0);
+    r.now = s.now;
+    CHECK_INT(conn_feed(&r.c, s.wire, key, r.now), key);
+    CHECK(conn_ready(&r.c));
+    int queued = 0;
+    while (conn_can_send(&r.c) && queued < 100) {
+        CHECK_INT(crig_queue(&r, "burst"), 0);
+        queued++;
+    }
+    CHECK_INT(queued, BUF_MAX_PAUSES - CONN_MARKS_RESERVE + 1);
+    CHECK(conn_wants(&r.c) & CONN_WANT_READ);
+    size_t first = crig_send(&r);
+    CHECK(first > 0);
+    CHECK(conn_can_send(&r.c)); /* one token gone, one mark free again */
+    CHECK_INT(crig_queue(&r, "burst"), 0);
+    int parts = 1;
+    for (int i = 0; i < 100 && conn_deadline(&r.c) != CONN_NO_DEADLINE; i++) {
+        crig_at(&r, conn_deadline(&r.c));
+        parts += crig_send(&r) > 0;
+    }
+    CHECK_INT(parts, queued + 1);
+    CHECK_INT(r.wirelen, (size_t)parts * first);
+    crig_end(&r);
+    rig_end(&s);
+}
+
 static void test_client_finish_sequence(void)
 {
     /* The last message queued: it goes out, the echo is awaited, then our side half-closes
@@ -1004,6 +1039,7 @@ int main(void)
     test_fernet_bad_token_is_error();
     test_client_labdh_paced_key_and_echo();
     test_client_backpressure();
+    test_client_marks_backpressure();
     test_client_finish_sequence();
     test_client_peer_closes_first();
     test_client_timeouts();
