@@ -79,8 +79,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if ((r = proto_lab_dh.ctx_new(&o, PROTO_SERVER, &server_ctx, err, sizeof(err))) != 0 ||
         (r = proto_lab_dh.ctx_new(&o, PROTO_CLIENT, &client_ctx, err, sizeof(err))) != 0)
         die(err, r);
+    static struct buf_marks s_marks, c_marks; /* lab-dh output is paced */
     buf_init(&s_out, 1 << 20);
+    buf_attach_marks(&s_out, &s_marks);
     buf_init(&c_out, 1 << 20);
+    buf_attach_marks(&c_out, &c_marks);
     if ((r = proto_lab_dh.conn_init(ready_conn, server_ctx, PROTO_SERVER, &s_out)) < 0 ||
         (r = proto_lab_dh.conn_init(client, client_ctx, PROTO_CLIENT, &c_out)) < 0)
         die("conn_init", r);
@@ -95,7 +98,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     const char *dir = getenv("SECHO_FUZZ_SEED_DIR");
     if (dir) {
         struct buf rec;
+        struct buf_marks rec_marks;
         buf_init(&rec, 1 << 16);
+        buf_attach_marks(&rec, &rec_marks);
         if ((r = proto_lab_dh.conn_write(client, (const uint8_t *)"hello", 5, &rec)) < 0)
             die("conn_write", r);
         /* The client's key PEM then a record: the server in the seed has another key pair,
@@ -127,7 +132,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t chunk = data[0] & 0x7f ? data[0] & 0x7f : size;
     data++;
     size--;
+    static struct buf_marks marks;
     buf_init(&out, 1 << 20);
+    buf_attach_marks(&out, &marks);
     int r = 0;
     if (after_handshake) {
         memcpy(conn, ready_conn, proto_lab_dh.conn_size);

@@ -19,7 +19,8 @@ void buf_free(struct buf *b)
     free(b->data);
     b->data = NULL;
     b->rd = b->wr = b->cap = 0;
-    b->npauses = 0;
+    if (b->marks)
+        b->marks->n = 0;
 }
 
 void buf_free_secret(struct buf *b)
@@ -99,31 +100,47 @@ void buf_reset(struct buf *b)
 {
     b->consumed += b->wr - b->rd;
     b->rd = b->wr = 0;
-    b->npauses = 0;
+    if (b->marks)
+        b->marks->n = 0;
 }
 
-bool buf_mark_pause(struct buf *b)
+void buf_attach_marks(struct buf *b, struct buf_marks *m)
 {
-    if (b->npauses == BUF_MAX_PAUSES)
-        return false;
-    b->pauses[b->npauses++] = b->consumed + (b->wr - b->rd);
-    return true;
+    m->n = 0;
+    b->marks = m;
+}
+
+int buf_marks_room(const struct buf *b, unsigned n)
+{
+    if (!b->marks)
+        return -EINVAL;
+    return b->marks->n + n > BUF_MAX_PAUSES ? -ENOBUFS : 0;
+}
+
+int buf_mark_pause(struct buf *b)
+{
+    int r = buf_marks_room(b, 1);
+    if (r < 0)
+        return r;
+    b->marks->at[b->marks->n++] = b->consumed + (b->wr - b->rd);
+    return 0;
 }
 
 size_t buf_sendable(const struct buf *b)
 {
     size_t len = b->wr - b->rd;
-    if (b->npauses == 0)
+    if (!b->marks || b->marks->n == 0)
         return len;
-    uint64_t until = b->pauses[0] - b->consumed;
+    uint64_t until = b->marks->at[0] - b->consumed;
     return until < len ? (size_t)until : len;
 }
 
 bool buf_pause_reached(struct buf *b)
 {
-    if (b->npauses == 0 || b->pauses[0] != b->consumed)
+    struct buf_marks *m = b->marks;
+    if (!m || m->n == 0 || m->at[0] != b->consumed)
         return false;
-    memmove(b->pauses, b->pauses + 1, (b->npauses - 1) * sizeof(b->pauses[0]));
-    b->npauses--;
+    memmove(m->at, m->at + 1, (m->n - 1) * sizeof(m->at[0]));
+    m->n--;
     return true;
 }

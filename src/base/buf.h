@@ -10,23 +10,30 @@
 #define BUF_MAX_PAUSES 16
 
 /*
+ * Pause marks support peers that cannot frame (the notebook's protocols read each part
+ * with one recv(1024)). They are opt-in: only a buffer whose owner attached a struct
+ * buf_marks (buf_attach_marks) carries them, so that every other buffer stays small and
+ * knows nothing of pacing. A protocol marks the current end with buf_mark_pause; the writer
+ * sends at most buf_sendable() bytes, and when it has sent exactly up to a mark it calls
+ * buf_pause_reached(), waits a short while, then goes on.
+ */
+struct buf_marks {
+    uint64_t at[BUF_MAX_PAUSES]; /* absolute stream offsets, ascending */
+    unsigned n;
+};
+
+/*
  * A FIFO of bytes: data[rd .. wr) is unread, data[wr .. cap) is free. Appends fail with
  * -ENOBUFS once the unread length would exceed `limit`. Storage is allocated lazily and
  * grows geometrically up to `limit`. The owner calls buf_free (or buf_free_secret for
  * buffers that held plaintext or keys).
- *
- * Pause marks support peers that cannot frame (the notebook's protocols read each part
- * with one recv(1024)): a protocol marks the current end with buf_mark_pause; a writer
- * sends at most buf_sendable() bytes, and when it has sent exactly up to a mark it calls
- * buf_pause_reached(), waits a short while, then goes on.
  */
 struct buf {
     uint8_t *data;
     size_t rd, wr, cap;
     size_t limit;
-    uint64_t consumed;               /* bytes ever consumed from the front */
-    uint64_t pauses[BUF_MAX_PAUSES]; /* absolute stream offsets, ascending */
-    unsigned npauses;
+    uint64_t consumed;       /* bytes ever consumed from the front */
+    struct buf_marks *marks; /* NULL: this buffer takes no pause marks */
 };
 
 /* Initialises an empty buffer that will never hold more than `limit` unread bytes. */
@@ -66,8 +73,20 @@ void buf_consume(struct buf *b, size_t n);
 /* Drops everything (pause marks too). */
 void buf_reset(struct buf *b);
 
-/* Records a pause after the bytes appended so far. Returns false if too many are pending. */
-bool buf_mark_pause(struct buf *b);
+/* Lets b carry pause marks, kept in m (emptied here). The owner keeps m alive, at the same
+ * address, for as long as b is used; buf_free and buf_reset empty it but leave it attached. */
+void buf_attach_marks(struct buf *b, struct buf_marks *m);
+/* Whether n more marks may be placed: 0, -ENOBUFS when fewer are free, -EINVAL when b has
+ * no marks attached (its owner does not pace what it sends). */
+int buf_marks_room(const struct buf *b, unsigned n);
+/* Records a pause after the bytes appended so far. Returns 0, -ENOBUFS if BUF_MAX_PAUSES
+ * are pending, or -EINVAL if b has no marks attached; on failure nothing is recorded. */
+int buf_mark_pause(struct buf *b);
+/* Pause marks pending (0 on a buffer without marks). */
+static inline unsigned buf_pauses(const struct buf *b)
+{
+    return b->marks ? b->marks->n : 0;
+}
 /* Bytes that may be sent now: up to the next pause mark, or everything. */
 size_t buf_sendable(const struct buf *b);
 /* True (and the mark is dropped) when everything up to the next mark has been consumed. */

@@ -14,29 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int net_send_buf(int fd, struct buf *b, bool *progress)
-{
-    while (!buf_empty(b)) {
-        size_t n = buf_sendable(b);
-        if (n > 0) {
-            ssize_t w = send(fd, buf_head(b), n, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-            }
-            buf_consume(b, (size_t)w);
-            if (progress)
-                *progress = true;
-            if ((size_t)w < n)
-                continue;
-        }
-        if (buf_pause_reached(b))
-            return 1;
-    }
-    return 0;
-}
-
 bool net_parse_port(const char *s, uint16_t *port)
 {
     if (!s || !*s)

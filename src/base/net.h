@@ -8,8 +8,6 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "buf.h"
-
 /* Longest text net_format_addr writes: "[" IPv6 "]:" port. */
 #define NET_ADDRSTRLEN 64
 
@@ -43,11 +41,6 @@ int net_connect_udp(const struct net_addr *addr);
 int net_local_addr(int fd, struct net_addr *out);
 
 int net_set_nonblock(int fd, bool on);
-
-/* Sends what may go now from b to a stream socket without blocking, honouring b's pause
- * marks. Returns 1 when it stopped at a pause mark (the caller waits, then calls again),
- * 0 when b is empty or the socket is full, or -errno. Sets *progress if it sent bytes. */
-int net_send_buf(int fd, struct buf *b, bool *progress);
 
 /* "127.0.0.1:9090" or "[::1]:9090"; IPv4-mapped IPv6 shows as IPv4. */
 void net_format_addr(const struct sockaddr *sa, char *out, size_t outlen);

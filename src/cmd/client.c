@@ -16,6 +16,7 @@
 #include "keys.h"
 #include "loop.h"
 #include "net.h"
+#include "conn.h"
 #include "service.h"
 
 #define STDIN_CHUNK     65536
@@ -77,21 +78,24 @@ static const struct option long_opts[] = {
 struct client {
     const struct proto_vt *vt;
     void *ctx;
-    void *pconn;
+    void *pconn; /* UDP: the protocol session (TCP: the engine's) */
     int fd;
     bool interactive;
     bool stream; /* plain TCP: owed counts bytes, echoes are raw bytes */
     char hostport[NET_ADDRSTRLEN + 256];
     int timeout_ms;
-    struct buf in, out, line;
+    struct buf out, line; /* out: UDP datagrams */
+    struct conn conn;     /* TCP: the connection engine */
     long long owed;
     /* Records per line still to be echoed, oldest first: a line longer than one record
      * goes out as several, and its echoes are printed back as one line. */
     uint32_t parts[LINES_IN_FLIGHT];
     unsigned parts_head, parts_len;
     bool stdin_eof, leaving, shutdown_sent, prompt_due;
-    bool paused;
-    uint64_t pause_until;
+    bool finishing;      /* conn_finish was called */
+    bool failed;         /* an error was reported: the exit status is 1 */
+    bool running;        /* conn_init returned: faults are reported as they come */
+    uint64_t answer_due; /* `shutdown` sent: when to stop waiting for its answer */
 };
 
 static bool confirm_tty(void *arg, const char *question)
@@ -135,30 +139,34 @@ static int print_echo(struct client *c, const uint8_t *p, size_t n, bool newline
     return 0;
 }
 
-/* Sends what may be sent now (respecting pause marks). Returns 0 or -errno. */
-static int flush_out(struct client *c, uint64_t now)
+static int fail(const char *what, const char *why)
 {
-    if (c->paused) {
-        if (now < c->pause_until)
-            return 0;
-        c->paused = false;
-    }
-    int r = net_send_buf(c->fd, &c->out, NULL);
-    if (r == 1) {
-        c->paused = true;
-        c->pause_until = now + SERVER_PACE_MS;
-        return 0;
-    }
-    return r;
+    fprintf(stderr, "secho: %s: %s\n", what, why);
+    return 1;
 }
 
+/* Reports a protocol failure with the protocol's own explanation (why) when it has one. */
+static int proto_fail(struct client *c, int r, const char *why)
+{
+    if (why && *why)
+        fprintf(stderr, "secho: %s: %s\n%s\n", c->hostport, proto_strerror(r), why);
+    else
+        fprintf(stderr, "secho: %s: %s\n", c->hostport, proto_strerror(r));
+    return 1;
+}
+
+/* Queues one line (without its newline) as one message, or as several records when it is
+ * longer than one record carries. Returns 0 or <0. */
 static int send_line(struct client *c, const uint8_t *p, size_t n)
 {
     if (n > 0 && p[n - 1] == '\r')
         n--;
     if (c->stream) {
-        if (buf_append(&c->out, p, n) < 0 || buf_append(&c->out, "\n", 1) < 0)
-            return -ENOBUFS;
+        int r = conn_send_msg(&c->conn, p, n);
+        if (r == 0)
+            r = conn_send_msg(&c->conn, (const uint8_t *)"\n", 1);
+        if (r < 0)
+            return r;
         c->owed += (long long)n + 1;
     } else {
         /* Largest message one record carries; longer lines are split. */
@@ -167,7 +175,7 @@ static int send_line(struct client *c, const uint8_t *p, size_t n)
         uint32_t parts = 0;
         do {
             size_t k = n - off < max ? n - off : max;
-            int r = c->vt->conn_write(c->pconn, p + off, k, &c->out);
+            int r = conn_send_msg(&c->conn, p + off, k);
             if (r == -EINVAL && n == 0) {
                 fprintf(stderr, "secho: %s cannot carry an empty message; not sent\n", c->vt->name);
                 return 0;
@@ -187,10 +195,10 @@ static int send_line(struct client *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Splits buffered stdin into lines and sends them. */
+/* Splits buffered stdin into lines and queues them while the engine takes more. */
 static int take_lines(struct client *c)
 {
-    while (!c->leaving && buf_len(&c->out) < OUT_HIGH && c->parts_len < LINES_IN_FLIGHT) {
+    while (!c->leaving && conn_can_send(&c->conn) && c->parts_len < LINES_IN_FLIGHT) {
         const uint8_t *p = buf_head(&c->line);
         size_t n = buf_len(&c->line);
         const uint8_t *nl = memchr(p, '\n', n);
@@ -209,24 +217,6 @@ static int take_lines(struct client *c)
     return 0;
 }
 
-static int fail(const char *what, const char *why)
-{
-    fprintf(stderr, "secho: %s: %s\n", what, why);
-    return 1;
-}
-
-/* Reports a protocol failure with the protocol's own explanation when it has one. */
-static int proto_fail(struct client *c, int r)
-{
-    const char *why = c->vt->conn_error ? c->vt->conn_error(c->pconn) : NULL;
-    if (why && *why)
-        fprintf(stderr, "secho: %s: %s\n%s\n", c->hostport, proto_strerror(r), why);
-    else
-        fprintf(stderr, "secho: %s: %s\n", c->hostport, proto_strerror(r));
-    return 1;
-}
-
-/* Runs the protocol over received bytes; prints echoes. Returns 0, or 1 after printing. */
 /* A refused `shutdown` means the server goes on, and so does the client. */
 static void check_denied(struct client *c, const uint8_t *p, size_t n)
 {
@@ -234,97 +224,221 @@ static void check_denied(struct client *c, const uint8_t *p, size_t n)
     if (c->shutdown_sent && memmem(p, n, denied, sizeof(denied) - 1)) {
         c->shutdown_sent = false;
         c->leaving = false;
+        c->answer_due = 0;
     }
 }
 
-static int on_input(struct client *c)
+/* ---- the client's policy for its connection (struct conn_ops) ---- */
+
+/* Prints one echo (or a record of a split line, or raw stream bytes) and counts it. */
+static int client_on_message(void *arg, struct conn *conn, const struct proto_msg *m, uint64_t now)
 {
+    (void)conn;
+    (void)now;
+    struct client *c = arg;
+    check_denied(c, m->data, m->len);
     if (c->stream) {
-        size_t n = buf_len(&c->in);
-        check_denied(c, buf_head(&c->in), n);
-        if (print_echo(c, buf_head(&c->in), n, false) < 0)
-            return fail("stdout", strerror(errno));
-        c->owed -= (long long)n;
-        buf_consume(&c->in, n);
+        if (print_echo(c, m->data, m->len, false) < 0)
+            goto stdout_failed;
+        c->owed -= (long long)m->len;
         if (c->owed <= 0)
             c->prompt_due = true;
         return 0;
     }
-    for (;;) {
-        size_t used = buf_len(&c->in);
-        struct proto_msg m = {0};
-        int r = c->vt->conn_read(c->pconn, buf_head(&c->in), &used, &c->out, &m);
-        if (r == PROTO_MSG) {
-            check_denied(c, m.data, m.len);
-            bool eol = m.last;
-            if (m.last && c->parts_len > 0 && --c->parts[c->parts_head] > 0) {
-                eol = false; /* more records of the same line follow */
-            } else if (m.last && c->parts_len > 0) {
-                c->parts_head = (c->parts_head + 1) % LINES_IN_FLIGHT;
-                c->parts_len--;
-            }
-            if (print_echo(c, m.data, m.len, eol) < 0)
-                return fail("stdout", strerror(errno));
-            if (m.last && --c->owed <= 0)
-                c->prompt_due = true;
-        }
-        buf_consume(&c->in, used);
-        if (r == PROTO_HANDSHAKE)
-            c->prompt_due = true;
-        if (r < 0)
-            return proto_fail(c, r);
-        if (r == PROTO_NEED_MORE)
-            return 0;
+    bool eol = m->last;
+    if (m->last && c->parts_len > 0 && --c->parts[c->parts_head] > 0) {
+        eol = false; /* more records of the same line follow */
+    } else if (m->last && c->parts_len > 0) {
+        c->parts_head = (c->parts_head + 1) % LINES_IN_FLIGHT;
+        c->parts_len--;
     }
+    if (print_echo(c, m->data, m->len, eol) < 0)
+        goto stdout_failed;
+    if (m->last && --c->owed <= 0)
+        c->prompt_due = true;
+    return 0;
+stdout_failed:
+    c->failed = true;
+    fail("stdout", strerror(errno));
+    return -EIO;
+}
+
+static void client_on_handshake(void *arg, struct conn *conn, uint64_t now)
+{
+    (void)conn;
+    (void)now;
+    ((struct client *)arg)->prompt_due = true;
+}
+
+static void client_on_fault(void *arg, struct conn *conn, enum conn_fault what, int err)
+{
+    struct client *c = arg;
+    if (c->failed)
+        return; /* already reported */
+    c->failed = true;
+    if (!c->running)
+        return; /* conn_init failed: run_tcp reports it */
+    if (what == CONN_FAULT_HANDSHAKE)
+        fail(c->hostport, "handshake timed out");
+    else if (what == CONN_FAULT_RECV)
+        fail(c->hostport, strerror(err));
+    else if (err == -ENOBUFS)
+        fail(c->hostport, "input buffer full");
+    else
+        proto_fail(c, err, conn_error_text(conn));
+}
+
+/* Echoes still to come: the engine keeps receiving until they are in. */
+static bool client_awaiting(void *arg, const struct conn *conn)
+{
+    (void)conn;
+    return ((const struct client *)arg)->owed > 0;
+}
+
+static const struct conn_ops client_conn_ops = {
+    .on_message = client_on_message,
+    .on_handshake = client_on_handshake,
+    .on_fault = client_on_fault,
+    .awaiting = client_awaiting,
+};
+
+/* Sends what the engine lets go now, then the half-close it asks for. Returns 0 or -errno. */
+static int send_out(struct client *c, uint64_t now)
+{
+    const uint8_t *p;
+    size_t n;
+    while ((n = conn_out_peek(&c->conn, now, &p)) > 0) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            int e = errno;
+            conn_on_send_error(&c->conn, e);
+            return -e;
+        }
+        conn_out_sent(&c->conn, (size_t)w, now);
+    }
+    if (conn_wants(&c->conn) & CONN_WANT_SHUT_WR) {
+        (void)shutdown(c->fd, SHUT_WR);
+        conn_shut_done(&c->conn);
+    }
+    return 0;
+}
+
+/* Receives once into the engine. Returns 0, or 1 after reporting a receive error. */
+static int recv_in(struct client *c, short revents, uint64_t now)
+{
+    uint8_t *p;
+    size_t room = conn_read_buf(&c->conn, now, &p);
+    if (room == 0) {
+        if (revents & (POLLHUP | POLLERR)) {
+            int err = 0;
+            socklen_t len = sizeof(err);
+            if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                err = errno;
+            conn_on_hangup(&c->conn, err);
+        }
+        return 0;
+    }
+    ssize_t n = recv(c->fd, p, room, MSG_DONTWAIT);
+    if (n > 0) {
+        conn_read_commit(&c->conn, (size_t)n, now);
+    } else if (n == 0) {
+        conn_on_eof(&c->conn, now);
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        int e = errno;
+        conn_on_recv_error(&c->conn, e);
+        /* After exit or shutdown the server is expected to close, even with a reset. */
+        if (c->leaving && e == ECONNRESET)
+            return 0;
+        return fail(c->hostport, strerror(e));
+    }
+    return 0;
+}
+
+/* Everything queued: the last line went (end of input, `exit`), or the server accepted
+ * `shutdown` (its echo came back). */
+static bool done_sending(const struct client *c)
+{
+    if (c->shutdown_sent)
+        return c->owed <= 0;
+    return c->leaving || (c->stdin_eof && buf_empty(&c->line));
+}
+
+static void gave_up(const struct client *c)
+{
+    if (c->owed > 0)
+        fprintf(stderr, "secho: %s: gave up waiting for %lld echo%s after %d s\n", c->hostport,
+                c->owed, c->stream ? " bytes" : "es", c->timeout_ms / 1000);
+}
+
+/* The exit status once the connection closed (no error was reported yet). */
+static int outcome(struct client *c)
+{
+    if (conn_reason(&c->conn) == CONN_REASON_TIMEOUT) {
+        gave_up(c);
+        return 0;
+    }
+    /* After exit or shutdown the server is expected to close; otherwise only once every
+     * echo came back after the end of the input. */
+    if (conn_peer_closed(&c->conn) && !c->leaving && !(c->stdin_eof && c->owed <= 0))
+        return fail(c->hostport, "connection closed by the server");
+    return 0;
 }
 
 static int run_tcp(struct client *c)
 {
-    uint64_t start = loop_clock_ms(), wait_until = 0;
-    bool ready = c->vt->conn_ready(c->pconn);
-    c->prompt_due = ready;
+    const struct conn_conf cf = {
+        .vt = c->vt,
+        .pctx = c->ctx,
+        .role = PROTO_CLIENT,
+        .in_limit = 1 << 20,
+        .out_limit = 1 << 20,
+        .out_high = OUT_HIGH,
+        .read_chunk = 65536,
+        .handshake_ms = c->timeout_ms,
+        .linger_ms = c->timeout_ms,
+    };
+    int r = conn_init(&c->conn, &cf, &client_conn_ops, c, loop_clock_ms());
+    c->running = true;
+    if (r < 0) {
+        fprintf(stderr, "secho: %s\n", proto_strerror(r));
+        return 1;
+    }
+    c->prompt_due = conn_ready(&c->conn);
     for (;;) {
         uint64_t now = loop_clock_ms();
-        if (!ready && c->vt->conn_ready(c->pconn))
-            ready = true;
-        if (ready && c->prompt_due && c->owed <= 0)
+        if (c->failed)
+            return 1;
+        if (conn_ready(&c->conn) && c->prompt_due && c->owed <= 0)
             prompt(c);
-        int r = flush_out(c, now);
-        if (r < 0)
-            return fail(c->hostport, strerror(-r));
-        bool done_sending = c->leaving || (c->stdin_eof && buf_empty(&c->line));
-        if (done_sending && buf_empty(&c->out)) {
-            if (c->owed <= 0 && !c->shutdown_sent)
-                return 0;
-            if (!wait_until)
-                wait_until = now + (uint64_t)c->timeout_ms;
+        if ((r = send_out(c, now)) < 0)
+            return c->failed ? 1 : fail(c->hostport, strerror(-r));
+        if (c->failed)
+            return 1;
+        if (conn_closed(&c->conn))
+            return outcome(c);
+        if (conn_peer_closed(&c->conn) && !c->finishing)
+            return outcome(c); /* the server closed first */
+        if (c->answer_due && now >= c->answer_due) {
+            gave_up(c);
+            return 0;
         }
+        uint64_t due = conn_deadline(&c->conn);
+        if (c->answer_due && c->answer_due < due)
+            due = c->answer_due;
         int timeout = -1;
-        if (!ready) {
-            if (now - start >= (uint64_t)c->timeout_ms)
-                return fail(c->hostport, "handshake timed out");
-            timeout = (int)(start + (uint64_t)c->timeout_ms - now);
-        }
-        if (wait_until) {
-            if (now >= wait_until) {
-                if (c->owed > 0)
-                    fprintf(stderr, "secho: %s: gave up waiting for %lld echo%s after %d s\n",
-                            c->hostport, c->owed, c->stream ? " bytes" : "es",
-                            c->timeout_ms / 1000);
-                return 0;
-            }
-            timeout = (int)(wait_until - now);
-        }
-        if (c->paused) {
-            int t = c->pause_until > now ? (int)(c->pause_until - now) : 0;
-            if (timeout < 0 || t < timeout)
-                timeout = t;
-        }
-        bool want_stdin = ready && !c->stdin_eof && !c->leaving && buf_len(&c->out) < OUT_HIGH &&
-                          buf_len(&c->line) < LINE_LIMIT;
+        if (due != CONN_NO_DEADLINE)
+            timeout = due <= now ? 0 : due - now < INT32_MAX ? (int)(due - now) : INT32_MAX;
+        unsigned want = conn_wants(&c->conn);
+        bool want_stdin = conn_ready(&c->conn) && !c->stdin_eof && !c->leaving &&
+                          conn_can_send(&c->conn) && buf_len(&c->line) < LINE_LIMIT;
         struct pollfd p[2] = {
             {.fd = c->fd,
-             .events = (short)(POLLIN | (!buf_empty(&c->out) && !c->paused ? POLLOUT : 0))},
+             .events = (short)((want & CONN_WANT_READ ? POLLIN : 0) |
+                               (want & CONN_WANT_WRITE ? POLLOUT : 0))},
             {.fd = want_stdin ? STDIN_FILENO : -1, .events = POLLIN},
         };
         r = poll(p, 2, timeout);
@@ -333,27 +447,9 @@ static int run_tcp(struct client *c)
                 continue;
             return fail("poll", strerror(errno));
         }
-        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            if (buf_reserve(&c->in, 65536) < 0)
-                return fail(c->hostport, "input buffer full");
-            ssize_t n = recv(c->fd, buf_tail(&c->in), 65536, 0);
-            if (n > 0) {
-                buf_commit(&c->in, (size_t)n);
-                if (on_input(c))
-                    return 1;
-            } else if (n == 0) {
-                /* After exit or shutdown the server is expected to close. */
-                if (c->leaving)
-                    return 0;
-                if (c->stdin_eof && c->owed <= 0)
-                    return 0;
-                return fail(c->hostport, "connection closed by the server");
-            } else if (errno != EAGAIN && errno != EINTR) {
-                if (c->leaving && (errno == ECONNRESET))
-                    return 0;
-                return fail(c->hostport, strerror(errno));
-            }
-        }
+        now = loop_clock_ms();
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && recv_in(c, p[0].revents, now))
+            return 1;
         if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
             if (buf_reserve(&c->line, STDIN_CHUNK) < 0)
                 return fail("stdin", "line too long");
@@ -363,8 +459,19 @@ static int run_tcp(struct client *c)
             else if (n == 0 || (errno != EINTR && errno != EAGAIN))
                 c->stdin_eof = true;
         }
-        if (ready && (r = take_lines(c)) < 0)
+        conn_on_time(&c->conn, now);
+        if (conn_ready(&c->conn) && (r = take_lines(c)) < 0)
             return fail(c->hostport, proto_strerror(r));
+        if (c->shutdown_sent && !c->answer_due && c->owed > 0)
+            c->answer_due = now + (uint64_t)c->timeout_ms;
+        if (!c->finishing && done_sending(c)) {
+            c->finishing = true;
+            conn_finish(&c->conn,
+                        c->shutdown_sent ? CONN_REASON_SHUTDOWN
+                        : c->leaving     ? CONN_REASON_EXIT
+                                         : CONN_REASON_EOF,
+                        c->timeout_ms, now);
+        }
     }
 }
 
@@ -456,7 +563,7 @@ static int udp_error(struct client *c, int r)
     if (r == -ECONNREFUSED)
         return fail(c->hostport, "no server is listening (connection refused)");
     if (r <= PROTO_E_AUTH && r >= PROTO_DROP)
-        return proto_fail(c, r); /* with the protocol's reason, e.g. a trust refusal */
+        return proto_fail(c, r, c->vt->conn_error ? c->vt->conn_error(c->pconn) : NULL);
     return fail(c->hostport, proto_strerror(r));
 }
 
@@ -597,7 +704,6 @@ int client_main(int argc, char **argv)
         po.confirm = confirm_tty;
         po.interactive = true;
     }
-    buf_init(&c.in, 1 << 20);
     buf_init(&c.out, 1 << 20);
     buf_init(&c.line, LINE_LIMIT + STDIN_CHUNK);
     cli_warn_unauthenticated(c.vt);
@@ -622,18 +728,23 @@ int client_main(int argc, char **argv)
         fprintf(stderr, "secho: %s\n", perr[0] ? perr : proto_strerror(r));
         goto out;
     }
+    if (!common.udp) {
+        status = run_tcp(&c);
+        if (c.running)
+            conn_free(&c.conn);
+        goto out;
+    }
     if ((r = proto_conn_new(c.vt, c.ctx, PROTO_CLIENT, &c.out, &c.pconn)) < 0) {
         fprintf(stderr, "secho: %s\n", proto_strerror(r));
         goto out;
     }
-    status = common.udp ? run_udp(&c) : run_tcp(&c);
+    status = run_udp(&c);
 out:
     proto_conn_free(c.vt, c.pconn);
     if (c.ctx && c.vt->ctx_free)
         c.vt->ctx_free(c.ctx);
     if (c.fd >= 0)
         close(c.fd);
-    buf_free_secret(&c.in);
     buf_free_secret(&c.out);
     buf_free_secret(&c.line);
     return status;

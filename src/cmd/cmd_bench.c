@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "loop.h"
 #include "net.h"
+#include "conn.h"
 #include "service.h"
 
 #define RECV_CHUNK  65536
@@ -110,16 +111,19 @@ struct slot {
 struct bconn {
     struct worker *w;
     int fd;
-    void *pconn;
-    struct buf in, out;
+    struct conn conn;   /* TCP: the connection engine (bytes, pacing, handshake timeout) */
+    bool has_conn;      /* conn_init ran: conn_free is owed */
+    int err;            /* TCP: why the engine failed the connection (0: it did not) */
+    uint64_t rx_ns;     /* TCP: when the bytes being fed were received */
+    void *pconn;        /* UDP: the protocol session */
+    struct buf out;     /* UDP: one datagram */
     uint8_t *payload;   /* pipeline * size bytes: the bytes of each slot */
     struct slot *slots; /* ring of pipeline slots, `inflight` of them from `head` */
     unsigned head, inflight;
     uint64_t rng;
-    uint64_t since_ns; /* start of the handshake, or of the last UDP greeting */
-    uint64_t pause_until_ms;
-    struct buf hello; /* UDP: the greeting, resent until the handshake completes */
-    bool ready, dead, paused;
+    uint64_t since_ns; /* UDP: start of the last greeting */
+    struct buf hello;  /* UDP: the greeting, resent until the handshake completes */
+    bool ready, dead;  /* ready: UDP (TCP asks the engine) */
 };
 
 struct bench;
@@ -209,30 +213,34 @@ static void complete(struct bconn *c, struct slot *s, uint64_t t)
     }
 }
 
-/* Sends what may go now, honouring pause marks (paced lab protocols). */
-static int flush_tcp(struct bconn *c)
+/* Sends what the engine lets go now (it holds paced parts back until their pause ended). */
+static int flush_tcp(struct bconn *c, uint64_t now)
 {
-    if (c->paused) {
-        if (loop_now(c->w->loop) < c->pause_until_ms)
-            return 0;
-        c->paused = false;
+    const uint8_t *p;
+    size_t n;
+    while ((n = conn_out_peek(&c->conn, now, &p)) > 0) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -errno;
+        }
+        conn_out_sent(&c->conn, (size_t)w, now);
     }
-    int r = net_send_buf(c->fd, &c->out, NULL);
-    if (r == 1) {
-        c->paused = true;
-        c->pause_until_ms = loop_now(c->w->loop) + SERVER_PACE_MS;
-        loop_tick_soon(c->w->loop, SERVER_PACE_MS);
-        return 0;
-    }
-    return r;
+    return 0;
 }
 
-static void update_mask(struct bconn *c)
+static void update_mask(struct bconn *c, uint64_t now)
 {
-    unsigned mask = LOOP_READ;
-    if (!buf_empty(&c->out) && !c->paused)
-        mask |= LOOP_WRITE;
+    unsigned want = conn_wants(&c->conn);
+    unsigned mask =
+        (want & CONN_WANT_READ ? LOOP_READ : 0) | (want & CONN_WANT_WRITE ? LOOP_WRITE : 0);
     (void)loop_set(c->w->loop, c->fd, mask);
+    uint64_t due = conn_deadline(&c->conn);
+    if (conn_ready(&c->conn) && due != CONN_NO_DEADLINE) /* a pause: see on_tick */
+        loop_tick_soon(c->w->loop, due > now ? (int)(due - now) : 0);
 }
 
 /* Tops the pipeline up with fresh messages. TCP: appended to out (one send for all);
@@ -240,7 +248,8 @@ static void update_mask(struct bconn *c)
 static int fill_pipeline(struct bconn *c, uint64_t t)
 {
     struct bench *b = c->w->b;
-    if (!c->ready || atomic_load_explicit(&b->stopping, memory_order_relaxed))
+    if (!(b->udp ? c->ready : conn_ready(&c->conn)) ||
+        atomic_load_explicit(&b->stopping, memory_order_relaxed))
         return 0;
     while (c->inflight < b->pipeline) {
         unsigned idx = (c->head + c->inflight) % b->pipeline;
@@ -258,7 +267,7 @@ static int fill_pipeline(struct bconn *c, uint64_t t)
                 return -errno;
             /* A refused or dropped datagram is found lost by the timeout. */
         } else {
-            r = b->vt->conn_write(c->pconn, p, b->size, &c->out);
+            r = conn_send_msg(&c->conn, p, b->size);
             if (r < 0)
                 return r;
         }
@@ -319,22 +328,40 @@ static void verify_record(struct bconn *c, const struct proto_msg *m, uint64_t t
     }
 }
 
-static int read_tcp(struct bconn *c)
+/* ---- bench's policy for a TCP connection (struct conn_ops): verify, time, count ---- */
+
+static int bench_on_message(void *arg, struct conn *conn, const struct proto_msg *m, uint64_t now)
 {
-    struct bench *b = c->w->b;
+    (void)conn;
+    (void)now;
+    struct bconn *c = arg;
+    if (c->w->b->stream) {
+        atomic_fetch_add_explicit(&c->w->echoes, 1, memory_order_relaxed);
+        verify_stream(c, m->data, m->len, c->rx_ns);
+    } else {
+        verify_record(c, m, c->rx_ns);
+    }
+    return 0;
+}
+
+static void bench_on_fault(void *arg, struct conn *conn, enum conn_fault what, int err)
+{
+    (void)conn;
+    struct bconn *c = arg;
+    if (c->err == 0)
+        c->err = what == CONN_FAULT_HANDSHAKE ? -ETIMEDOUT : what == CONN_FAULT_RECV ? -err : err;
+}
+
+static const struct conn_ops bench_conn_ops = {
+    .on_message = bench_on_message,
+    .on_fault = bench_on_fault,
+};
+
+static int read_tcp(struct bconn *c, uint64_t now)
+{
+    struct worker *w = c->w;
     for (int rounds = 0; rounds < 4; rounds++) {
-        uint8_t *dst;
-        size_t cap;
-        if (b->stream) {
-            dst = c->w->scratch;
-            cap = sizeof(c->w->scratch);
-        } else {
-            if (buf_reserve(&c->in, RECV_CHUNK) < 0)
-                return -ENOBUFS;
-            dst = buf_tail(&c->in);
-            cap = RECV_CHUNK;
-        }
-        ssize_t n = recv(c->fd, dst, cap, MSG_DONTWAIT);
+        ssize_t n = recv(c->fd, w->scratch, sizeof(w->scratch), MSG_DONTWAIT);
         if (n == 0)
             return -ECONNRESET; /* the server closed: a failure for a load generator */
         if (n < 0) {
@@ -344,31 +371,15 @@ static int read_tcp(struct bconn *c)
                 return 0;
             return -errno;
         }
-        uint64_t t = now_ns();
-        if (b->stream) {
-            atomic_fetch_add_explicit(&c->w->echoes, 1, memory_order_relaxed);
-            verify_stream(c, dst, (size_t)n, t);
-        } else {
-            buf_commit(&c->in, (size_t)n);
-            for (;;) {
-                size_t used = buf_len(&c->in);
-                struct proto_msg m = {0};
-                int r = b->vt->conn_read(c->pconn, buf_head(&c->in), &used, &c->out, &m);
-                buf_consume(&c->in, used);
-                if (r < 0)
-                    return r;
-                if (r == PROTO_MSG)
-                    verify_record(c, &m, t);
-                else if (r == PROTO_HANDSHAKE || (r == PROTO_NEED_MORE && !c->ready))
-                    c->ready = b->vt->conn_ready(c->pconn);
-                if (r == PROTO_NEED_MORE)
-                    break;
-            }
-        }
-        int r = fill_pipeline(c, t);
+        c->rx_ns = now_ns();
+        /* A client connection takes all it is fed (up to read_chunk, the scratch size). */
+        (void)conn_feed(&c->conn, w->scratch, (size_t)n, now);
+        if (c->err)
+            return c->err;
+        int r = fill_pipeline(c, c->rx_ns);
         if (r < 0)
             return r;
-        if ((size_t)n < cap)
+        if ((size_t)n < sizeof(w->scratch))
             break;
     }
     return 0;
@@ -376,19 +387,23 @@ static int read_tcp(struct bconn *c)
 
 static void on_tcp(struct loop *l, int fd, unsigned events, void *arg)
 {
-    (void)l;
     (void)fd;
     struct bconn *c = arg;
+    uint64_t now = loop_now(l);
     int r = 0;
     if (events & (LOOP_READ | LOOP_HUP))
-        r = read_tcp(c);
+        r = read_tcp(c, now);
     if (r == 0)
-        r = flush_tcp(c);
+        r = flush_tcp(c, now);
+    if (r == 0 && c->err)
+        r = c->err;
+    if (r == 0 && conn_closed(&c->conn))
+        r = -ECONNRESET;
     if (r < 0) {
         conn_fail(c, r);
         return;
     }
-    update_mask(c);
+    update_mask(c, now);
 }
 
 /* UDP: an echo matches the oldest in-flight datagram with the same bytes; datagrams may
@@ -462,13 +477,18 @@ static void on_tick(struct loop *l, void *arg)
         struct bconn *c = &w->conns[i];
         if (c->dead)
             continue;
-        if (!c->ready) {
-            if (t - c->since_ns < b->timeout_ns)
-                continue;
-            if (!b->udp) {
-                conn_fail(c, -ETIMEDOUT);
+        if (!b->udp) {
+            /* The engine's clock: a pause that ended, the handshake timeout. */
+            conn_on_time(&c->conn, loop_now(l));
+            if (c->err) {
+                conn_fail(c, c->err);
                 continue;
             }
+            if (!conn_ready(&c->conn))
+                continue;
+        } else if (!c->ready) {
+            if (t - c->since_ns < b->timeout_ns)
+                continue;
             (void)send(c->fd, buf_head(&c->hello), buf_len(&c->hello), MSG_NOSIGNAL);
             c->since_ns = t;
             continue;
@@ -496,7 +516,7 @@ static void on_tick(struct loop *l, void *arg)
         if (b->udp) {
             if (fill_pipeline(c, t) < 0)
                 conn_fail(c, -EIO);
-        } else if (c->paused || !buf_empty(&c->out)) {
+        } else if (conn_wants(&c->conn) & CONN_WANT_WRITE) {
             on_tcp(l, c->fd, 0, c);
         }
     }
@@ -518,7 +538,8 @@ static void *worker_run(void *arg)
     for (unsigned i = 0; i < w->nconns; i++) {
         struct bconn *c = &w->conns[i];
         c->since_ns = t;
-        c->ready = b->vt->conn_ready(c->pconn);
+        if (b->udp)
+            c->ready = b->vt->conn_ready(c->pconn);
         int r = loop_add(w->loop, c->fd, LOOP_READ, b->udp ? on_udp : on_tcp, c);
         if (r < 0) {
             close(c->fd);
@@ -551,8 +572,9 @@ static void conn_release(const struct proto_vt *vt, struct bconn *c)
 {
     if (c->fd >= 0)
         close(c->fd);
+    if (c->has_conn)
+        conn_free(&c->conn);
     proto_conn_free(vt, c->pconn);
-    buf_free_secret(&c->in);
     buf_free_secret(&c->out);
     buf_free(&c->hello);
     free(c->payload);
@@ -766,7 +788,6 @@ int bench_main(int argc, char **argv)
             goto out;
         }
         size_t frame = (size_t)size + 1024;
-        buf_init(&c->in, 2 * RECV_CHUNK + frame);
         buf_init(&c->out, (size_t)pipeline * frame + RECV_CHUNK);
         buf_init(&c->hello, RECV_CHUNK);
         c->payload = malloc((size_t)pipeline * (size_t)size);
@@ -775,7 +796,25 @@ int bench_main(int argc, char **argv)
             fprintf(stderr, "secho: out of memory\n");
             goto out;
         }
-        if ((r = proto_conn_new(vt, b.ctx, PROTO_CLIENT, &c->out, &c->pconn)) < 0) {
+        if (!common.udp) {
+            /* Bench never queues more than the pipeline, so out_high is the hard cap. */
+            const struct conn_conf cf = {
+                .vt = vt,
+                .pctx = b.ctx,
+                .role = PROTO_CLIENT,
+                .in_limit = 2 * RECV_CHUNK + frame,
+                .out_limit = (size_t)pipeline * frame + RECV_CHUNK,
+                .out_high = (size_t)pipeline * frame + RECV_CHUNK,
+                .read_chunk = RECV_CHUNK,
+                .handshake_ms = (int)(timeout * 1000),
+            };
+            r = conn_init(&c->conn, &cf, &bench_conn_ops, c, loop_clock_ms());
+            c->has_conn = true;
+            if (r < 0) {
+                fprintf(stderr, "secho: %s: %s\n", hostport, proto_strerror(r));
+                goto out;
+            }
+        } else if ((r = proto_conn_new(vt, b.ctx, PROTO_CLIENT, &c->out, &c->pconn)) < 0) {
             fprintf(stderr, "secho: %s: %s\n", hostport, proto_strerror(r));
             goto out;
         }

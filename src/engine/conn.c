@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Server-side TCP connection engine: the protocol, pacing, back-pressure, closing and timeouts
- * of one connection, driven by events from an I/O model that owns the socket. */
+/* TCP connection engine, both roles: the protocol, pacing, back-pressure, closing and timeouts
+ * of one connection, driven by events from a driver that owns the socket; what each message
+ * means is left to a policy (struct conn_ops). */
 #include "conn.h"
 
 #include <errno.h>
@@ -27,11 +28,26 @@ const char *conn_reason_name(const struct conn *c)
     }
 }
 
-/* Owes enough that reading more would only pile up output: the byte high-water mark, or
- * pause marks nearly used up (each paced record takes two). */
+static bool is_server(const struct conn *c)
+{
+    return c->conf.role == PROTO_SERVER;
+}
+
+/* Owes enough that more work would only pile up output: the byte high-water mark, or pause
+ * marks nearly used up (a paced record takes up to CONN_MARKS_RESERVE). */
 static bool out_busy(const struct conn *c)
 {
-    return buf_len(&c->out) >= SERVER_OUT_HIGH || c->out.npauses + 4 > BUF_MAX_PAUSES;
+    return buf_len(&c->out) >= c->conf.out_high ||
+           (c->out.marks && buf_pauses(&c->out) + CONN_MARKS_RESERVE > BUF_MAX_PAUSES);
+}
+
+/* Whether input is still used: always while open; a closing client connection still
+ * receives what it awaits; never after a failure. */
+static bool uses_input(const struct conn *c)
+{
+    if (c->failed)
+        return false;
+    return c->state == CONN_OPEN || (c->state == CONN_DRAIN && !is_server(c));
 }
 
 static void close_now(struct conn *c, enum conn_reason r)
@@ -42,9 +58,10 @@ static void close_now(struct conn *c, enum conn_reason r)
     c->shut_owed = false;
 }
 
-/* Stops using input; what is owed is still delivered, until `deadline`. */
-static void begin_drain(struct conn *c, enum conn_reason r, uint64_t deadline)
+void conn_drain(struct conn *c, enum conn_reason r, uint64_t deadline)
 {
+    if (c->state == CONN_CLOSED)
+        return;
     if (c->reason == CONN_REASON_NONE)
         c->reason = r;
     if (c->state == CONN_OPEN) {
@@ -55,120 +72,117 @@ static void begin_drain(struct conn *c, enum conn_reason r, uint64_t deadline)
     }
 }
 
-static const char *proto_error_text(const struct conn *c)
+const char *conn_error_text(const struct conn *c)
 {
-    const struct proto_vt *vt = c->srv->conf.proto;
+    const struct proto_vt *vt = c->conf.vt;
     return c->pconn && vt->conn_error ? vt->conn_error(c->pconn) : NULL;
 }
 
-int conn_init(struct conn *c, struct server *srv, const struct net_addr *peer, uint64_t now)
+int conn_admin(const struct conn *c)
 {
-    const struct proto_vt *vt = srv->conf.proto;
+    const struct proto_vt *vt = c->conf.vt;
+    return c->pconn && vt->conn_admin ? vt->conn_admin(c->pconn) : -1;
+}
+
+bool conn_peer_id(const struct conn *c, char *out, size_t outlen)
+{
+    const struct proto_vt *vt = c->conf.vt;
+    return c->pconn && vt->conn_peer_id && vt->conn_peer_id(c->pconn, out, outlen);
+}
+
+static void fault(struct conn *c, enum conn_fault what, int err)
+{
+    c->failed = true;
+    if (c->ops->on_fault)
+        c->ops->on_fault(c->arg, c, what, err);
+}
+
+int conn_init(struct conn *c, const struct conn_conf *cf, const struct conn_ops *ops, void *arg,
+              uint64_t now)
+{
     memset(c, 0, sizeof(*c));
-    c->srv = srv;
-    c->peer = *peer;
-    c->id = atomic_fetch_add(&srv->next_id, 1);
-    net_format_addr((const struct sockaddr *)&peer->ss, c->peer_text, sizeof(c->peer_text));
+    c->conf = *cf;
+    c->ops = ops;
+    c->arg = arg;
+    c->wait_ms = -1;
     c->started = c->last_active = now;
-    buf_init(&c->in, SERVER_IN_LIMIT);
-    buf_init(&c->out, SERVER_OUT_LIMIT);
-    log_event(LOG_INFO, "connect", "peer=%s conn=%llu", c->peer_text, (unsigned long long)c->id);
-    int r = proto_conn_new(vt, srv->pctx, PROTO_SERVER, &c->out, &c->pconn);
+    buf_init(&c->in, cf->in_limit);
+    buf_init(&c->out, cf->out_limit);
+    /* Only a paced protocol's output carries pause marks (and pays for them). */
+    if (cf->vt->flags & PROTO_F_PACED)
+        buf_attach_marks(&c->out, &c->marks);
+    int r = proto_conn_new(cf->vt, cf->pctx, cf->role, &c->out, &c->pconn);
     if (r < 0) {
-        server_log_proto_error(srv, c->id, c->peer_text, r, proto_error_text(c));
+        fault(c, CONN_FAULT_PROTO, r);
         close_now(c, CONN_REASON_ERROR);
         return r;
     }
-    c->ready = vt->conn_ready(c->pconn);
+    c->ready = cf->vt->conn_ready(c->pconn);
     return 0;
-}
-
-static int send_msg(struct conn *c, const uint8_t *p, size_t n)
-{
-    return c->srv->conf.proto->conn_write(c->pconn, p, n, &c->out);
 }
 
 static void fail(struct conn *c, int err, uint64_t now)
 {
-    server_log_proto_error(c->srv, c->id, c->peer_text, err, proto_error_text(c));
-    begin_drain(c, CONN_REASON_ERROR, now + CONN_DRAIN_MS);
+    fault(c, CONN_FAULT_PROTO, err);
+    conn_drain(c, CONN_REASON_ERROR, now + CONN_DRAIN_MS);
 }
 
-static int handle_msg(struct conn *c, const struct proto_msg *m, uint64_t now)
+/* Runs the protocol over p[0..n) until it needs more, input stops being used, or (server)
+ * the output reaches its high-water mark (back-pressure: the rest waits). Returns the
+ * bytes consumed. */
+static size_t run_input(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
-    struct server *srv = c->srv;
-    const struct proto_vt *vt = srv->conf.proto;
-    bool stream = vt->flags & PROTO_F_STREAM_ECHO;
-    int r;
-
-    if (m->first)
-        server_msg_reset(&c->msg);
-    server_msg_add(&c->msg, m->data, m->len);
-    /* RFC 862: plain TCP echoes every byte at once, line or not. */
-    if (stream && (r = send_msg(c, m->data, m->len)) < 0)
-        return r;
-    if (!m->last)
-        return 0;
-    if (stream)
-        server_msg_trim_eol(&c->msg);
-    int admin = vt->conn_admin ? vt->conn_admin(c->pconn) : -1;
-    enum server_action act = server_on_message(
-        srv, c->id, c->peer_text, (const struct sockaddr *)&c->peer.ss, admin, &c->msg);
-    server_msg_reset(&c->msg);
-    switch (act) {
-    case ACT_DENIED:
-        if (stream)
-            return send_msg(c, (const uint8_t *)SERVER_DENIED_TEXT "\n",
-                            sizeof(SERVER_DENIED_TEXT));
-        return send_msg(c, (const uint8_t *)SERVER_DENIED_TEXT, sizeof(SERVER_DENIED_TEXT) - 1);
-    case ACT_EXIT:
-        r = stream ? 0 : send_msg(c, m->data, m->len);
-        begin_drain(c, CONN_REASON_EXIT, now + CONN_DRAIN_MS);
-        return r;
-    case ACT_SHUTDOWN:
-        r = stream ? 0 : send_msg(c, m->data, m->len);
-        server_request_shutdown(srv);
-        return r;
-    case ACT_ECHO:
-    default:
-        return stream ? 0 : send_msg(c, m->data, m->len);
+    const struct proto_vt *vt = c->conf.vt;
+    bool server = is_server(c);
+    if (!server && (vt->flags & PROTO_F_STREAM_ECHO)) {
+        /* The client's side of a stream echo is unframed: bytes as they come. */
+        if (n == 0 || !uses_input(c))
+            return 0;
+        struct proto_msg m = {.data = p, .len = n};
+        int r = c->ops->on_message(c->arg, c, &m, now);
+        if (r < 0)
+            fail(c, r, now);
+        return n;
     }
-}
-
-/* Runs the protocol over buffered input until it needs more, the connection stops
- * reading, or the output reaches its high-water mark (back-pressure: the rest waits). */
-static void process(struct conn *c, uint64_t now)
-{
-    const struct proto_vt *vt = c->srv->conf.proto;
-    while (c->state == CONN_OPEN && !out_busy(c)) {
-        size_t used = buf_len(&c->in);
+    size_t done = 0;
+    while (uses_input(c) && !(server && out_busy(c))) {
+        size_t used = n - done;
         struct proto_msg m = {0};
-        int r = vt->conn_read(c->pconn, buf_head(&c->in), &used, &c->out, &m);
-        if (r >= 0 && r == PROTO_HANDSHAKE) {
+        int r = vt->conn_read(c->pconn, p + done, &used, &c->out, &m);
+        if (r == PROTO_HANDSHAKE) {
             c->ready = true;
-            char id[128] = "";
-            if (vt->conn_peer_id && vt->conn_peer_id(c->pconn, id, sizeof(id)))
-                log_event(LOG_INFO, "handshake", "conn=%llu peer=%s peer_key=%s",
-                          (unsigned long long)c->id, c->peer_text, id);
+            if (c->ops->on_handshake)
+                c->ops->on_handshake(c->arg, c, now);
         } else if (r == PROTO_MSG) {
-            int e = handle_msg(c, &m, now);
+            int e = c->ops->on_message(c->arg, c, &m, now);
             if (e < 0)
                 r = e;
         }
-        buf_consume(&c->in, used);
+        done += used;
         if (r < 0) {
             fail(c, r, now);
-            return;
+            break;
         }
         if (r == PROTO_NEED_MORE)
-            return;
+            break;
     }
+    return done;
+}
+
+static void process(struct conn *c, uint64_t now)
+{
+    buf_consume(&c->in, run_input(c, buf_head(&c->in), buf_len(&c->in), now));
+}
+
+static bool awaiting(const struct conn *c)
+{
+    return !is_server(c) && c->ops->awaiting && c->ops->awaiting(c->arg, c);
 }
 
 /*
  * Everything that follows from the output state, after any event: a pause that ended,
- * the half-close once a closing connection owes nothing (then LINGER), and input that
- * waited for back-pressure to lift once everything owed went out.
+ * the half-close once a closing connection owes nothing and awaits nothing (then LINGER),
+ * and input that waited for back-pressure to lift once everything owed went out.
  */
 static void settle(struct conn *c, uint64_t now)
 {
@@ -181,22 +195,34 @@ static void settle(struct conn *c, uint64_t now)
             c->paused = false;
         }
         if (!buf_empty(&c->out))
-            return; /* the model sends it; this runs again when it reports what went */
+            return; /* the driver sends it; this runs again when it reports what went */
         if (c->state == CONN_DRAIN) {
             if (c->peer_eof) {
                 close_now(c, CONN_REASON_EOF);
                 return;
             }
+            if (!c->failed && awaiting(c)) {
+                /* All went out: from now on the peer has wait_ms to answer. */
+                if (c->wait_ms >= 0) {
+                    uint64_t until = now + (uint64_t)c->wait_ms;
+                    if (until < c->deadline)
+                        c->deadline = until;
+                    c->wait_ms = -1;
+                    c->waiting = true;
+                }
+                return;
+            }
             /* Half-close, then wait for the peer's FIN: closing with unread input would
              * send a reset that can destroy the echo still in flight. */
             c->shut_owed = true;
+            c->waiting = false;
             c->state = CONN_LINGER;
-            uint64_t linger = now + SERVER_LINGER_MS;
+            uint64_t linger = now + (uint64_t)c->conf.linger_ms;
             if (linger < c->deadline)
                 c->deadline = linger;
             return;
         }
-        if (buf_empty(&c->in))
+        if (buf_empty(&c->in) || !is_server(c))
             return;
         /* Back-pressure lifted: run the input that waited. */
         size_t before = buf_len(&c->in);
@@ -210,16 +236,14 @@ static void start_pause(struct conn *c, uint64_t now)
 {
     /* The peer reads each part with its own recv(); let this part arrive alone. */
     c->paused = true;
-    c->pause_until = now + SERVER_PACE_MS;
+    c->pause_until = now + CONN_PACE_MS;
 }
 
 size_t conn_read_buf(struct conn *c, uint64_t now, uint8_t **p)
 {
-    if (c->state == CONN_CLOSED)
+    if (c->state == CONN_CLOSED || c->peer_eof)
         return 0;
-    if (c->state != CONN_OPEN) {
-        if (c->state == CONN_DRAIN && c->peer_eof)
-            return 0;
+    if (!uses_input(c)) {
         /* Nothing more is used once the connection is closing: the room is scratch. */
         buf_reset(&c->in);
         if (buf_reserve(&c->in, CONN_DISCARD_CHUNK) < 0) {
@@ -229,27 +253,29 @@ size_t conn_read_buf(struct conn *c, uint64_t now, uint8_t **p)
         *p = buf_tail(&c->in);
         return CONN_DISCARD_CHUNK;
     }
-    /* Input left over from back-pressure goes first; read more only once it is used up,
-     * so that a peer that does not read cannot make us buffer what it sends. */
-    if (!buf_empty(&c->in))
-        process(c, now);
-    if (out_busy(c) || c->state != CONN_OPEN) {
-        settle(c, now);
-        return 0;
+    if (is_server(c)) {
+        /* Input left over from back-pressure goes first; read more only once it is used
+         * up, so that a peer that does not read cannot make us buffer what it sends. */
+        if (!buf_empty(&c->in))
+            process(c, now);
+        if (out_busy(c) || !uses_input(c)) {
+            settle(c, now);
+            return 0;
+        }
     }
-    int e = buf_reserve(&c->in, SERVER_READ_CHUNK);
+    int e = buf_reserve(&c->in, c->conf.read_chunk);
     if (e < 0) {
         fail(c, e, now);
         settle(c, now);
         return 0;
     }
     *p = buf_tail(&c->in);
-    return SERVER_READ_CHUNK;
+    return c->conf.read_chunk;
 }
 
 void conn_read_commit(struct conn *c, size_t n, uint64_t now)
 {
-    if (c->state != CONN_OPEN || n == 0)
+    if (!uses_input(c) || n == 0)
         return; /* closing: discarded */
     buf_commit(&c->in, n);
     c->last_active = now;
@@ -259,6 +285,21 @@ void conn_read_commit(struct conn *c, size_t n, uint64_t now)
 
 size_t conn_feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
+    if (n > 0 && uses_input(c) && !c->peer_eof && buf_empty(&c->in) &&
+        !(is_server(c) && out_busy(c))) {
+        /* Nothing buffered: the protocol reads the driver's bytes where they are, and only
+         * what it leaves (a partial record, or what back-pressure holds) is copied. */
+        size_t take = n < c->conf.read_chunk ? n : c->conf.read_chunk;
+        c->last_active = now;
+        size_t used = run_input(c, p, take, now);
+        if (used < take && uses_input(c)) {
+            int e = buf_append(&c->in, p + used, take - used);
+            if (e < 0)
+                fail(c, e, now);
+        }
+        settle(c, now);
+        return take;
+    }
     uint8_t *dst;
     size_t room = conn_read_buf(c, now, &dst);
     size_t take = n < room ? n : room;
@@ -279,7 +320,7 @@ void conn_on_eof(struct conn *c, uint64_t now)
             close_now(c, CONN_REASON_EOF);
         return;
     }
-    begin_drain(c, CONN_REASON_EOF, now + CONN_DRAIN_MS);
+    conn_drain(c, CONN_REASON_EOF, now + CONN_DRAIN_MS);
     settle(c, now);
 }
 
@@ -291,8 +332,7 @@ void conn_on_recv_error(struct conn *c, int err)
         close_now(c, CONN_REASON_RESET);
         return;
     }
-    log_event(LOG_ERROR, "error", "conn=%llu peer=%s error=\"recv: %s\"", (unsigned long long)c->id,
-              c->peer_text, strerror(err));
+    fault(c, CONN_FAULT_RECV, err);
     close_now(c, CONN_REASON_ERROR);
 }
 
@@ -308,6 +348,23 @@ void conn_on_hangup(struct conn *c, int so_error)
     if (c->state == CONN_CLOSED)
         return;
     close_now(c, c->state == CONN_LINGER || so_error == 0 ? CONN_REASON_EOF : CONN_REASON_RESET);
+}
+
+int conn_send_msg(struct conn *c, const uint8_t *data, size_t len)
+{
+    const struct proto_vt *vt = c->conf.vt;
+    if (c->state != CONN_OPEN)
+        return -EPIPE;
+    if (!c->ready)
+        return PROTO_E_STATE;
+    if (vt->flags & PROTO_F_STREAM_ECHO)
+        return buf_append(&c->out, data, len);
+    return vt->conn_write(c->pconn, data, len, &c->out);
+}
+
+bool conn_can_send(const struct conn *c)
+{
+    return c->state == CONN_OPEN && c->ready && !out_busy(c);
 }
 
 size_t conn_out_peek(struct conn *c, uint64_t now, const uint8_t **p)
@@ -346,36 +403,45 @@ void conn_shut_done(struct conn *c)
     c->shut_owed = false;
 }
 
+void conn_finish(struct conn *c, enum conn_reason reason, int wait_ms, uint64_t now)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    conn_drain(c, reason, CONN_NO_DEADLINE);
+    c->wait_ms = wait_ms < 0 ? 0 : wait_ms;
+    settle(c, now);
+}
+
 void conn_on_time(struct conn *c, uint64_t now)
 {
-    const struct server_conf *cf = &c->srv->conf;
+    const struct conn_conf *cf = &c->conf;
     if (c->state == CONN_CLOSED)
         return;
     if (c->paused && now >= c->pause_until)
         settle(c, now);
     if (c->state == CONN_OPEN) {
-        if (!c->ready && cf->handshake_timeout_ms > 0 &&
-            now >= c->started + (uint64_t)cf->handshake_timeout_ms) {
-            log_event(LOG_WARN, "timeout", "conn=%llu peer=%s what=handshake",
-                      (unsigned long long)c->id, c->peer_text);
+        if (!c->ready && cf->handshake_ms > 0 && now >= c->started + (uint64_t)cf->handshake_ms) {
+            fault(c, CONN_FAULT_HANDSHAKE, -ETIMEDOUT);
             close_now(c, CONN_REASON_TIMEOUT);
             return;
         }
-        if (cf->idle_timeout_ms > 0 && now >= c->last_active + (uint64_t)cf->idle_timeout_ms) {
-            begin_drain(c, CONN_REASON_TIMEOUT, now + SERVER_LINGER_MS);
+        if (cf->idle_ms > 0 && now >= c->last_active + (uint64_t)cf->idle_ms) {
+            conn_drain(c, CONN_REASON_TIMEOUT, now + (uint64_t)cf->linger_ms);
             settle(c, now);
         }
     }
-    if ((c->state == CONN_DRAIN || c->state == CONN_LINGER) && now >= c->deadline)
+    if ((c->state == CONN_DRAIN || c->state == CONN_LINGER) && now >= c->deadline) {
+        if (c->state == CONN_DRAIN && c->waiting)
+            c->reason = CONN_REASON_TIMEOUT; /* what was awaited did not come */
         close_now(c, c->reason);
+    }
 }
 
-void conn_begin_shutdown(struct conn *c, uint64_t now)
+void conn_begin_shutdown(struct conn *c, uint64_t now, uint64_t stop_at)
 {
     if (c->state == CONN_CLOSED)
         return;
-    uint64_t stop_at = atomic_load(&c->srv->stop_at);
-    begin_drain(c, CONN_REASON_SHUTDOWN, stop_at > now ? stop_at : now);
+    conn_drain(c, CONN_REASON_SHUTDOWN, stop_at > now ? stop_at : now);
     settle(c, now);
 }
 
@@ -389,7 +455,7 @@ unsigned conn_wants(const struct conn *c)
     unsigned want = 0;
     switch (c->state) {
     case CONN_OPEN:
-        if (!out_busy(c))
+        if (!is_server(c) || !out_busy(c))
             want |= CONN_WANT_READ;
         /* fallthrough */
     case CONN_DRAIN:
@@ -412,20 +478,20 @@ unsigned conn_wants(const struct conn *c)
 
 uint64_t conn_deadline(const struct conn *c)
 {
-    const struct server_conf *cf = &c->srv->conf;
+    const struct conn_conf *cf = &c->conf;
     uint64_t next = CONN_NO_DEADLINE;
     if (c->state == CONN_CLOSED)
         return next;
     if (c->paused)
         next = c->pause_until;
     if (c->state == CONN_OPEN) {
-        if (!c->ready && cf->handshake_timeout_ms > 0) {
-            uint64_t hs = c->started + (uint64_t)cf->handshake_timeout_ms;
+        if (!c->ready && cf->handshake_ms > 0) {
+            uint64_t hs = c->started + (uint64_t)cf->handshake_ms;
             if (hs < next)
                 next = hs;
         }
-        if (cf->idle_timeout_ms > 0) {
-            uint64_t idle = c->last_active + (uint64_t)cf->idle_timeout_ms;
+        if (cf->idle_ms > 0) {
+            uint64_t idle = c->last_active + (uint64_t)cf->idle_ms;
             if (idle < next)
                 next = idle;
         }
@@ -437,14 +503,10 @@ uint64_t conn_deadline(const struct conn *c)
 
 void conn_free(struct conn *c)
 {
-    const struct proto_vt *vt = c->srv->conf.proto;
-    if (c->msg.total > 0)
-        server_log_partial(c->srv, c->id, c->peer_text, &c->msg);
-    log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s", c->peer_text,
-              (unsigned long long)c->id, conn_reason_name(c));
-    proto_conn_free(vt, c->pconn);
+    if (c->ops && c->ops->on_close)
+        c->ops->on_close(c->arg, c);
+    proto_conn_free(c->conf.vt, c->pconn);
     c->pconn = NULL;
-    OPENSSL_cleanse(&c->msg, sizeof(c->msg));
     buf_free_secret(&c->in);
     buf_free_secret(&c->out);
     c->state = CONN_CLOSED;

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* The message policy every model and transport shares, and shutdown coordination. */
+/* The message policy every model and transport shares (for TCP, the engine's server-role
+ * policy), and shutdown coordination. */
 #include "service.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "log.h"
 #include "loop.h"
@@ -137,4 +141,121 @@ void server_set_wake(struct server *srv, server_wake_fn wake, void *model)
      * `stopping`; waking once more here closes the window between the two. */
     if (wake && atomic_load(&srv->stopping))
         server_request_wake(srv);
+}
+
+/* ---- the server's policy for TCP connections (struct conn_ops) ---- */
+
+static int echo(struct conn *c, const uint8_t *p, size_t n)
+{
+    return conn_send_msg(c, p, n);
+}
+
+static int server_on_conn_message(void *arg, struct conn *c, const struct proto_msg *m,
+                                  uint64_t now)
+{
+    struct server_conn *sc = arg;
+    struct server *srv = sc->srv;
+    bool stream = srv->conf.proto->flags & PROTO_F_STREAM_ECHO;
+    int r;
+
+    if (m->first)
+        server_msg_reset(&sc->msg);
+    server_msg_add(&sc->msg, m->data, m->len);
+    /* RFC 862: plain TCP echoes every byte at once, line or not. */
+    if (stream && (r = echo(c, m->data, m->len)) < 0)
+        return r;
+    if (!m->last)
+        return 0;
+    if (stream)
+        server_msg_trim_eol(&sc->msg);
+    enum server_action act = server_on_message(
+        srv, sc->id, sc->peer_text, (const struct sockaddr *)&sc->peer.ss, conn_admin(c), &sc->msg);
+    server_msg_reset(&sc->msg);
+    switch (act) {
+    case ACT_DENIED:
+        if (stream)
+            return echo(c, (const uint8_t *)SERVER_DENIED_TEXT "\n", sizeof(SERVER_DENIED_TEXT));
+        return echo(c, (const uint8_t *)SERVER_DENIED_TEXT, sizeof(SERVER_DENIED_TEXT) - 1);
+    case ACT_EXIT:
+        r = stream ? 0 : echo(c, m->data, m->len);
+        conn_drain(c, CONN_REASON_EXIT, now + CONN_DRAIN_MS);
+        return r;
+    case ACT_SHUTDOWN:
+        r = stream ? 0 : echo(c, m->data, m->len);
+        server_request_shutdown(srv);
+        return r;
+    case ACT_ECHO:
+    default:
+        return stream ? 0 : echo(c, m->data, m->len);
+    }
+}
+
+static void server_on_conn_handshake(void *arg, struct conn *c, uint64_t now)
+{
+    (void)now;
+    struct server_conn *sc = arg;
+    char id[128] = "";
+    if (conn_peer_id(c, id, sizeof(id)))
+        log_event(LOG_INFO, "handshake", "conn=%llu peer=%s peer_key=%s",
+                  (unsigned long long)sc->id, sc->peer_text, id);
+}
+
+static void server_on_conn_fault(void *arg, struct conn *c, enum conn_fault what, int err)
+{
+    struct server_conn *sc = arg;
+    switch (what) {
+    case CONN_FAULT_HANDSHAKE:
+        log_event(LOG_WARN, "timeout", "conn=%llu peer=%s what=handshake",
+                  (unsigned long long)sc->id, sc->peer_text);
+        break;
+    case CONN_FAULT_RECV:
+        log_event(LOG_ERROR, "error", "conn=%llu peer=%s error=\"recv: %s\"",
+                  (unsigned long long)sc->id, sc->peer_text, strerror(err));
+        break;
+    case CONN_FAULT_PROTO:
+    default:
+        server_log_proto_error(sc->srv, sc->id, sc->peer_text, err, conn_error_text(c));
+        break;
+    }
+}
+
+static void server_on_conn_close(void *arg, struct conn *c)
+{
+    struct server_conn *sc = arg;
+    if (sc->msg.total > 0)
+        server_log_partial(sc->srv, sc->id, sc->peer_text, &sc->msg);
+    log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s", sc->peer_text,
+              (unsigned long long)sc->id, conn_reason_name(c));
+    OPENSSL_cleanse(&sc->msg, sizeof(sc->msg));
+}
+
+static const struct conn_ops server_conn_ops = {
+    .on_message = server_on_conn_message,
+    .on_handshake = server_on_conn_handshake,
+    .on_fault = server_on_conn_fault,
+    .on_close = server_on_conn_close,
+};
+
+int server_conn_init(struct server_conn *sc, struct server *srv, const struct net_addr *peer,
+                     uint64_t now)
+{
+    sc->srv = srv;
+    sc->peer = *peer;
+    sc->id = atomic_fetch_add(&srv->next_id, 1);
+    net_format_addr((const struct sockaddr *)&peer->ss, sc->peer_text, sizeof(sc->peer_text));
+    server_msg_reset(&sc->msg);
+    log_event(LOG_INFO, "connect", "peer=%s conn=%llu", sc->peer_text, (unsigned long long)sc->id);
+    const struct conn_conf cf = {
+        .vt = srv->conf.proto,
+        .pctx = srv->pctx,
+        .role = PROTO_SERVER,
+        .in_limit = SERVER_IN_LIMIT,
+        .out_limit = SERVER_OUT_LIMIT,
+        .out_high = SERVER_OUT_HIGH,
+        .read_chunk = SERVER_READ_CHUNK,
+        .handshake_ms = srv->conf.handshake_timeout_ms,
+        .idle_ms = srv->conf.idle_timeout_ms,
+        .linger_ms = SERVER_LINGER_MS,
+    };
+    return conn_init(&sc->c, &cf, &server_conn_ops, sc, now);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The server state every connection shares (configuration, ids, shutdown coordination) and
- * the message policy (logging, commands). Used by the engine and the I/O models; it never
- * touches a socket. */
+ * the server's message policy (logging, commands, echo), for TCP connections as a policy of
+ * the connection engine and for UDP peers. Used by the I/O models; it never touches a
+ * socket. */
 #ifndef SECHO_SERVICE_H
 #define SECHO_SERVICE_H
 
@@ -11,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conn.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
@@ -27,7 +29,7 @@ enum server_allow { ALLOW_ANY, ALLOW_LOOPBACK, ALLOW_NONE };
 /* Cap of a connection's unprocessed input (one whole record plus a read). */
 #define SERVER_IN_LIMIT (160 * 1024)
 /* Pause between parts sent to a notebook peer that reads each part with recv(1024). */
-#define SERVER_PACE_MS 60
+#define SERVER_PACE_MS CONN_PACE_MS
 /* After shutdown begins, what is still owed is delivered for at most this long. */
 #define SERVER_DRAIN_MS 1000
 /* After our last byte, wait this long for the peer's FIN before closing (so unread input
@@ -104,6 +106,24 @@ enum server_action { ACT_ECHO, ACT_EXIT, ACT_SHUTDOWN, ACT_DENIED };
 enum server_action server_on_message(struct server *srv, uint64_t conn_id, const char *peer,
                                      const struct sockaddr *peer_sa, int admin,
                                      const struct server_msg *m);
+
+/* One server-side TCP connection: the engine, and what the server's policy keeps for it.
+ * The model owns the memory; it must not move between server_conn_init and conn_free. */
+struct server_conn {
+    struct conn c; /* the model drives this */
+    struct server *srv;
+    uint64_t id;
+    struct net_addr peer;
+    char peer_text[NET_ADDRSTRLEN];
+    struct server_msg msg;
+};
+
+/* Sets up a connection from `peer` accepted at `now` under the server's policy: logs
+ * `connect`, then conn_init (the greeting is owed). Returns 0, or <0 after logging why (the
+ * connection is then CLOSED with reason error). Either way the model MUST call
+ * conn_free(&sc->c) once, which logs a cut-off message and `disconnect`. */
+int server_conn_init(struct server_conn *sc, struct server *srv, const struct net_addr *peer,
+                     uint64_t now);
 
 /* Logs a message cut off by a disconnect (no command matching). */
 void server_log_partial(struct server *srv, uint64_t conn_id, const char *peer,

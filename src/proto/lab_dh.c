@@ -142,13 +142,17 @@ static int put_pub(struct labdh_conn *c, struct buf *out)
 {
     char pem[CRYPTO_LAB_PEM_MAX];
     size_t n = 0;
-    int ret = crypto_lab_dh_pub_pem(&c->key, pem, sizeof(pem), &n);
+    int ret = buf_marks_room(out, 1);
+    if (ret < 0)
+        return ret;
+    ret = crypto_lab_dh_pub_pem(&c->key, pem, sizeof(pem), &n);
     if (ret < 0)
         return PROTO_E_CRYPTO;
     ret = buf_append(out, pem, n);
     if (ret < 0)
         return ret;
-    return buf_mark_pause(out) ? 0 : -ENOBUFS;
+    (void)buf_mark_pause(out); /* room checked above */
+    return 0;
 }
 
 static int labdh_conn_init(void *connp, void *ctxp, enum proto_role role, struct buf *out)
@@ -164,11 +168,14 @@ static int labdh_conn_init(void *connp, void *ctxp, enum proto_role role, struct
     /* A fresh key pair per connection (the notebook reuses one; we give forward secrecy). */
     if (crypto_lab_dh_keygen(&c->key, &ctx->group) < 0)
         return PROTO_E_CRYPTO;
-    int ret = buf_append(out, ctx->group.pem, ctx->group.pem_len);
+    /* Both parts end at a pause: output that cannot be paced fails before any is written. */
+    int ret = buf_marks_room(out, 2);
     if (ret < 0)
         return ret;
-    if (!buf_mark_pause(out))
-        return -ENOBUFS;
+    ret = buf_append(out, ctx->group.pem, ctx->group.pem_len);
+    if (ret < 0)
+        return ret;
+    (void)buf_mark_pause(out); /* room checked above */
     return put_pub(c, out);
 }
 
@@ -355,9 +362,10 @@ static int labdh_conn_write(void *connp, const uint8_t *msg, size_t len, struct 
     /* An empty ciphertext would send nothing, and the peer would take the next IV for it. */
     if (len == 0)
         return -EINVAL;
-    if (out->npauses + 2 > BUF_MAX_PAUSES)
-        return -ENOBUFS;
-    int ret = buf_reserve(out, LABDH_IV_LEN + len);
+    int ret = buf_marks_room(out, 2);
+    if (ret < 0)
+        return ret;
+    ret = buf_reserve(out, LABDH_IV_LEN + len);
     if (ret < 0)
         return ret;
     if (crypto_lab_random(iv, sizeof(iv)) < 0)

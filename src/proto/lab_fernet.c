@@ -96,14 +96,17 @@ static void lf_ctx_free(void *ctx)
 
 static int put_key(struct lf_conn *c, struct buf *out, bool pause)
 {
+    int ret = pause ? buf_marks_room(out, 1) : 0;
+    if (ret < 0)
+        return ret;
     char text[FERNET_KEY_TEXT_LEN + 1];
     fernet_key_encode(&c->key, text);
-    int ret = buf_append(out, text, FERNET_KEY_TEXT_LEN);
+    ret = buf_append(out, text, FERNET_KEY_TEXT_LEN);
     OPENSSL_cleanse(text, sizeof(text));
     if (ret < 0)
         return ret;
-    if (pause && !buf_mark_pause(out))
-        return -ENOBUFS;
+    if (pause)
+        (void)buf_mark_pause(out); /* room checked above */
     c->key_sent = true;
     return 0;
 }
@@ -248,9 +251,10 @@ static int seal(struct lf_conn *c, const uint8_t *msg, size_t len, struct buf *o
 
 static int lf_conn_write(void *connp, const uint8_t *msg, size_t len, struct buf *out)
 {
-    if (out->npauses >= BUF_MAX_PAUSES)
-        return -ENOBUFS;
-    int ret = seal(connp, msg, len, out);
+    int ret = buf_marks_room(out, 1);
+    if (ret < 0)
+        return ret;
+    ret = seal(connp, msg, len, out);
     if (ret == 0)
         (void)buf_mark_pause(out); /* room checked above */
     return ret;

@@ -16,7 +16,7 @@
 #define STOP_TICK_MS 20
 
 struct worker_conn {
-    struct conn c;
+    struct server_conn sc;
     int fd;
     struct io_worker *w;
     struct loop_timer timer; /* due at conn_deadline(&c) */
@@ -56,7 +56,7 @@ static void drop(struct io_worker *w, struct worker_conn *wc)
     loop_timer_disarm(w->loop, &wc->timer);
     loop_del(w->loop, wc->fd);
     list_del(w, wc);
-    conn_free(&wc->c);
+    conn_free(&wc->sc.c);
     close(wc->fd);
     model_release(w->srv);
     free(wc);
@@ -66,7 +66,7 @@ static void drop(struct io_worker *w, struct worker_conn *wc)
  * closed. */
 static void update(struct io_worker *w, struct worker_conn *wc)
 {
-    unsigned want = conn_wants(&wc->c);
+    unsigned want = conn_wants(&wc->sc.c);
     if (want & CONN_WANT_CLOSE) {
         drop(w, wc);
         maybe_finish(w);
@@ -78,7 +78,7 @@ static void update(struct io_worker *w, struct worker_conn *wc)
         drop(w, wc);
         return;
     }
-    uint64_t due = conn_deadline(&wc->c);
+    uint64_t due = conn_deadline(&wc->sc.c);
     if (due == CONN_NO_DEADLINE)
         loop_timer_disarm(w->loop, &wc->timer);
     else if (loop_timer_arm(w->loop, &wc->timer, due) < 0)
@@ -90,10 +90,10 @@ static void on_conn(struct loop *l, int fd, unsigned events, void *arg)
     struct worker_conn *wc = arg;
     uint64_t now = loop_now(l);
     if (events & LOOP_READ)
-        model_conn_recv(&wc->c, fd, now);
-    if ((events & LOOP_HUP) && !conn_closed(&wc->c) && !(events & LOOP_READ))
-        model_conn_hangup(&wc->c, fd);
-    model_conn_send(&wc->c, fd, now);
+        model_conn_recv(&wc->sc.c, fd, now);
+    if ((events & LOOP_HUP) && !conn_closed(&wc->sc.c) && !(events & LOOP_READ))
+        model_conn_hangup(&wc->sc.c, fd);
+    model_conn_send(&wc->sc.c, fd, now);
     update(wc->w, wc);
 }
 
@@ -101,8 +101,8 @@ static void on_conn_timer(struct loop *l, void *arg)
 {
     struct worker_conn *wc = arg;
     uint64_t now = loop_now(l);
-    conn_on_time(&wc->c, now);
-    model_conn_send(&wc->c, wc->fd, now);
+    conn_on_time(&wc->sc.c, now);
+    model_conn_send(&wc->sc.c, wc->fd, now);
     update(wc->w, wc);
 }
 
@@ -136,15 +136,15 @@ static void on_accept(struct loop *l, int lfd, unsigned events, void *arg)
         wc->fd = fd;
         wc->w = w;
         loop_timer_init(&wc->timer, on_conn_timer, wc);
-        if (conn_init(&wc->c, srv, &peer, now) < 0 || loop_add(l, fd, 0, on_conn, wc) < 0) {
-            conn_free(&wc->c);
+        if (server_conn_init(&wc->sc, srv, &peer, now) < 0 || loop_add(l, fd, 0, on_conn, wc) < 0) {
+            conn_free(&wc->sc.c);
             close(fd);
             model_release(srv);
             free(wc);
             continue;
         }
         list_add(w, wc);
-        model_conn_send(&wc->c, fd, now); /* a greeting goes out at once */
+        model_conn_send(&wc->sc.c, fd, now); /* a greeting goes out at once */
         update(w, wc);
     }
 }
@@ -173,8 +173,8 @@ static void begin_stop(struct io_worker *w)
     }
     for (struct worker_conn *wc = w->conns, *next; wc; wc = next) {
         next = wc->next;
-        conn_begin_shutdown(&wc->c, now);
-        model_conn_send(&wc->c, wc->fd, now);
+        conn_begin_shutdown(&wc->sc.c, now, atomic_load(&w->srv->stop_at));
+        model_conn_send(&wc->sc.c, wc->fd, now);
         update(w, wc);
     }
     loop_tick_soon(w->loop, STOP_TICK_MS);
@@ -207,7 +207,7 @@ static void on_tick(struct loop *l, void *arg)
         if (now >= atomic_load(&w->srv->stop_at)) {
             for (struct worker_conn *wc = w->conns, *nx; wc; wc = nx) {
                 nx = wc->next;
-                conn_abort(&wc->c);
+                conn_abort(&wc->sc.c);
                 update(w, wc);
             }
         }
@@ -270,7 +270,7 @@ void io__worker_wake(struct io_worker *w)
 void io__worker_free(struct io_worker *w)
 {
     while (w->conns) {
-        conn_abort(&w->conns->c);
+        conn_abort(&w->conns->sc.c);
         drop(w, w->conns);
     }
     model_acceptor_close(&w->acc);

@@ -25,7 +25,7 @@ struct tmodel {
 };
 
 struct tconn {
-    struct conn c;
+    struct server_conn sc;
     struct tmodel *m;
     struct server *srv;
     int fd;
@@ -52,20 +52,20 @@ static int wait_ms(const struct conn *c, uint64_t now)
 static void *conn_main(void *arg)
 {
     struct tconn *t = arg;
-    struct conn *c = &t->c;
+    struct conn *c = &t->sc.c;
     struct server *srv = t->srv;
     struct tmodel *m = t->m;
     int fd = t->fd;
     uint64_t now = loop_clock_ms();
     bool stop_seen = false;
 
-    if (conn_init(c, srv, &t->peer, now) == 0) {
+    if (server_conn_init(&t->sc, srv, &t->peer, now) == 0) {
         model_conn_send(c, fd, now);
         while (!conn_closed(c)) {
             if (!stop_seen && atomic_load(&srv->stopping)) {
                 stop_seen = true;
                 now = loop_clock_ms();
-                conn_begin_shutdown(c, now);
+                conn_begin_shutdown(c, now, atomic_load(&srv->stop_at));
                 model_conn_send(c, fd, now);
                 continue;
             }

@@ -75,11 +75,14 @@ static void test_reserve_commit(void)
 static void test_pauses(void)
 {
     struct buf b;
+    struct buf_marks m;
     buf_init(&b, 100);
+    buf_attach_marks(&b, &m);
     CHECK(buf_append(&b, "IVIVIVIVIVIVIVIV", 16) == 0);
-    CHECK(buf_mark_pause(&b));
+    CHECK_INT(buf_mark_pause(&b), 0);
     CHECK(buf_append(&b, "ciphertext", 10) == 0);
-    CHECK(buf_mark_pause(&b));
+    CHECK_INT(buf_mark_pause(&b), 0);
+    CHECK_INT(buf_pauses(&b), 2);
     CHECK_INT(buf_sendable(&b), 16);
     CHECK(!buf_pause_reached(&b));
     buf_consume(&b, 10); /* a partial write */
@@ -92,13 +95,39 @@ static void test_pauses(void)
     buf_consume(&b, 10);
     CHECK(buf_pause_reached(&b));
     CHECK_INT(buf_sendable(&b), 0);
-    /* Marks are bounded. */
+    /* Marks are bounded, and a full set is refused before it is exceeded. */
+    CHECK_INT(buf_marks_room(&b, BUF_MAX_PAUSES), 0);
+    CHECK_INT(buf_marks_room(&b, BUF_MAX_PAUSES + 1), -ENOBUFS);
     unsigned ok = 0;
     for (int i = 0; i < BUF_MAX_PAUSES + 3; i++)
-        ok += buf_mark_pause(&b);
+        ok += buf_mark_pause(&b) == 0;
     CHECK_INT(ok, BUF_MAX_PAUSES);
+    CHECK_INT(buf_mark_pause(&b), -ENOBUFS);
+    CHECK_INT(buf_marks_room(&b, 1), -ENOBUFS);
     buf_reset(&b);
-    CHECK_INT(b.npauses, 0);
+    CHECK_INT(buf_pauses(&b), 0);
+    /* Freed and used again: the marks stay attached, and empty. */
+    CHECK_INT(buf_mark_pause(&b), 0);
+    buf_free(&b);
+    CHECK_INT(buf_pauses(&b), 0);
+    CHECK(b.marks == &m);
+    buf_free(&b);
+}
+
+static void test_no_marks(void)
+{
+    /* A buffer nobody attached marks to refuses them cleanly and sends everything. */
+    struct buf b;
+    buf_init(&b, 100);
+    CHECK(b.marks == NULL);
+    CHECK(buf_append(&b, "abcdef", 6) == 0);
+    CHECK_INT(buf_marks_room(&b, 1), -EINVAL);
+    CHECK_INT(buf_mark_pause(&b), -EINVAL);
+    CHECK_INT(buf_pauses(&b), 0);
+    CHECK_INT(buf_len(&b), 6);
+    CHECK_INT(buf_sendable(&b), 6);
+    buf_consume(&b, 6);
+    CHECK(!buf_pause_reached(&b));
     buf_free(&b);
 }
 
@@ -109,5 +138,6 @@ int main(void)
     test_growth_and_slide();
     test_reserve_commit();
     test_pauses();
+    test_no_marks();
     return CHECK_DONE();
 }

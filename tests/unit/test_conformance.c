@@ -187,6 +187,7 @@ struct end {
     enum proto_role role;
     void *conn;
     struct buf out;
+    struct buf_marks marks; /* out takes pause marks, whether the protocol paces or not */
     bool ready_at_init;
     bool was_ready;
     bool silent_ready; /* conn_ready turned true without PROTO_HANDSHAKE */
@@ -221,6 +222,7 @@ static void end_init(struct end *x, const struct proto_vt *vt, enum proto_role r
     x->vt = vt;
     x->role = role;
     buf_init(&x->out, 1 << 20);
+    buf_attach_marks(&x->out, &x->marks);
     buf_init(&x->got, 1 << 20);
     buf_init(&x->sent, 1 << 20);
 }
@@ -248,21 +250,21 @@ static void end_close(struct end *x)
 static int end_write(struct end *x, const uint8_t *m, size_t len, bool dgram)
 {
     uint64_t before = x->out.consumed + buf_len(&x->out);
-    unsigned np = x->out.npauses;
+    unsigned np = buf_pauses(&x->out);
     int r = dgram ? x->vt->dgram_write(x->conn, m, len, &x->out)
                   : x->vt->conn_write(x->conn, m, len, &x->out);
     uint64_t after = x->out.consumed + buf_len(&x->out);
     if (r < 0) {
         CHECK_INT(after, before);
-        CHECK_INT(x->out.npauses, np);
+        CHECK_INT(buf_pauses(&x->out), np);
         return r;
     }
     CHECK_INT(r, 0);
     if (dgram || !paced(x->vt)) {
-        CHECK_INT(x->out.npauses, 0);
+        CHECK_INT(buf_pauses(&x->out), 0);
     } else {
-        CHECK(x->out.npauses > np);
-        CHECK(x->out.npauses > 0 && x->out.pauses[x->out.npauses - 1] == after);
+        CHECK(buf_pauses(&x->out) > np);
+        CHECK(buf_pauses(&x->out) > 0 && x->marks.at[buf_pauses(&x->out) - 1] == after);
     }
     if (!dgram && paced(x->vt)) {
         /* Only a paced protocol's delivery needs them; spans already sent are dropped. */
@@ -415,7 +417,7 @@ static size_t transfer(struct end *from, struct end *to, size_t mode, size_t fli
             CHECK(buf_empty(&from->out));
     }
     CHECK_INT(walked, n);
-    CHECK_INT(from->out.npauses, 0);
+    CHECK_INT(buf_pauses(&from->out), 0);
     if (!paced(from->vt))
         CHECK_INT(nparts, 1);
     if (flip != SIZE_MAX && flip / 8 < n)
@@ -682,7 +684,7 @@ struct dgq {
 /* Whatever the last call put into b is one datagram; no pause marks over UDP. */
 static void dg_take(struct buf *b, struct dgq *q)
 {
-    CHECK_INT(b->npauses, 0);
+    CHECK_INT(buf_pauses(b), 0);
     if (!buf_empty(b)) {
         CHECK(q->n < MAXDG);
         if (q->n < MAXDG) {
@@ -803,7 +805,7 @@ static struct dg udp_encode(struct end *from, const uint8_t *m, size_t len, int 
 {
     struct dg d = {0};
     *r = end_write(from, m, len, true);
-    CHECK_INT(from->out.npauses, 0);
+    CHECK_INT(buf_pauses(&from->out), 0);
     if (*r == 0) {
         /* Possibly empty: a zero-length datagram is still one. */
         d.n = buf_len(&from->out);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for the sans-IO connection engine: scripted input, a fake clock and a fake
- * socket (a byte sink with a chosen write size and peer window); plain, lab-dh, lab-fernet. */
+/* Unit tests for the sans-IO connection engine, both roles: scripted input, a fake clock and a
+ * fake socket (a byte sink with a chosen write size and peer window); plain, lab-dh, lab-fernet. */
 #include "check.h"
 #include "conn.h"
+#include "service.h"
 #include "log.h"
 #include "proto.h"
 
@@ -13,10 +14,11 @@
 
 #define T0 1000000u /* the fake clock's start, ms */
 
-/* One engine under test, the server state it shares, and what a peer would have seen. */
+/* One engine under test, the server state it shares, and what a peer would have seen.
+ */
 struct rig {
     struct server srv;
-    struct conn c;
+    struct server_conn sc;
     uint64_t now;
     uint8_t *wire; /* every byte the engine let the "socket" send, in order */
     size_t wirelen, wirecap;
@@ -46,12 +48,12 @@ static void rig_start(struct rig *r, const struct proto_vt *vt, int idle_ms, int
     in->sin_family = AF_INET;
     in->sin_port = htons(40000);
     in->sin_addr.s_addr = htonl(0x7f000001);
-    r->init_rc = conn_init(&r->c, &r->srv, &peer, r->now);
+    r->init_rc = server_conn_init(&r->sc, &r->srv, &peer, r->now);
 }
 
 static void rig_end(struct rig *r)
 {
-    conn_free(&r->c);
+    conn_free(&r->sc.c);
     if (r->srv.conf.proto->ctx_free && r->srv.pctx)
         r->srv.conf.proto->ctx_free(r->srv.pctx);
     pthread_mutex_destroy(&r->srv.wake_mu);
@@ -78,7 +80,7 @@ static size_t rig_send(struct rig *r, size_t chunk, size_t window)
     size_t total = 0;
     const uint8_t *p;
     size_t n;
-    while (total < window && (n = conn_out_peek(&r->c, r->now, &p)) > 0) {
+    while (total < window && (n = conn_out_peek(&r->sc.c, r->now, &p)) > 0) {
         if (n > chunk)
             n = chunk;
         if (n > window - total)
@@ -86,11 +88,11 @@ static size_t rig_send(struct rig *r, size_t chunk, size_t window)
         wire_add(r, p, n);
         r->writes++;
         total += n;
-        conn_out_sent(&r->c, n, r->now);
+        conn_out_sent(&r->sc.c, n, r->now);
     }
-    if (conn_wants(&r->c) & CONN_WANT_SHUT_WR) {
+    if (conn_wants(&r->sc.c) & CONN_WANT_SHUT_WR) {
         r->shut = true;
-        conn_shut_done(&r->c);
+        conn_shut_done(&r->sc.c);
     }
     return total;
 }
@@ -108,7 +110,7 @@ static size_t rig_recv(struct rig *r, const void *data, size_t n, size_t slice)
     size_t done = 0;
     while (done < n) {
         uint8_t *dst;
-        size_t room = conn_read_buf(&r->c, r->now, &dst);
+        size_t room = conn_read_buf(&r->sc.c, r->now, &dst);
         if (room == 0)
             break;
         size_t k = n - done;
@@ -117,7 +119,7 @@ static size_t rig_recv(struct rig *r, const void *data, size_t n, size_t slice)
         if (k > room)
             k = room;
         memcpy(dst, p + done, k);
-        conn_read_commit(&r->c, k, r->now);
+        conn_read_commit(&r->sc.c, k, r->now);
         done += k;
     }
     return done;
@@ -127,12 +129,12 @@ static size_t rig_recv(struct rig *r, const void *data, size_t n, size_t slice)
 static void rig_at(struct rig *r, uint64_t t)
 {
     r->now = t;
-    conn_on_time(&r->c, r->now);
+    conn_on_time(&r->sc.c, r->now);
 }
 
 static bool wants(const struct rig *r, unsigned bits)
 {
-    return (conn_wants(&r->c) & bits) == bits;
+    return (conn_wants(&r->sc.c) & bits) == bits;
 }
 
 static void *ctx_client(const struct proto_vt *vt)
@@ -161,7 +163,7 @@ static void test_plain_split_reads(void)
         rig_send_all(&r);
         CHECK_INT(r.wirelen, n);
         CHECK_MEM(r.wire, text, n);
-        CHECK(!conn_closed(&r.c));
+        CHECK(!conn_closed(&r.sc.c));
         rig_end(&r);
     }
 }
@@ -176,7 +178,7 @@ static void test_plain_byte_writes_and_feed(void)
     size_t taken = 0;
     for (size_t i = 0; i < n; i += 5) {
         size_t k = n - i < 5 ? n - i : 5;
-        taken += conn_feed(&r.c, (const uint8_t *)text + i, k, r.now);
+        taken += conn_feed(&r.sc.c, (const uint8_t *)text + i, k, r.now);
     }
     CHECK_INT(taken, n);
     CHECK(wants(&r, CONN_WANT_WRITE));
@@ -209,8 +211,8 @@ static void test_plain_backpressure(void)
     CHECK(fed >= SERVER_OUT_HIGH);
     CHECK(fed < SERVER_OUT_HIGH + 2 * SERVER_READ_CHUNK);
     uint8_t *dst;
-    CHECK_INT(conn_read_buf(&r.c, r.now, &dst), 0);
-    CHECK_INT(conn_feed(&r.c, chunk, sizeof(chunk), r.now), 0);
+    CHECK_INT(conn_read_buf(&r.sc.c, r.now, &dst), 0);
+    CHECK_INT(conn_feed(&r.sc.c, chunk, sizeof(chunk), r.now), 0);
 
     /* The peer reads down to the mark exactly: still no reading; one byte more, and the
      * engine wants input again. */
@@ -226,7 +228,7 @@ static void test_plain_backpressure(void)
     for (size_t i = 0; i < r.wirelen; i++)
         same = same && r.wire[i] == line[i % sizeof(line)];
     CHECK(same);
-    CHECK(!conn_closed(&r.c));
+    CHECK(!conn_closed(&r.sc.c));
     rig_end(&r);
 }
 
@@ -235,24 +237,24 @@ static void test_plain_peer_eof_delivers(void)
     struct rig r;
     rig_start(&r, &proto_plain, 0, 0);
     CHECK_INT(rig_recv(&r, "owed\n", 5, SIZE_MAX), 5);
-    conn_on_eof(&r.c, r.now); /* the peer half-closed before reading the echo */
-    CHECK(!conn_closed(&r.c));
+    conn_on_eof(&r.sc.c, r.now); /* the peer half-closed before reading the echo */
+    CHECK(!conn_closed(&r.sc.c));
     CHECK(wants(&r, CONN_WANT_WRITE));
     CHECK(!wants(&r, CONN_WANT_READ));
-    CHECK_INT(conn_deadline(&r.c), T0 + CONN_DRAIN_MS);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + CONN_DRAIN_MS);
     rig_send(&r, 2, SIZE_MAX);
     CHECK_INT(r.wirelen, 5);
     CHECK_MEM(r.wire, "owed\n", 5);
-    CHECK(conn_closed(&r.c));
+    CHECK(conn_closed(&r.sc.c));
     CHECK(wants(&r, CONN_WANT_CLOSE));
-    CHECK_STR(conn_reason_name(&r.c), "eof");
+    CHECK_STR(conn_reason_name(&r.sc.c), "eof");
     rig_end(&r);
 
     /* Nothing owed: EOF closes at once. */
     rig_start(&r, &proto_plain, 0, 0);
-    conn_on_eof(&r.c, r.now);
-    CHECK(conn_closed(&r.c));
-    CHECK_STR(conn_reason_name(&r.c), "eof");
+    conn_on_eof(&r.sc.c, r.now);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "eof");
     rig_end(&r);
 }
 
@@ -266,19 +268,19 @@ static void test_plain_exit_half_close_linger(void)
     rig_send_all(&r);
     CHECK_MEM(r.wire, "exit\n", 5);
     CHECK(r.shut);
-    CHECK(!conn_closed(&r.c));
+    CHECK(!conn_closed(&r.sc.c));
     CHECK(wants(&r, CONN_WANT_READ));
     CHECK(!wants(&r, CONN_WANT_SHUT_WR)); /* asked once */
-    CHECK_INT(conn_deadline(&r.c), T0 + SERVER_LINGER_MS);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + SERVER_LINGER_MS);
     /* Input after the half-close is read and thrown away, in either style. */
     CHECK_INT(rig_recv(&r, "late\n", 5, SIZE_MAX), 5);
     static const uint8_t junk[3 * CONN_DISCARD_CHUNK];
-    CHECK_INT(conn_feed(&r.c, junk, sizeof(junk), r.now), CONN_DISCARD_CHUNK);
+    CHECK_INT(conn_feed(&r.sc.c, junk, sizeof(junk), r.now), CONN_DISCARD_CHUNK);
     rig_send_all(&r);
     CHECK_INT(r.wirelen, 5);
-    conn_on_eof(&r.c, r.now);
-    CHECK(conn_closed(&r.c));
-    CHECK_STR(conn_reason_name(&r.c), "exit");
+    conn_on_eof(&r.sc.c, r.now);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "exit");
     rig_end(&r);
 
     /* No FIN: closed at the linger deadline. */
@@ -286,10 +288,10 @@ static void test_plain_exit_half_close_linger(void)
     rig_recv(&r, "exit\n", 5, SIZE_MAX);
     rig_send_all(&r);
     rig_at(&r, T0 + SERVER_LINGER_MS - 1);
-    CHECK(!conn_closed(&r.c));
+    CHECK(!conn_closed(&r.sc.c));
     rig_at(&r, T0 + SERVER_LINGER_MS);
-    CHECK(conn_closed(&r.c));
-    CHECK_STR(conn_reason_name(&r.c), "exit");
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "exit");
     rig_end(&r);
 }
 
@@ -300,15 +302,15 @@ static void test_plain_drain_deadline(void)
     rig_start(&r, &proto_plain, 0, 0);
     rig_recv(&r, "abc\nexit\n", 9, SIZE_MAX);
     CHECK(wants(&r, CONN_WANT_WRITE | CONN_WANT_READ));
-    CHECK_INT(conn_deadline(&r.c), T0 + CONN_DRAIN_MS);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + CONN_DRAIN_MS);
     rig_at(&r, T0 + CONN_DRAIN_MS - 1);
-    CHECK(!conn_closed(&r.c));
+    CHECK(!conn_closed(&r.sc.c));
     rig_send(&r, SIZE_MAX, 3); /* a little is read; the deadline does not move */
-    CHECK_INT(conn_deadline(&r.c), T0 + CONN_DRAIN_MS);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + CONN_DRAIN_MS);
     rig_at(&r, T0 + CONN_DRAIN_MS);
-    CHECK(conn_closed(&r.c));
-    CHECK_STR(conn_reason_name(&r.c), "exit");
-    CHECK_INT(conn_out_peek(&r.c, r.now, &(const uint8_t *){NULL}), 0);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "exit");
+    CHECK_INT(conn_out_peek(&r.sc.c, r.now, &(const uint8_t *){NULL}), 0);
     rig_end(&r);
 }
 
@@ -317,32 +319,32 @@ static void test_plain_reset_and_errors(void)
     struct rig r;
     rig_start(&r, &proto_plain, 0, 0);
     rig_recv(&r, "x\n", 2, SIZE_MAX);
-    conn_on_recv_error(&r.c, ECONNRESET);
-    CHECK(conn_closed(&r.c));
-    CHECK_INT(conn_out_peek(&r.c, r.now, &(const uint8_t *){NULL}), 0);
-    CHECK_STR(conn_reason_name(&r.c), "reset");
+    conn_on_recv_error(&r.sc.c, ECONNRESET);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_INT(conn_out_peek(&r.sc.c, r.now, &(const uint8_t *){NULL}), 0);
+    CHECK_STR(conn_reason_name(&r.sc.c), "reset");
     rig_end(&r);
 
     rig_start(&r, &proto_plain, 0, 0);
     rig_recv(&r, "x\n", 2, SIZE_MAX);
-    conn_on_send_error(&r.c, EPIPE);
-    CHECK_STR(conn_reason_name(&r.c), "reset");
+    conn_on_send_error(&r.sc.c, EPIPE);
+    CHECK_STR(conn_reason_name(&r.sc.c), "reset");
     rig_end(&r);
 
     rig_start(&r, &proto_plain, 0, 0);
-    conn_on_recv_error(&r.c, EIO);
-    CHECK(conn_closed(&r.c));
-    CHECK_STR(conn_reason_name(&r.c), "error");
+    conn_on_recv_error(&r.sc.c, EIO);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "error");
     rig_end(&r);
 
     rig_start(&r, &proto_plain, 0, 0);
-    conn_on_hangup(&r.c, 0);
-    CHECK_STR(conn_reason_name(&r.c), "eof");
+    conn_on_hangup(&r.sc.c, 0);
+    CHECK_STR(conn_reason_name(&r.sc.c), "eof");
     rig_end(&r);
 
     rig_start(&r, &proto_plain, 0, 0);
-    conn_on_hangup(&r.c, ECONNRESET);
-    CHECK_STR(conn_reason_name(&r.c), "reset");
+    conn_on_hangup(&r.sc.c, ECONNRESET);
+    CHECK_STR(conn_reason_name(&r.sc.c), "reset");
     rig_end(&r);
 }
 
@@ -350,24 +352,24 @@ static void test_plain_idle_timeout(void)
 {
     struct rig r;
     rig_start(&r, &proto_plain, 5000, 0);
-    CHECK_INT(conn_deadline(&r.c), T0 + 5000);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + 5000);
     rig_at(&r, T0 + 2000);
     rig_recv(&r, "hi\n", 3, SIZE_MAX); /* activity moves the idle deadline */
-    CHECK_INT(conn_deadline(&r.c), T0 + 7000);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + 7000);
     rig_at(&r, T0 + 3000);
     rig_send_all(&r);
-    CHECK_INT(conn_deadline(&r.c), T0 + 8000);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + 8000);
     rig_at(&r, T0 + 7999);
     CHECK(wants(&r, CONN_WANT_READ));
     rig_at(&r, T0 + 8000);
     /* Idle: nothing owed, so our side half-closes at once and lingers for the FIN. */
     rig_send_all(&r);
     CHECK(r.shut);
-    CHECK(!conn_closed(&r.c));
-    CHECK_INT(conn_deadline(&r.c), T0 + 8000 + SERVER_LINGER_MS);
+    CHECK(!conn_closed(&r.sc.c));
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + 8000 + SERVER_LINGER_MS);
     rig_at(&r, T0 + 8000 + SERVER_LINGER_MS);
-    CHECK(conn_closed(&r.c));
-    CHECK_STR(conn_reason_name(&r.c), "timeout");
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "timeout");
     rig_end(&r);
 }
 
@@ -378,64 +380,64 @@ static void test_plain_shutdown(void)
     rig_start(&r, &proto_plain, 0, 0);
     rig_recv(&r, "owed\n", 5, SIZE_MAX);
     atomic_store(&r.srv.stop_at, T0 + SERVER_DRAIN_MS);
-    conn_begin_shutdown(&r.c, r.now);
+    conn_begin_shutdown(&r.sc.c, r.now, atomic_load(&r.srv.stop_at));
     CHECK(wants(&r, CONN_WANT_WRITE));
-    CHECK_INT(conn_deadline(&r.c), T0 + SERVER_DRAIN_MS);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + SERVER_DRAIN_MS);
     CHECK_INT(rig_recv(&r, "more\n", 5, SIZE_MAX), 5); /* read, not echoed */
     rig_send_all(&r);
     CHECK_INT(r.wirelen, 5);
     CHECK_MEM(r.wire, "owed\n", 5);
     CHECK(r.shut);
-    conn_on_eof(&r.c, r.now);
-    CHECK(conn_closed(&r.c));
-    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    conn_on_eof(&r.sc.c, r.now);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "shutdown");
     rig_end(&r);
 
     /* A peer that does not read: closed by the engine's own deadline at stop_at. */
     rig_start(&r, &proto_plain, 0, 0);
     rig_recv(&r, "owed\n", 5, SIZE_MAX);
     atomic_store(&r.srv.stop_at, T0 + SERVER_DRAIN_MS);
-    conn_begin_shutdown(&r.c, r.now);
+    conn_begin_shutdown(&r.sc.c, r.now, atomic_load(&r.srv.stop_at));
     rig_at(&r, T0 + SERVER_DRAIN_MS - 1);
-    CHECK(!conn_closed(&r.c));
+    CHECK(!conn_closed(&r.sc.c));
     rig_at(&r, T0 + SERVER_DRAIN_MS);
-    CHECK(conn_closed(&r.c));
-    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "shutdown");
     rig_end(&r);
 
     /* The model's abort past the deadline. */
     rig_start(&r, &proto_plain, 0, 0);
     rig_recv(&r, "owed\n", 5, SIZE_MAX);
     atomic_store(&r.srv.stop_at, T0 + SERVER_DRAIN_MS);
-    conn_begin_shutdown(&r.c, r.now);
-    conn_abort(&r.c);
+    conn_begin_shutdown(&r.sc.c, r.now, atomic_load(&r.srv.stop_at));
+    conn_abort(&r.sc.c);
     CHECK(wants(&r, CONN_WANT_CLOSE));
-    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    CHECK_STR(conn_reason_name(&r.sc.c), "shutdown");
     rig_end(&r);
 
     /* Abort of a connection shutdown has not reached yet; and of one already ending, which
      * keeps its own reason. */
     rig_start(&r, &proto_plain, 0, 0);
-    conn_abort(&r.c);
-    CHECK(conn_closed(&r.c));
-    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    conn_abort(&r.sc.c);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "shutdown");
     rig_end(&r);
     rig_start(&r, &proto_plain, 0, 0);
     rig_recv(&r, "owed\n", 5, SIZE_MAX);
-    conn_on_eof(&r.c, r.now);
-    conn_abort(&r.c);
-    CHECK_STR(conn_reason_name(&r.c), "eof");
+    conn_on_eof(&r.sc.c, r.now);
+    conn_abort(&r.sc.c);
+    CHECK_STR(conn_reason_name(&r.sc.c), "eof");
     rig_end(&r);
 
     /* An idle connection at shutdown: half-closed at once, reason shutdown. */
     rig_start(&r, &proto_plain, 0, 0);
     atomic_store(&r.srv.stop_at, T0 + SERVER_DRAIN_MS);
-    conn_begin_shutdown(&r.c, r.now);
+    conn_begin_shutdown(&r.sc.c, r.now, atomic_load(&r.srv.stop_at));
     rig_send_all(&r);
     CHECK(r.shut);
-    CHECK_INT(conn_deadline(&r.c), T0 + SERVER_LINGER_MS);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + SERVER_LINGER_MS);
     rig_at(&r, T0 + SERVER_LINGER_MS);
-    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    CHECK_STR(conn_reason_name(&r.sc.c), "shutdown");
     rig_end(&r);
 }
 
@@ -448,7 +450,7 @@ static size_t paced_part(struct rig *r, size_t chunk)
     if (n == 0)
         return 0;
     CHECK(!wants(r, CONN_WANT_WRITE));
-    CHECK_INT(conn_deadline(&r->c) <= r->now + SERVER_PACE_MS, 1);
+    CHECK_INT(conn_deadline(&r->sc.c) <= r->now + SERVER_PACE_MS, 1);
     uint64_t pause_end = r->now + SERVER_PACE_MS;
     rig_at(r, pause_end - 1);
     CHECK_INT(rig_send_all(r), 0);
@@ -470,12 +472,12 @@ static void test_labdh_greeting_paced_and_handshake_timeout(void)
     CHECK(memmem(r.wire + params, pub, "-----END PUBLIC KEY-----", 24) != NULL);
     CHECK_INT(rig_send_all(&r), 0);
     /* No handshake bytes ever arrive: closed at the handshake timeout. */
-    CHECK_INT(conn_deadline(&r.c), T0 + 3000);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + 3000);
     rig_at(&r, T0 + 2999);
-    CHECK(!conn_closed(&r.c));
+    CHECK(!conn_closed(&r.sc.c));
     rig_at(&r, T0 + 3000);
-    CHECK(conn_closed(&r.c));
-    CHECK_STR(conn_reason_name(&r.c), "timeout");
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "timeout");
     rig_end(&r);
 }
 
@@ -511,7 +513,9 @@ static void test_labdh_paced_echo(void)
     void *cctx = ctx_client(vt);
     void *cc = NULL;
     struct buf cout;
+    struct buf_marks cmarks;
     buf_init(&cout, 1 << 16);
+    buf_attach_marks(&cout, &cmarks);
     CHECK_INT(proto_conn_new(vt, cctx, PROTO_CLIENT, &cout, &cc), 0);
     struct proto_msg m = {0};
     CHECK_INT(client_read(vt, cc, r.wire, params, &cout, &m), PROTO_NEED_MORE);
@@ -520,7 +524,7 @@ static void test_labdh_paced_echo(void)
     size_t half = buf_len(&cout) / 2 + 1;
     CHECK_INT(rig_recv(&r, buf_head(&cout), buf_len(&cout), half), buf_len(&cout));
     buf_reset(&cout);
-    CHECK_INT(conn_deadline(&r.c), CONN_NO_DEADLINE); /* no handshake timeout once done */
+    CHECK_INT(conn_deadline(&r.sc.c), CONN_NO_DEADLINE); /* no handshake timeout once done */
 
     /* A message: IV and ciphertext, each its own batch, as the notebook peer sends them. */
     CHECK_INT(vt->conn_write(cc, (const uint8_t *)"paced", 5, &cout), 0);
@@ -550,7 +554,7 @@ static void test_labdh_shutdown_waits_for_pause(void)
     struct rig r;
     rig_start(&r, &proto_lab_dh, 0, 0);
     atomic_store(&r.srv.stop_at, T0 + SERVER_DRAIN_MS);
-    conn_begin_shutdown(&r.c, r.now);
+    conn_begin_shutdown(&r.sc.c, r.now, atomic_load(&r.srv.stop_at));
     size_t params = paced_part(&r, SIZE_MAX);
     CHECK(!r.shut);
     size_t pub = rig_send_all(&r);
@@ -560,8 +564,8 @@ static void test_labdh_shutdown_waits_for_pause(void)
     rig_send_all(&r);
     CHECK(r.shut);
     CHECK(params + pub == r.wirelen);
-    conn_on_eof(&r.c, r.now);
-    CHECK_STR(conn_reason_name(&r.c), "shutdown");
+    conn_on_eof(&r.sc.c, r.now);
+    CHECK_STR(conn_reason_name(&r.sc.c), "shutdown");
     rig_end(&r);
 }
 
@@ -581,7 +585,9 @@ static void test_fernet_split_every_offset(void)
 
         void *cc = NULL;
         struct buf cout;
+        struct buf_marks cmarks;
         buf_init(&cout, 1 << 16);
+        buf_attach_marks(&cout, &cmarks);
         CHECK_INT(proto_conn_new(vt, cctx, PROTO_CLIENT, &cout, &cc), 0);
         struct proto_msg m = {0};
         CHECK_INT(client_read(vt, cc, r.wire, key, &cout, &m), PROTO_HANDSHAKE);
@@ -596,7 +602,7 @@ static void test_fernet_split_every_offset(void)
         CHECK_INT(client_read(vt, cc, r.wire + key, echo, &cout, &m), PROTO_MSG);
         CHECK_INT(m.len, 8);
         CHECK_MEM(m.data, "split me", 8);
-        CHECK(!conn_closed(&r.c));
+        CHECK(!conn_closed(&r.sc.c));
         proto_conn_free(vt, cc);
         buf_free(&cout);
         rig_end(&r);
@@ -617,10 +623,387 @@ static void test_fernet_bad_token_is_error(void)
     /* A protocol failure stops reading and closes after what is owed (nothing here). */
     rig_send_all(&r);
     CHECK(r.shut);
-    CHECK_STR(conn_reason_name(&r.c), "error");
+    CHECK_STR(conn_reason_name(&r.sc.c), "error");
+    conn_on_eof(&r.sc.c, r.now);
+    CHECK(conn_closed(&r.sc.c));
+    rig_end(&r);
+}
+
+/* ---- the client role: a policy that counts echoes, driven like the client does ---- */
+
+struct crig {
+    struct conn c;
+    uint64_t now;
+    void *ctx;
+    int owed;       /* messages (stream: bytes) still to be echoed */
+    int msgs;       /* whole messages (stream: arrivals) received */
+    int handshakes; /* on_handshake calls */
+    int faults;
+    enum conn_fault fault;
+    bool closed_hook;
+    uint8_t got[256];
+    size_t gotlen;
+    uint8_t *wire; /* what the client sent */
+    size_t wirelen;
+    bool shut;
+};
+
+static int crig_message(void *arg, struct conn *c, const struct proto_msg *m, uint64_t now)
+{
+    (void)c;
+    (void)now;
+    struct crig *r = arg;
+    if (r->gotlen + m->len <= sizeof(r->got)) {
+        memcpy(r->got + r->gotlen, m->data, m->len);
+        r->gotlen += m->len;
+    }
+    bool stream = r->c.conf.vt->flags & PROTO_F_STREAM_ECHO;
+    r->owed -= stream ? (int)m->len : m->last;
+    r->msgs += stream || m->last;
+    return 0;
+}
+
+static void crig_handshake(void *arg, struct conn *c, uint64_t now)
+{
+    (void)c;
+    (void)now;
+    ((struct crig *)arg)->handshakes++;
+}
+
+static void crig_fault(void *arg, struct conn *c, enum conn_fault what, int err)
+{
+    (void)c;
+    (void)err;
+    struct crig *r = arg;
+    r->faults++;
+    r->fault = what;
+}
+
+static bool crig_awaiting(void *arg, const struct conn *c)
+{
+    (void)c;
+    return ((struct crig *)arg)->owed > 0;
+}
+
+static void crig_close(void *arg, struct conn *c)
+{
+    (void)c;
+    ((struct crig *)arg)->closed_hook = true;
+}
+
+static const struct conn_ops crig_ops = {
+    .on_message = crig_message,
+    .on_handshake = crig_handshake,
+    .on_fault = crig_fault,
+    .awaiting = crig_awaiting,
+    .on_close = crig_close,
+};
+
+static void crig_start(struct crig *r, const struct proto_vt *vt, size_t out_high, int hs_ms)
+{
+    memset(r, 0, sizeof(*r));
+    r->now = T0;
+    if (vt->ctx_new)
+        r->ctx = ctx_client(vt);
+    const struct conn_conf cf = {
+        .vt = vt,
+        .pctx = r->ctx,
+        .role = PROTO_CLIENT,
+        .in_limit = 1 << 20,
+        .out_limit = 1 << 20,
+        .out_high = out_high,
+        .read_chunk = 65536,
+        .handshake_ms = hs_ms,
+        .linger_ms = SERVER_LINGER_MS,
+    };
+    CHECK_INT(conn_init(&r->c, &cf, &crig_ops, r, r->now), 0);
+}
+
+static void crig_end(struct crig *r)
+{
+    conn_free(&r->c);
+    CHECK(r->closed_hook);
+    if (r->ctx)
+        r->c.conf.vt->ctx_free(r->ctx);
+    free(r->wire);
+}
+
+/* The client's send step: everything that may go now, in one batch. */
+static size_t crig_send(struct crig *r)
+{
+    size_t total = 0;
+    const uint8_t *p;
+    size_t n;
+    while ((n = conn_out_peek(&r->c, r->now, &p)) > 0) {
+        r->wire = realloc(r->wire, r->wirelen + n);
+        memcpy(r->wire + r->wirelen, p, n);
+        r->wirelen += n;
+        total += n;
+        conn_out_sent(&r->c, n, r->now);
+    }
+    if (conn_wants(&r->c) & CONN_WANT_SHUT_WR) {
+        r->shut = true;
+        conn_shut_done(&r->c);
+    }
+    return total;
+}
+
+static void crig_at(struct crig *r, uint64_t t)
+{
+    r->now = t;
+    conn_on_time(&r->c, t);
+}
+
+static int crig_queue(struct crig *r, const char *text)
+{
+    size_t n = strlen(text);
+    int e = conn_send_msg(&r->c, (const uint8_t *)text, n);
+    if (e == 0)
+        r->owed += r->c.conf.vt->flags & PROTO_F_STREAM_ECHO ? (int)n : 1;
+    return e;
+}
+
+static void test_client_labdh_paced_key_and_echo(void)
+{
+    /* A lab-dh client against the server engine: its public key goes alone and is followed
+     * by a pause, and so is each part of its messages; the echo comes back whole. */
+    const struct proto_vt *vt = &proto_lab_dh;
+    struct rig s;
+    rig_start(&s, vt, 0, 3000);
+    struct crig r;
+    crig_start(&r, vt, 1 << 16, 3000);
+    CHECK(!conn_ready(&r.c));
+    CHECK_INT(crig_queue(&r, "early"), PROTO_E_STATE); /* before the handshake */
+    CHECK(!conn_can_send(&r.c));
+    CHECK_INT(crig_send(&r), 0); /* the client speaks second */
+
+    size_t params = paced_part(&s, SIZE_MAX);
+    size_t pub = paced_part(&s, SIZE_MAX);
+    r.now = s.now;
+    CHECK_INT(conn_feed(&r.c, s.wire, params, r.now), params);
+    CHECK(!conn_ready(&r.c));
+    CHECK_INT(conn_feed(&r.c, s.wire + params, pub, r.now), pub);
+    CHECK(conn_ready(&r.c));
+    CHECK_INT(r.handshakes, 1);
+    CHECK_INT(conn_deadline(&r.c), CONN_NO_DEADLINE);
+
+    /* Its key: one part, then a pause before anything else may go. */
+    CHECK_INT(crig_queue(&r, "paced"), 0);
+    size_t key = crig_send(&r);
+    CHECK(memmem(r.wire, key, "-----END PUBLIC KEY-----", 24) != NULL);
+    CHECK_INT(key, r.wirelen);
+    CHECK(!(conn_wants(&r.c) & CONN_WANT_WRITE));
+    CHECK_INT(conn_deadline(&r.c), r.now + SERVER_PACE_MS);
+    crig_at(&r, r.now + SERVER_PACE_MS - 1);
+    CHECK_INT(crig_send(&r), 0);
+    crig_at(&r, r.now + 1);
+    CHECK_INT(crig_send(&r), 16); /* the IV alone */
+    crig_at(&r, r.now + SERVER_PACE_MS);
+    CHECK_INT(crig_send(&r), 5); /* the ciphertext alone */
+
+    s.now = r.now;
+    CHECK_INT(rig_recv(&s, r.wire, key, SIZE_MAX), key);
+    CHECK_INT(rig_recv(&s, r.wire + key, 16, SIZE_MAX), 16);
+    CHECK_INT(rig_recv(&s, r.wire + key + 16, 5, SIZE_MAX), 5);
+    size_t before = s.wirelen;
+    paced_part(&s, SIZE_MAX);
+    paced_part(&s, SIZE_MAX);
+    r.now = s.now;
+    CHECK_INT(conn_feed(&r.c, s.wire + before, s.wirelen - before, r.now), s.wirelen - before);
+    CHECK_INT(r.msgs, 1);
+    CHECK_INT(r.owed, 0);
+    CHECK_INT(r.gotlen, 5);
+    CHECK_MEM(r.got, "paced", 5);
+    CHECK_INT(r.faults, 0);
+    crig_end(&r);
+    rig_end(&s);
+}
+
+static void test_client_backpressure(void)
+{
+    /* Queueing stops at out_high, but reading never does: echoes must still be taken while
+     * the server does not read what we send. */
+    struct crig r;
+    crig_start(&r, &proto_plain, 4096, 0);
+    CHECK(conn_ready(&r.c));
+    static char line[1001];
+    memset(line, 'q', sizeof(line) - 2);
+    line[sizeof(line) - 2] = '\n';
+    int queued = 0;
+    while (conn_can_send(&r.c) && queued < 100) {
+        CHECK_INT(crig_queue(&r, line), 0);
+        queued++;
+    }
+    CHECK_INT(queued, 5); /* 4 * 1000 < 4096 <= 5 * 1000 */
+    CHECK(conn_wants(&r.c) & CONN_WANT_READ);
+    CHECK(conn_wants(&r.c) & CONN_WANT_WRITE);
+    CHECK_INT(conn_feed(&r.c, (const uint8_t *)line, 1000, r.now), 1000);
+    CHECK_INT(r.owed, 4000);
+    CHECK_INT(r.msgs, 1); /* unframed: one arrival */
+    /* The socket takes a little: still above the mark; then all of it. */
+    const uint8_t *p;
+    size_t n = conn_out_peek(&r.c, r.now, &p);
+    CHECK_INT(n, 5000);
+    conn_out_sent(&r.c, 500, r.now);
+    CHECK(!conn_can_send(&r.c));
+    conn_out_sent(&r.c, 1000, r.now);
+    CHECK(conn_can_send(&r.c));
+    CHECK_INT(crig_send(&r), 3500);
+    CHECK(conn_wants(&r.c) & CONN_WANT_READ);
+    CHECK(!(conn_wants(&r.c) & CONN_WANT_WRITE));
+    crig_end(&r);
+}
+
+static void test_client_marks_backpressure(void)
+{
+    /* A paced protocol: queueing also stops while pause marks run short, so that a burst of
+     * messages waits instead of failing with -ENOBUFS; each goes out after its pause. */
+    const struct proto_vt *vt = &proto_lab_fernet;
+    struct rig s;
+    rig_start(&s, vt, 0, 0);
+    size_t key = paced_part(&s, SIZE_MAX);
+    struct crig r;
+    crig_start(&r, vt, 1 << 16, 0);
+    r.now = s.now;
+    CHECK_INT(conn_feed(&r.c, s.wire, key, r.now), key);
+    CHECK(conn_ready(&r.c));
+    int queued = 0;
+    while (conn_can_send(&r.c) && queued < 100) {
+        CHECK_INT(crig_queue(&r, "burst"), 0);
+        queued++;
+    }
+    CHECK_INT(queued, BUF_MAX_PAUSES - CONN_MARKS_RESERVE + 1);
+    CHECK(conn_wants(&r.c) & CONN_WANT_READ);
+    size_t first = crig_send(&r);
+    CHECK(first > 0);
+    CHECK(conn_can_send(&r.c)); /* one token gone, one mark free again */
+    CHECK_INT(crig_queue(&r, "burst"), 0);
+    int parts = 1;
+    for (int i = 0; i < 100 && conn_deadline(&r.c) != CONN_NO_DEADLINE; i++) {
+        crig_at(&r, conn_deadline(&r.c));
+        parts += crig_send(&r) > 0;
+    }
+    CHECK_INT(parts, queued + 1);
+    CHECK_INT(r.wirelen, (size_t)parts * first);
+    crig_end(&r);
+    rig_end(&s);
+}
+
+static void test_client_finish_sequence(void)
+{
+    /* The last message queued: it goes out, the echo is awaited, then our side half-closes
+     * and waits for the peer's FIN. */
+    struct crig r;
+    crig_start(&r, &proto_plain, 1 << 16, 0);
+    CHECK_INT(crig_queue(&r, "bye\n"), 0);
+    conn_finish(&r.c, CONN_REASON_EXIT, 2000, r.now);
+    CHECK_INT(crig_queue(&r, "late\n"), -EPIPE);
+    CHECK(!conn_can_send(&r.c));
+    CHECK_INT(conn_deadline(&r.c), CONN_NO_DEADLINE); /* no wait while we still owe */
+    CHECK_INT(crig_send(&r), 4);
+    CHECK(!r.shut); /* the echo is awaited */
+    CHECK(conn_wants(&r.c) & CONN_WANT_READ);
+    CHECK_INT(conn_deadline(&r.c), T0 + 2000);
+    r.now += 100;
+    CHECK_INT(conn_feed(&r.c, (const uint8_t *)"by", 2, r.now), 2);
+    CHECK(!r.shut);
+    CHECK_INT(conn_feed(&r.c, (const uint8_t *)"e\n", 2, r.now), 2);
+    CHECK_INT(r.owed, 0);
+    crig_send(&r);
+    CHECK(r.shut);
+    CHECK_INT(conn_deadline(&r.c), T0 + 100 + SERVER_LINGER_MS);
+    CHECK(!conn_closed(&r.c));
     conn_on_eof(&r.c, r.now);
     CHECK(conn_closed(&r.c));
-    rig_end(&r);
+    CHECK_STR(conn_reason_name(&r.c), "exit");
+    CHECK_INT(r.faults, 0);
+    crig_end(&r);
+
+    /* The peer had already half-closed when the last echo came: no linger. */
+    crig_start(&r, &proto_plain, 1 << 16, 0);
+    CHECK_INT(crig_queue(&r, "exit\n"), 0);
+    conn_finish(&r.c, CONN_REASON_EXIT, 2000, r.now);
+    crig_send(&r);
+    CHECK_INT(conn_feed(&r.c, (const uint8_t *)"exit\n", 5, r.now), 5);
+    crig_send(&r);
+    CHECK(r.shut);
+    conn_on_eof(&r.c, r.now);
+    CHECK(conn_closed(&r.c));
+    crig_end(&r);
+}
+
+static void test_client_peer_closes_first(void)
+{
+    /* The server closes after one of three echoes: the connection ends with eof and the
+     * policy still counts what never came. */
+    struct crig r;
+    crig_start(&r, &proto_plain, 1 << 16, 0);
+    CHECK_INT(crig_queue(&r, "a\n"), 0);
+    CHECK_INT(crig_queue(&r, "b\n"), 0);
+    CHECK_INT(crig_queue(&r, "c\n"), 0);
+    crig_send(&r);
+    CHECK_INT(conn_feed(&r.c, (const uint8_t *)"a\n", 2, r.now), 2);
+    conn_on_eof(&r.c, r.now);
+    CHECK(conn_peer_closed(&r.c));
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "eof");
+    CHECK_INT(r.owed, 4);
+    crig_end(&r);
+
+    /* While finishing, with output still owed: it stops at once all the same once the
+     * output is gone, and nothing is read after the EOF. */
+    crig_start(&r, &proto_plain, 1 << 16, 0);
+    CHECK_INT(crig_queue(&r, "x\n"), 0);
+    conn_finish(&r.c, CONN_REASON_EOF, 2000, r.now);
+    conn_on_eof(&r.c, r.now);
+    CHECK(!conn_closed(&r.c));
+    CHECK(!(conn_wants(&r.c) & CONN_WANT_READ));
+    crig_send(&r);
+    CHECK(conn_closed(&r.c));
+    CHECK(!r.shut);
+    CHECK_INT(r.owed, 2);
+    crig_end(&r);
+}
+
+static void test_client_timeouts(void)
+{
+    /* Echoes that never come: closed with reason timeout wait_ms after the last byte went. */
+    struct crig r;
+    crig_start(&r, &proto_plain, 1 << 16, 0);
+    CHECK_INT(crig_queue(&r, "lost\n"), 0);
+    conn_finish(&r.c, CONN_REASON_EOF, 500, r.now);
+    crig_at(&r, T0 + 5000); /* the socket was full until now */
+    CHECK(!conn_closed(&r.c));
+    crig_send(&r);
+    CHECK_INT(conn_deadline(&r.c), T0 + 5500);
+    crig_at(&r, T0 + 5499);
+    CHECK(!conn_closed(&r.c));
+    crig_at(&r, T0 + 5500);
+    CHECK(conn_closed(&r.c));
+    CHECK_STR(conn_reason_name(&r.c), "timeout");
+    CHECK(!r.shut);
+    CHECK_INT(r.faults, 0);
+    crig_end(&r);
+
+    /* A handshake that never completes: a fault the client reports, then closed. */
+    crig_start(&r, &proto_lab_dh, 1 << 16, 700);
+    CHECK_INT(conn_deadline(&r.c), T0 + 700);
+    crig_at(&r, T0 + 699);
+    CHECK(!conn_closed(&r.c));
+    crig_at(&r, T0 + 700);
+    CHECK(conn_closed(&r.c));
+    CHECK_INT(r.faults, 1);
+    CHECK_INT(r.fault, CONN_FAULT_HANDSHAKE);
+    CHECK_STR(conn_reason_name(&r.c), "timeout");
+    crig_end(&r);
+
+    /* Garbage from the "server": a protocol fault, and no more input is used. */
+    crig_start(&r, &proto_lab_fernet, 1 << 16, 0);
+    conn_feed(&r.c, (const uint8_t *)"this is not a fernet key at all, not even close!", 48, r.now);
+    CHECK_INT(r.faults, 1);
+    CHECK_INT(r.fault, CONN_FAULT_PROTO);
+    CHECK(!(conn_wants(&r.c) & CONN_WANT_WRITE));
+    crig_end(&r);
 }
 
 /* ---- the log a user reads ---- */
@@ -654,6 +1037,12 @@ int main(void)
     test_labdh_shutdown_waits_for_pause();
     test_fernet_split_every_offset();
     test_fernet_bad_token_is_error();
+    test_client_labdh_paced_key_and_echo();
+    test_client_backpressure();
+    test_client_marks_backpressure();
+    test_client_finish_sequence();
+    test_client_peer_closes_first();
+    test_client_timeouts();
 
     log_close();
     static char text[1 << 20];

@@ -16,6 +16,7 @@ struct side {
     void *conn;
     enum proto_role role;
     struct buf out;
+    struct buf_marks marks; /* the paced parts of out */
 };
 
 /* What one or more deliveries produced. */
@@ -37,6 +38,7 @@ static void side_new(struct side *s, const struct proto_vt *vt, enum proto_role 
     s->ctx = ctx;
     s->conn = calloc(1, vt->conn_size);
     buf_init(&s->out, 1 << 16);
+    buf_attach_marks(&s->out, &s->marks);
     CHECK_INT(vt->conn_init(s->conn, ctx, role, &s->out), 0);
 }
 
@@ -183,7 +185,7 @@ static void test_dh_basic(void)
     uint8_t a[64], b[64];
     CHECK_INT(proto_lab_dh.conn_write(cli.conn, (const uint8_t *)"exit", 4, &cli.out), 0);
     CHECK_INT(buf_sendable(&cli.out), 16);
-    CHECK_INT(cli.out.npauses, 2);
+    CHECK_INT(buf_pauses(&cli.out), 2);
     size_t na = drain(&cli, a, sizeof(a));
     CHECK_INT(na, 20);
     CHECK_INT(proto_lab_dh.conn_write(cli.conn, (const uint8_t *)"exit", 4, &cli.out), 0);
@@ -455,7 +457,7 @@ static void lf_pair(struct side *cli, struct side *srv)
 static size_t lf_token(struct side *cli, const void *msg, size_t len, uint8_t *tok, size_t cap)
 {
     CHECK_INT(proto_lab_fernet.conn_write(cli->conn, msg, len, &cli->out), 0);
-    CHECK_INT(cli->out.npauses, 1);
+    CHECK_INT(buf_pauses(&cli->out), 1);
     return drain(cli, tok, cap);
 }
 
@@ -714,6 +716,19 @@ static void test_fernet_udp(void)
     side_free(&srv);
 }
 
+/* Paced output into a buffer without pause marks fails before anything is written. */
+static void test_unpaced_buffer_refused(const struct proto_vt *vt, void *srv_ctx)
+{
+    struct buf out;
+    buf_init(&out, 1 << 16);
+    void *conn = calloc(1, vt->conn_size);
+    CHECK_INT(vt->conn_init(conn, srv_ctx, PROTO_SERVER, &out), -EINVAL);
+    CHECK(buf_empty(&out));
+    vt->conn_free(conn);
+    free(conn);
+    buf_free(&out);
+}
+
 int main(void)
 {
     for (size_t i = 0; i < sizeof(long_msg); i++)
@@ -730,6 +745,7 @@ int main(void)
     test_dh_handshake_splits();
     test_dh_record_splits();
     test_dh_negative();
+    test_unpaced_buffer_refused(&proto_lab_dh, dh_srv_ctx);
     proto_lab_dh.ctx_free(dh_srv_ctx);
     proto_lab_dh.ctx_free(dh_cli_ctx);
 
@@ -741,6 +757,7 @@ int main(void)
     lf_cli_uctx = ctx_new(&proto_lab_fernet, PROTO_CLIENT, &uo);
     test_fernet_tcp();
     test_fernet_negative();
+    test_unpaced_buffer_refused(&proto_lab_fernet, lf_srv_ctx);
     test_fernet_udp();
     proto_lab_fernet.ctx_free(lf_srv_ctx);
     proto_lab_fernet.ctx_free(lf_cli_ctx);

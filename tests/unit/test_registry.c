@@ -26,9 +26,10 @@ struct side {
     void *ctx;
     void *conn;
     struct buf out;
-    struct buf got; /* the bytes of the message being received */
-    int msgs;       /* whole messages received */
-    int err;        /* the first error conn_read/dgram_read returned */
+    struct buf_marks marks; /* the paced parts of out */
+    struct buf got;         /* the bytes of the message being received */
+    int msgs;               /* whole messages received */
+    int err;                /* the first error conn_read/dgram_read returned */
 };
 
 static bool one_line(const char *s)
@@ -111,6 +112,7 @@ static void side_init(struct side *s, const struct proto_vt *vt, enum proto_role
     s->vt = vt;
     s->ctx = make_ctx(vt, role, dgram);
     buf_init(&s->out, 1 << 21);
+    buf_attach_marks(&s->out, &s->marks);
     buf_init(&s->got, 1 << 21);
 }
 
