@@ -49,6 +49,41 @@ int net_resolve(const char *host, uint16_t port, int socktype, struct net_addr *
     return 0;
 }
 
+int net_resolve_all(const char *host, uint16_t port, int socktype, struct net_addr *out, int max,
+                    char *err, size_t errlen)
+{
+    /* No AI_ADDRCONFIG: it would drop ::1 on a host whose only IPv6 address is loopback. */
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = socktype, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    int r = getaddrinfo(host, portstr, &hints, &res);
+    if (r != 0) {
+        snprintf(err, errlen, "%s", r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
+        return -1;
+    }
+    int n = 0;
+    for (const struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof(out[n].ss))
+            continue;
+        bool seen = false;
+        for (int i = 0; i < n && !seen; i++)
+            seen = net_addr_equal((const struct sockaddr *)&out[i].ss, ai->ai_addr);
+        if (seen)
+            continue;
+        memcpy(&out[n].ss, ai->ai_addr, ai->ai_addrlen);
+        out[n].len = ai->ai_addrlen;
+        n++;
+    }
+    freeaddrinfo(res);
+    if (n == 0) {
+        snprintf(err, errlen, "%s", gai_strerror(EAI_NONAME));
+        return -1;
+    }
+    return n;
+}
+
 int net_set_nonblock(int fd, bool on)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -58,15 +93,19 @@ int net_set_nonblock(int fd, bool on)
     return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
 }
 
-static int bound_socket(const struct net_addr *addr, int type, bool reuseport)
+static int bound_socket(const struct net_addr *addr, int type, unsigned flags)
 {
     int fd = socket(addr->ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+    /* TCP only: over UDP, SO_REUSEADDR lets two sockets bind one port at once. */
+    if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
         goto fail;
-    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+    if ((flags & NET_REUSEPORT) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto fail;
+    if ((flags & NET_V6ONLY) && addr->ss.ss_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
         goto fail;
     if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) < 0)
         goto fail;
@@ -77,9 +116,9 @@ fail:;
     return -e;
 }
 
-int net_listen_tcp(const struct net_addr *addr, bool reuseport, int backlog)
+int net_listen_tcp(const struct net_addr *addr, unsigned flags, int backlog)
 {
-    int fd = bound_socket(addr, SOCK_STREAM, reuseport);
+    int fd = bound_socket(addr, SOCK_STREAM, flags);
     if (fd < 0)
         return fd;
     if (listen(fd, backlog) < 0) {
@@ -90,9 +129,55 @@ int net_listen_tcp(const struct net_addr *addr, bool reuseport, int backlog)
     return fd;
 }
 
-int net_bind_udp(const struct net_addr *addr, bool reuseport)
+int net_bind_udp(const struct net_addr *addr, unsigned flags)
 {
-    return bound_socket(addr, SOCK_DGRAM, reuseport);
+    return bound_socket(addr, SOCK_DGRAM, flags);
+}
+
+/* The listen backlog of every socket net_listen_group opens. */
+#define NET_BACKLOG 1024
+
+static int open_one(const struct net_addr *addr, int socktype, unsigned flags)
+{
+    return socktype == SOCK_STREAM ? net_listen_tcp(addr, flags, NET_BACKLOG)
+                                   : net_bind_udp(addr, flags);
+}
+
+int net_listen_group(const struct net_addr *addr, int socktype, int n, unsigned flags, int *fds,
+                     struct net_addr *bound)
+{
+    flags &= ~(unsigned)NET_REUSEPORT;
+    /* Exclusive first: bound (TCP: listening) without SO_REUSEPORT, this socket is refused
+     * by any holder of the port, and once it holds the port any other exclusive socket is
+     * refused in turn. Two such founders may both bind a TCP port (SO_REUSEADDR allows it
+     * while neither listens) but only the first to listen wins: listen checks again. */
+    int fd0 = open_one(addr, socktype, flags);
+    if (fd0 < 0)
+        return fd0;
+    int r = net_local_addr(fd0, bound);
+    if (r < 0)
+        goto fail0;
+    int one = 1;
+    /* The kernel looks at the flag as it is when the next socket binds (TCP: listens), so
+     * setting it now makes fd0 the founder of a group whose other members come next. */
+    if (n > 1 && setsockopt(fd0, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        r = -errno;
+        goto fail0;
+    }
+    fds[0] = fd0;
+    for (int i = 1; i < n; i++) {
+        int fd = open_one(bound, socktype, flags | NET_REUSEPORT);
+        if (fd < 0) {
+            while (i-- > 0)
+                close(fds[i]);
+            return fd;
+        }
+        fds[i] = fd;
+    }
+    return 0;
+fail0:
+    close(fd0);
+    return r;
 }
 
 int net_accept(int lfd, struct net_addr *peer)

@@ -24,11 +24,42 @@ bool net_parse_port(const char *s, uint16_t *port);
 int net_resolve(const char *host, uint16_t port, int socktype, struct net_addr *out, char *err,
                 size_t errlen);
 
-/* A non-blocking, close-on-exec listening TCP socket bound to addr (SO_REUSEADDR; with
- * reuseport also SO_REUSEPORT). Returns the fd or -errno. */
-int net_listen_tcp(const struct net_addr *addr, bool reuseport, int backlog);
-/* A non-blocking, close-on-exec UDP socket bound to addr. Returns the fd or -errno. */
-int net_bind_udp(const struct net_addr *addr, bool reuseport);
+/* Up to max distinct addresses that host (IPv4/IPv6 literal or name) resolves to for
+ * SOCK_STREAM or SOCK_DGRAM, with port, in the resolver's order. Returns how many (>= 1),
+ * or -1 with a reason in err (gai_strerror text). Blocks on DNS. */
+int net_resolve_all(const char *host, uint16_t port, int socktype, struct net_addr *out, int max,
+                    char *err, size_t errlen);
+
+/* How a listening socket is set up (net_listen_tcp, net_bind_udp). */
+enum net_listen_flags {
+    NET_REUSEPORT = 1U << 0, /* SO_REUSEPORT before bind: join the port's group (see below) */
+    NET_V6ONLY = 1U << 1,    /* IPv6: IPV6_V6ONLY, so the IPv4 side can be bound apart */
+};
+
+/* A non-blocking, close-on-exec listening TCP socket bound to addr (SO_REUSEADDR, so a
+ * restart is not refused for connections in TIME_WAIT; a port another socket listens on
+ * is still refused with -EADDRINUSE unless both use SO_REUSEPORT). Returns the fd or -errno. */
+int net_listen_tcp(const struct net_addr *addr, unsigned flags, int backlog);
+/* A non-blocking, close-on-exec UDP socket bound to addr. Never SO_REUSEADDR: over UDP it
+ * would let a second socket share a port already bound. Returns the fd or -errno. */
+int net_bind_udp(const struct net_addr *addr, unsigned flags);
+
+/*
+ * n (>= 1) sockets of socktype on addr that only this call owns: the first is bound (and,
+ * TCP, listening) without SO_REUSEPORT, so the kernel refuses with -EADDRINUSE a port that
+ * anyone holds, SO_REUSEPORT group or not; only then does it turn on SO_REUSEPORT, and the
+ * other n-1 sockets join its group (the kernel spreads connections, and UDP peers by address
+ * hash, across the n). With n == 1 there is no group at all. flags may hold NET_V6ONLY.
+ * On success fds[0..n-1] are set, *bound is the address as bound (the real port when addr
+ * asks for port 0) and 0 is returned; on failure nothing is left open and -errno is returned.
+ *
+ * The window that remains: once the group exists, a socket of the same user that sets
+ * SO_REUSEPORT before it binds may still join it (the kernel has no way to close a group).
+ * No secho does that (each binds its first socket exclusively, as here, and is refused);
+ * only a program of the same user that asks to share the port on purpose can.
+ */
+int net_listen_group(const struct net_addr *addr, int socktype, int n, unsigned flags, int *fds,
+                     struct net_addr *bound);
 /* Accepts one connection as a non-blocking, close-on-exec fd with TCP_NODELAY. Retries
  * EINTR. Returns the fd, or -errno (-EAGAIN when none is pending, -EMFILE/-ENFILE when
  * out of descriptors, -ECONNABORTED and friends for a connection that died in the queue). */

@@ -11,8 +11,8 @@ int io_threads_run(struct server *srv);  /* one thread per TCP connection */
 int io_epoll_run(struct server *srv);    /* one event loop */
 int io_reactors_run(struct server *srv); /* one event loop per core, SO_REUSEPORT */
 
-/* Called by a model once its sockets are bound: logs `listening` and prints the readiness
- * line on stdout. */
-void server_ready(struct server *srv, const struct net_addr *bound);
+/* Called by a model once its sockets are bound: logs `listening` for each of the n addresses
+ * and prints the readiness line, naming the first, on stdout. */
+void server_ready(struct server *srv, const struct net_addr *addrs, int n);
 
 #endif

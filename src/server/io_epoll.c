@@ -46,7 +46,7 @@ static void list_del(struct io_worker *w, struct worker_conn *wc)
 
 static void maybe_finish(struct io_worker *w)
 {
-    if (w->stop_seen && w->nconns == 0 && w->acc.lfd < 0 && !w->has_udp)
+    if (w->stop_seen && w->nconns == 0 && w->nlis == 0 && w->nudp == 0)
         loop_stop(w->loop);
 }
 
@@ -108,20 +108,20 @@ static void on_conn_timer(struct loop *l, void *arg)
 
 static void on_accept(struct loop *l, int lfd, unsigned events, void *arg)
 {
-    (void)lfd;
     (void)events;
-    struct io_worker *w = arg;
+    struct io_listener *li = arg;
+    struct io_worker *w = li->w;
     struct server *srv = w->srv;
     uint64_t now = loop_now(l);
-    for (int i = 0; i < ACCEPT_BATCH && w->acc.lfd >= 0; i++) {
+    for (int i = 0; i < ACCEPT_BATCH && li->acc.lfd >= 0; i++) {
         struct net_addr peer;
-        int fd = model_accept(&w->acc, &peer, now);
+        int fd = model_accept(&li->acc, &peer, now);
         if (fd < 0) {
             if (fd == -EAGAIN)
                 return;
-            if (model_accept_paused(&w->acc, now)) {
-                w->accept_paused = true;
-                loop_set(l, w->acc.lfd, 0);
+            if (model_accept_paused(&li->acc, now)) {
+                li->paused = true;
+                loop_set(l, lfd, 0);
                 loop_tick_soon(l, MODEL_EMFILE_PAUSE_MS);
                 return;
             }
@@ -153,24 +153,34 @@ static void on_udp(struct loop *l, int fd, unsigned events, void *arg)
 {
     (void)fd;
     (void)events;
-    struct io_worker *w = arg;
-    udp_on_readable(&w->udp, loop_now(l));
+    struct io_udp *u = arg;
+    udp_on_readable(&u->u, loop_now(l));
+}
+
+/* Stops listening: closes every listener and UDP socket (UDP sessions end with it). */
+static void close_sockets(struct io_worker *w)
+{
+    for (int i = 0; i < w->nlis; i++) {
+        if (w->loop && w->lis[i].acc.lfd >= 0)
+            loop_del(w->loop, w->lis[i].acc.lfd);
+        model_acceptor_close(&w->lis[i].acc);
+    }
+    w->nlis = 0;
+    for (int i = 0; i < w->nudp; i++) {
+        if (w->loop && w->udp[i].open)
+            loop_del(w->loop, w->udp[i].u.fd);
+        if (w->udp[i].open)
+            udp_close(&w->udp[i].u);
+        w->udp[i].open = false;
+    }
+    w->nudp = 0;
 }
 
 static void begin_stop(struct io_worker *w)
 {
     uint64_t now = loop_now(w->loop);
     w->stop_seen = true;
-    if (w->acc.lfd >= 0) {
-        loop_del(w->loop, w->acc.lfd);
-        close(w->acc.lfd);
-        w->acc.lfd = -1;
-    }
-    if (w->has_udp) {
-        loop_del(w->loop, w->udp.fd);
-        udp_close(&w->udp);
-        w->has_udp = false;
-    }
+    close_sockets(w);
     for (struct worker_conn *wc = w->conns, *next; wc; wc = next) {
         next = wc->next;
         conn_begin_shutdown(&wc->sc.c, now, atomic_load(&w->srv->stop_at));
@@ -195,12 +205,15 @@ static void on_tick(struct loop *l, void *arg)
     uint64_t now = loop_now(l);
     if (atomic_load(&w->srv->stopping) && !w->stop_seen)
         begin_stop(w);
-    if (w->accept_paused && !model_accept_paused(&w->acc, now) && w->acc.lfd >= 0) {
-        w->accept_paused = false;
-        loop_set(l, w->acc.lfd, LOOP_READ);
+    for (int i = 0; i < w->nlis; i++) {
+        struct io_listener *li = &w->lis[i];
+        if (li->paused && !model_accept_paused(&li->acc, now) && li->acc.lfd >= 0) {
+            li->paused = false;
+            loop_set(l, li->acc.lfd, LOOP_READ);
+        }
     }
-    if (w->has_udp)
-        udp_on_timer(&w->udp, now, TICK_MS);
+    for (int i = 0; i < w->nudp; i++)
+        udp_on_timer(&w->udp[i].u, now, TICK_MS);
     if (w->stop_seen) {
         /* Each connection closes itself by stop_at (its drain deadline); this is the
          * backstop for any still open past it (logged as shutdown). */
@@ -216,40 +229,42 @@ static void on_tick(struct loop *l, void *arg)
     }
 }
 
-int io__worker_init(struct io_worker *w, struct server *srv, int lfd, int ufd)
+int io__worker_init(struct io_worker *w, struct server *srv, const int *fds, int n)
 {
     memset(w, 0, sizeof(*w));
     w->srv = srv;
-    w->acc.lfd = -1;
-    w->acc.spare_fd = -1;
+    int taken = 0, r = 0;
     w->loop = loop_new();
-    int r = 0;
     if (!w->loop) {
         r = -errno;
         goto fail;
     }
     loop_set_tick(w->loop, TICK_MS, on_tick, w);
     loop_set_wake(w->loop, on_wake, w);
-    if (lfd >= 0) {
-        model_acceptor_init(&w->acc, srv, lfd);
-        lfd = -1;
-        if ((r = loop_add(w->loop, w->acc.lfd, LOOP_READ, on_accept, w)) < 0)
-            goto fail;
-    }
-    if (ufd >= 0) {
-        if ((r = udp_init(&w->udp, srv, ufd)) < 0)
-            goto fail;
-        w->has_udp = true;
-        ufd = -1;
-        if ((r = loop_add(w->loop, w->udp.fd, LOOP_READ, on_udp, w)) < 0)
-            goto fail;
+    for (; taken < n; taken++) {
+        if (srv->conf.udp) {
+            struct io_udp *u = &w->udp[w->nudp];
+            u->w = w;
+            if ((r = udp_init(&u->u, srv, fds[taken])) < 0)
+                goto fail;
+            u->open = true;
+            w->nudp++;
+            if ((r = loop_add(w->loop, u->u.fd, LOOP_READ, on_udp, u)) < 0)
+                goto fail_next;
+        } else {
+            struct io_listener *li = &w->lis[w->nlis++];
+            li->w = w;
+            model_acceptor_init(&li->acc, srv, fds[taken]);
+            if ((r = loop_add(w->loop, li->acc.lfd, LOOP_READ, on_accept, li)) < 0)
+                goto fail_next;
+        }
     }
     return 0;
+fail_next:
+    taken++; /* that one is the worker's now, closed with the rest */
 fail:
-    if (lfd >= 0)
-        close(lfd);
-    if (ufd >= 0)
-        close(ufd);
+    for (int i = taken; i < n; i++)
+        close(fds[i]);
     return r;
 }
 
@@ -273,11 +288,7 @@ void io__worker_free(struct io_worker *w)
         conn_abort(&w->conns->sc.c);
         drop(w, w->conns);
     }
-    model_acceptor_close(&w->acc);
-    if (w->has_udp) {
-        udp_close(&w->udp);
-        w->has_udp = false;
-    }
+    close_sockets(w);
     loop_free(w->loop);
     w->loop = NULL;
 }
@@ -289,24 +300,27 @@ static void wake_one(struct server *srv)
 
 int io_epoll_run(struct server *srv)
 {
-    int fd = model_listen(srv, &srv->addr, false);
-    if (fd < 0)
+    struct model_listeners ls;
+    if (model_listen(srv, 1, &ls) < 0)
         return 1;
-    struct net_addr bound;
-    net_local_addr(fd, &bound);
+    int fds[MODEL_MAX_ADDRS];
+    int n = model_listeners_take(&ls, 0, fds);
     struct io_worker *w = calloc(1, sizeof(*w));
-    int r = w ? io__worker_init(w, srv, srv->conf.udp ? -1 : fd, srv->conf.udp ? fd : -1) : -ENOMEM;
+    int r = w ? io__worker_init(w, srv, fds, n) : -ENOMEM;
     if (r < 0) {
         fprintf(stderr, "secho: cannot start: %s\n", strerror(-r));
         if (w)
             io__worker_free(w);
         else
-            close(fd);
+            for (int i = 0; i < n; i++)
+                close(fds[i]);
         free(w);
+        model_listeners_close(&ls);
         return 1;
     }
     server_set_wake(srv, wake_one, w);
-    server_ready(srv, &bound);
+    server_ready(srv, ls.addrs, ls.naddrs);
+    model_listeners_close(&ls);
     io__worker_run(w);
     server_set_wake(srv, NULL, NULL);
     io__worker_free(w);

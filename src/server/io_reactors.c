@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Reactors model: one event-loop worker per core, each with its own SO_REUSEPORT socket, so
- * the kernel spreads connections (and UDP peers, by address hash) across cores and no lock
- * is shared on the hot path. */
+/* Reactors model: one event-loop worker per core, each with its own socket in an SO_REUSEPORT
+ * group per address (one this server founded: see net_listen_group), so the kernel spreads
+ * connections (and UDP peers, by address hash) across cores and no lock is shared on the
+ * hot path. */
 #include "io.h"
 #include "io_worker.h"
 
@@ -33,21 +34,21 @@ int io_reactors_run(struct server *srv)
 {
     int n = srv->conf.threads > 0 ? srv->conf.threads : 1;
     struct reactors r = {.workers = calloc((size_t)n, sizeof(struct io_worker)), .n = 0};
-    struct net_addr bound = srv->addr;
     int status = 1;
     if (!r.workers) {
         fprintf(stderr, "secho: out of memory\n");
         return 1;
     }
+    /* One socket per worker on each address, in a group only this server founded. */
+    struct model_listeners ls;
+    if (model_listen(srv, n, &ls) < 0) {
+        free(r.workers);
+        return 1;
+    }
     for (int i = 0; i < n; i++) {
-        /* The first socket may pick the port (-p 0); the others join it. */
-        int fd = model_listen(srv, &bound, true);
-        if (fd < 0)
-            goto out;
-        if (i == 0)
-            net_local_addr(fd, &bound);
-        int e =
-            io__worker_init(&r.workers[i], srv, srv->conf.udp ? -1 : fd, srv->conf.udp ? fd : -1);
+        int fds[MODEL_MAX_ADDRS];
+        int nfds = model_listeners_take(&ls, i, fds);
+        int e = io__worker_init(&r.workers[i], srv, fds, nfds);
         r.n = i + 1;
         if (e < 0) {
             fprintf(stderr, "secho: cannot start: %s\n", strerror(-e));
@@ -65,12 +66,13 @@ int io_reactors_run(struct server *srv)
         }
     }
     if (started == n)
-        server_ready(srv, &bound);
+        server_ready(srv, ls.addrs, ls.naddrs);
     for (int i = 0; i < started; i++)
         pthread_join(r.workers[i].thread, NULL);
     status = started == n ? 0 : 1;
     server_set_wake(srv, NULL, NULL);
 out:
+    model_listeners_close(&ls);
     for (int i = 0; i < r.n; i++)
         io__worker_free(&r.workers[i]);
     free(r.workers);

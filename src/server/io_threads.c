@@ -148,7 +148,7 @@ static void spawn(struct server *srv, struct tmodel *m, pthread_attr_t *attr, in
     }
 }
 
-static void serve_tcp(struct server *srv, struct tmodel *m, struct model_acceptor *acc)
+static void serve_tcp(struct server *srv, struct tmodel *m, struct model_acceptor *acc, int nacc)
 {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -157,18 +157,29 @@ static void serve_tcp(struct server *srv, struct tmodel *m, struct model_accepto
 
     while (!atomic_load(&srv->stopping)) {
         uint64_t now = loop_clock_ms();
-        bool paused = model_accept_paused(acc, now);
-        struct pollfd p[2] = {{.fd = paused ? -1 : acc->lfd, .events = POLLIN},
-                              {.fd = m->wakefd, .events = POLLIN}};
-        int r = poll(p, 2, paused ? (int)(acc->resume_at - now) : MAX_WAIT_MS);
-        if (r <= 0 || !(p[0].revents & POLLIN))
+        struct pollfd p[MODEL_MAX_ADDRS + 1];
+        int timeout = MAX_WAIT_MS;
+        for (int i = 0; i < nacc; i++) {
+            bool paused = model_accept_paused(&acc[i], now);
+            p[i] = (struct pollfd){.fd = paused ? -1 : acc[i].lfd, .events = POLLIN};
+            if (paused && (int)(acc[i].resume_at - now) < timeout)
+                timeout = (int)(acc[i].resume_at - now);
+        }
+        p[nacc] = (struct pollfd){.fd = m->wakefd, .events = POLLIN};
+        int r = poll(p, (nfds_t)nacc + 1, timeout);
+        if (r <= 0)
             continue;
-        struct net_addr peer;
-        int fd = model_accept(acc, &peer, loop_clock_ms());
-        if (fd >= 0)
-            spawn(srv, m, &attr, fd, &peer);
+        for (int i = 0; i < nacc; i++) {
+            if (!(p[i].revents & POLLIN))
+                continue;
+            struct net_addr peer;
+            int fd = model_accept(&acc[i], &peer, loop_clock_ms());
+            if (fd >= 0)
+                spawn(srv, m, &attr, fd, &peer);
+        }
     }
-    model_acceptor_close(acc);
+    for (int i = 0; i < nacc; i++)
+        model_acceptor_close(&acc[i]);
     pthread_attr_destroy(&attr);
 
     /* Every thread delivers what it owes and closes by stop_at; wait for them. */
@@ -182,26 +193,28 @@ int io_threads_run(struct server *srv)
 {
     if (srv->conf.udp)
         return io_epoll_run(srv);
-    int fd = model_listen(srv, &srv->addr, false);
-    if (fd < 0)
+    struct model_listeners ls;
+    if (model_listen(srv, 1, &ls) < 0)
         return 1;
     struct tmodel m = {.live = 0};
     m.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (m.wakefd < 0) {
         fprintf(stderr, "secho: cannot start: %s\n", strerror(errno));
-        close(fd);
+        model_listeners_close(&ls);
         return 1;
     }
     pthread_mutex_init(&m.mu, NULL);
     pthread_cond_init(&m.cv, NULL);
     server_set_wake(srv, wake_threads, &m);
-    struct net_addr bound;
-    net_local_addr(fd, &bound);
     /* Everything the server holds open is opened before it says it is ready. */
-    struct model_acceptor acc;
-    model_acceptor_init(&acc, srv, fd);
-    server_ready(srv, &bound);
-    serve_tcp(srv, &m, &acc);
+    int fds[MODEL_MAX_ADDRS];
+    int nacc = model_listeners_take(&ls, 0, fds);
+    struct model_acceptor acc[MODEL_MAX_ADDRS];
+    for (int i = 0; i < nacc; i++)
+        model_acceptor_init(&acc[i], srv, fds[i]);
+    server_ready(srv, ls.addrs, ls.naddrs);
+    model_listeners_close(&ls);
+    serve_tcp(srv, &m, acc, nacc);
     server_set_wake(srv, NULL, NULL);
     close(m.wakefd);
     pthread_mutex_destroy(&m.mu);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Shared-internal: one event-loop worker (a TCP listener and/or a UDP socket and the
- * connections it accepted). The epoll model runs one; the reactors model runs one per core. */
+/* Shared-internal: one event-loop worker (its TCP listeners or UDP sockets, one per address,
+ * and the connections it accepted). The epoll model runs one; the reactors model runs one per core.
+ */
 #ifndef SECHO_IO_WORKER_H
 #define SECHO_IO_WORKER_H
 
@@ -13,23 +14,40 @@
 #include "udp_io.h"
 
 struct worker_conn;
+struct io_worker;
+
+/* One TCP listener of a worker. */
+struct io_listener {
+    struct io_worker *w;
+    struct model_acceptor acc; /* acc.lfd is -1 once closed */
+    bool paused;               /* out of descriptors: not watched until acc.resume_at */
+};
+
+/* One UDP socket of a worker. */
+struct io_udp {
+    struct io_worker *w;
+    struct udp_service u;
+    bool open;
+};
 
 struct io_worker {
     struct server *srv;
     struct loop *loop;
-    struct model_acceptor acc; /* acc.lfd is the TCP listener, or -1 */
-    struct udp_service udp;
-    bool has_udp;
+    /* One socket per address the server listens on (TCP listeners or UDP sockets). */
+    struct io_listener lis[MODEL_MAX_ADDRS];
+    int nlis;
+    struct io_udp udp[MODEL_MAX_ADDRS];
+    int nudp;
     struct worker_conn *conns; /* intrusive list, for shutdown */
     long nconns;
-    bool accept_paused;
     bool stop_seen;
     pthread_t thread;
 };
 
-/* Sets up a worker around an already bound TCP listener (lfd) or UDP socket (ufd); the
- * other is -1. Takes ownership of the fd. Returns 0 or -errno. */
-int io__worker_init(struct io_worker *w, struct server *srv, int lfd, int ufd);
+/* Sets up a worker around n (1..MODEL_MAX_ADDRS) already bound sockets: TCP listeners or UDP
+ * sockets, per srv->conf.udp. Takes ownership of every fd, also on failure. Returns 0 or
+ * -errno; io__worker_free is owed either way. */
+int io__worker_init(struct io_worker *w, struct server *srv, const int *fds, int n);
 /* Serves until shutdown completes; then everything the worker owned is closed. */
 void io__worker_run(struct io_worker *w);
 /* Thread-safe: wakes the worker's loop. */

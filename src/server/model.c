@@ -6,36 +6,189 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
 
-void server_ready(struct server *srv, const struct net_addr *bound)
+void server_ready(struct server *srv, const struct net_addr *addrs, int n)
 {
     char addr[NET_ADDRSTRLEN];
-    net_format_addr((const struct sockaddr *)&bound->ss, addr, sizeof(addr));
-    log_event(LOG_INFO, "listening", "addr=%s transport=%s proto=%s model=%s", addr,
-              srv->conf.udp ? "udp" : "tcp", srv->conf.proto->name,
-              srv->conf.model == SERVER_THREADS ? "threads"
-              : srv->conf.model == SERVER_EPOLL ? "epoll"
-                                                : "reactors");
+    for (int i = 0; i < n; i++) {
+        net_format_addr((const struct sockaddr *)&addrs[i].ss, addr, sizeof(addr));
+        log_event(LOG_INFO, "listening", "addr=%s transport=%s proto=%s model=%s", addr,
+                  srv->conf.udp ? "udp" : "tcp", srv->conf.proto->name,
+                  srv->conf.model == SERVER_THREADS ? "threads"
+                  : srv->conf.model == SERVER_EPOLL ? "epoll"
+                                                    : "reactors");
+    }
+    net_format_addr((const struct sockaddr *)&addrs[0].ss, addr, sizeof(addr));
     printf("listening on %s\n", addr);
     fflush(stdout);
 }
 
-int model_listen(struct server *srv, const struct net_addr *addr, bool reuseport)
+/* With -p 0, how many times the whole set is tried when the port the first address got is
+ * held by someone else on another address. */
+#define MODEL_PORT0_TRIES 8
+
+static void set_port(struct net_addr *a, uint16_t port)
 {
-    int fd = srv->conf.udp ? net_bind_udp(addr, reuseport) : net_listen_tcp(addr, reuseport, 1024);
-    if (fd < 0) {
-        char text[NET_ADDRSTRLEN];
-        net_format_addr((const struct sockaddr *)&addr->ss, text, sizeof(text));
-        fprintf(stderr, "secho: cannot listen on %s: %s\n", text, strerror(-fd));
+    if (a->ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
+    else if (a->ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+}
+
+static uint16_t get_port(const struct net_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+    if (a->ss.ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+    return 0;
+}
+
+/* The machine cannot serve this address at all (no IPv6, or not one of its addresses),
+ * as opposed to a port that is taken or a resource that ran out. */
+static bool unavailable(int err)
+{
+    return err == -EAFNOSUPPORT || err == -EADDRNOTAVAIL || err == -EPROTONOSUPPORT;
+}
+
+static void close_opened(struct model_listeners *l)
+{
+    for (int i = 0; i < l->naddrs * l->nsock; i++) {
+        if (l->fds[i] >= 0)
+            close(l->fds[i]);
+        l->fds[i] = -1;
+    }
+    l->naddrs = 0;
+}
+
+/*
+ * One try at opening the whole set. Returns 0, or -errno with *failed the address that
+ * failed (the first one, when every address was unavailable). skip_err[a] is set to the
+ * error of each address skipped as unavailable, 0 for the others, for the caller to log
+ * once it is done.
+ */
+static int open_set(struct server *srv, const struct net_addr *addrs, int n, unsigned flags,
+                    struct model_listeners *out, struct net_addr *failed, int *skip_err)
+{
+    uint16_t port = srv->conf.port;
+    int first_err = 0;
+    for (int a = 0; a < n; a++) {
+        struct net_addr want = addrs[a];
+        set_port(&want, port);
+        struct net_addr bound;
+        int r = net_listen_group(&want, srv->conf.udp ? SOCK_DGRAM : SOCK_STREAM, out->nsock, flags,
+                                 &out->fds[out->naddrs * out->nsock], &bound);
+        if (r < 0 && unavailable(r)) {
+            if (!first_err) {
+                first_err = r;
+                *failed = want;
+            }
+            skip_err[a] = r;
+            continue;
+        }
+        if (r < 0) {
+            *failed = want;
+            close_opened(out);
+            return r;
+        }
+        skip_err[a] = 0;
+        port = get_port(&bound);
+        out->addrs[out->naddrs++] = bound;
+    }
+    return out->naddrs > 0 ? 0 : first_err;
+}
+
+int model_listen(struct server *srv, int nsock, struct model_listeners *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct net_addr addrs[MODEL_MAX_ADDRS];
+    char err[256];
+    int n =
+        net_resolve_all(srv->conf.host, srv->conf.port, srv->conf.udp ? SOCK_DGRAM : SOCK_STREAM,
+                        addrs, MODEL_MAX_ADDRS, err, sizeof(err));
+    if (n < 0) {
+        fprintf(stderr, "secho: cannot resolve %s: %s\n", srv->conf.host, err);
         return -1;
     }
-    return fd;
+    /* IPv4 first, each family in the resolver's order. */
+    struct net_addr sorted[MODEL_MAX_ADDRS];
+    int ns = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++)
+            if ((addrs[i].ss.ss_family == AF_INET) == (pass == 0))
+                sorted[ns++] = addrs[i];
+    memcpy(addrs, sorted, sizeof(addrs[0]) * (size_t)n);
+    bool v4 = false, v6 = false;
+    for (int i = 0; i < n; i++) {
+        v4 |= addrs[i].ss.ss_family == AF_INET;
+        v6 |= addrs[i].ss.ss_family == AF_INET6;
+    }
+    /* Beside an IPv4 address an IPv6 socket must not take IPv4 too (a name for both
+     * wildcards would collide with itself); alone it keeps the system's default. */
+    unsigned flags = v4 && v6 ? NET_V6ONLY : 0;
+
+    out->nsock = nsock;
+    out->fds = malloc(sizeof(int) * (size_t)n * (size_t)nsock);
+    if (!out->fds) {
+        fprintf(stderr, "secho: out of memory\n");
+        return -1;
+    }
+    for (int i = 0; i < n * nsock; i++)
+        out->fds[i] = -1;
+    int skip_err[MODEL_MAX_ADDRS], r;
+    struct net_addr failed = addrs[0];
+    for (int tries = 0;; tries++) {
+        r = open_set(srv, addrs, n, flags, out, &failed, skip_err);
+        /* Only a port picked by the kernel for the first address can be worth another try:
+         * a port given with -p is refused as it is. */
+        if (r != -EADDRINUSE || srv->conf.port != 0 || tries + 1 >= MODEL_PORT0_TRIES ||
+            get_port(&failed) == 0)
+            break;
+    }
+    if (r < 0) {
+        char text[NET_ADDRSTRLEN];
+        net_format_addr((const struct sockaddr *)&failed.ss, text, sizeof(text));
+        fprintf(stderr, "secho: cannot listen on %s: %s\n", text, strerror(-r));
+        free(out->fds);
+        out->fds = NULL;
+        return -1;
+    }
+    for (int a = 0; a < n; a++) {
+        if (!skip_err[a])
+            continue;
+        struct net_addr want = addrs[a];
+        set_port(&want, get_port(&out->addrs[0]));
+        char text[NET_ADDRSTRLEN];
+        net_format_addr((const struct sockaddr *)&want.ss, text, sizeof(text));
+        log_event(LOG_WARN, "error", "addr=%s error=\"listen: %s\" action=skip_address", text,
+                  strerror(-skip_err[a]));
+    }
+    return 0;
+}
+
+int model_listeners_take(struct model_listeners *l, int i, int *fds)
+{
+    for (int a = 0; a < l->naddrs; a++) {
+        fds[a] = l->fds[a * l->nsock + i];
+        l->fds[a * l->nsock + i] = -1;
+    }
+    return l->naddrs;
+}
+
+void model_listeners_close(struct model_listeners *l)
+{
+    if (l->fds)
+        close_opened(l);
+    free(l->fds);
+    l->fds = NULL;
 }
 
 void model_acceptor_init(struct model_acceptor *a, struct server *srv, int lfd)

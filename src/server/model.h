@@ -13,10 +13,36 @@
 /* Out of descriptors: stop accepting for this long instead of spinning. */
 #define MODEL_EMFILE_PAUSE_MS 100
 
-/* Binds the transport's socket (TCP listener or UDP socket, per srv->conf.udp) for `addr`,
- * with SO_REUSEPORT when asked. Returns the fd, or -1 after printing
- * "secho: cannot listen on HOST:PORT: REASON" on stderr. */
-int model_listen(struct server *srv, const struct net_addr *addr, bool reuseport);
+/* The most addresses one host name is served on; the resolver's others are left out. */
+#define MODEL_MAX_ADDRS 16
+
+/*
+ * Every socket the server serves on, per srv->conf.udp TCP listeners or UDP sockets: for
+ * each address the host names, `nsock` of them, one per worker (more than one forms an
+ * SO_REUSEPORT group that only this server founded, see net_listen_group).
+ */
+struct model_listeners {
+    int naddrs;
+    int nsock;
+    struct net_addr addrs[MODEL_MAX_ADDRS]; /* as bound: every one on the same, real port */
+    int *fds;                               /* fds[a * nsock + i]: socket i of address a */
+};
+
+/*
+ * Resolves srv->conf.host and opens nsock (>= 1) sockets on every address it names, IPv4
+ * ones first (so the readiness line shows the address most clients try), all on one port:
+ * with -p 0 the first address picks it and the others take the same (the whole set is
+ * tried again if another holds it there). An address whose family or address the machine
+ * lacks (no IPv6) is skipped with a logged warning, as long as one address can be served.
+ * Returns 0 with *out filled, or -1 after printing "secho: cannot listen on HOST:PORT:
+ * REASON" (or "secho: cannot resolve HOST: REASON") on stderr, with nothing left open.
+ */
+int model_listen(struct server *srv, int nsock, struct model_listeners *out);
+/* Hands socket i of every address over to the caller: fds[0..naddrs-1] (room for
+ * MODEL_MAX_ADDRS), each then the caller's to close. Returns naddrs. */
+int model_listeners_take(struct model_listeners *l, int i, int *fds);
+/* Closes every socket not taken and frees the table. */
+void model_listeners_close(struct model_listeners *l);
 
 /*
  * A TCP listener and its spare descriptor: when accept fails for lack of descriptors, the
