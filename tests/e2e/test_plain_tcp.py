@@ -328,12 +328,21 @@ class PlainTcp:
             b'z" event=stop forged="1\n',
             b"w\\\" event=stop forged=1\n",
             b"\x85ts=2030-01-01T00:00:00.000Z level=info event=stop\xe2\x80\xa8event=stop\n",
+            # NEL, the paragraph separator, RLO and an isolate: valid UTF-8 that splitlines()
+            # would break on or a viewer would show reordered.
+            b"v\xc2\x85ts=2030-01-01T00:00:00.000Z event=stop\xe2\x80\xa9\xe2\x80\xaepots"
+            b"\xe2\x81\xa6\xc2\x9f\n",
         ]
         for f in forged:
             self.assertEqual(echo(s, f), f)
         lines = [l.rstrip(b"\r") for l in b"".join(forged).split(b"\n")[:-1]]
         recs = srv.log.wait_for(event="message", peer=peer_of(s), count=len(lines))
         self.assertEqual([text_bytes(r) for r in recs], lines)
+        self.assertIn("\\u{0085}ts=", recs[-1]["_raw"])
+        self.assertIn("\\u{2029}\\u{202e}pots\\u{2066}\\u{009f}", recs[-1]["_raw"])
+        # Not even a Unicode-aware reader sees more lines than the server wrote.
+        text = srv.log.text()
+        self.assertEqual(len(text.splitlines()), text.count("\n"), text)
         for r in srv.log.records():  # parse_logfmt is strict: each line is one record
             self.assertNotEqual(r["event"], "stop", r["_raw"])
             self.assertNotIn("forged", r)
