@@ -492,6 +492,27 @@ static size_t utf8_seq(const uint8_t *s, size_t n)
     return len;
 }
 
+/* The code point of a valid UTF-8 sequence of 2 or 3 bytes (the only lengths that hold the
+ * characters below); 0 for a 4-byte one, which holds none of them. */
+static uint32_t utf8_cp(const uint8_t *s, size_t len)
+{
+    if (len == 2)
+        return (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+    if (len == 3)
+        return (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+    return 0;
+}
+
+/* Characters that are valid UTF-8 yet let a peer forge what a reader sees: the C1 controls
+ * (U+0085 NEL ends a line for Unicode-aware splitters such as Python's splitlines()), the
+ * line and paragraph separators, and the bidirectional embeddings, overrides and isolates
+ * (they reorder the text shown after them, Trojan Source style). */
+static bool cp_must_escape(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
+           (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
 size_t log_escape(char *dst, const uint8_t *src, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -501,6 +522,17 @@ size_t log_escape(char *dst, const uint8_t *src, size_t n)
         uint8_t c = src[i];
         if (c >= 0x80) {
             size_t k = utf8_seq(src + i, n - i);
+            uint32_t cp = utf8_cp(src + i, k);
+            if (k && cp_must_escape(cp)) {
+                /* \u{HHHH}: 8 characters for 2 or 3 bytes, within the 4 per byte budget. */
+                memcpy(o, "\\u{", 3);
+                o += 3;
+                for (int shift = 12; shift >= 0; shift -= 4)
+                    *o++ = hex[(cp >> shift) & 15];
+                *o++ = '}';
+                i += k;
+                continue;
+            }
             if (k) {
                 memcpy(o, src + i, k);
                 o += k;

@@ -47,9 +47,13 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
 
 /*
  * Escapes `n` bytes of `src` for a quoted logfmt value: `"` as \", `\` as \\, tab, CR, LF
- * as \t \r \n, other control bytes, DEL and bytes that are not part of valid UTF-8 as \xHH.
- * Valid UTF-8 sequences are copied. `dst` MUST hold 4*n+1 bytes. Returns the length
- * written (without the terminating NUL). Pure: no allocation, no state.
+ * as \t \r \n, other control bytes, DEL and bytes that are not part of valid UTF-8 as \xHH
+ * (lowercase hex); the C1 controls U+0080-U+009F, the separators U+2028 and U+2029 and the
+ * bidirectional controls U+202A-U+202E and U+2066-U+2069 as \u{hhhh} (4 lowercase hex
+ * digits). Other valid UTF-8 sequences are copied. A sequence cut off by the end of `src`
+ * is not valid, so its bytes become \xHH: every escape in the output is whole. `dst` MUST
+ * hold 4*n+1 bytes. Returns the length written (without the terminating NUL). Pure: no
+ * allocation, no state.
  */
 size_t log_escape(char *dst, const uint8_t *src, size_t n);
 

@@ -52,19 +52,29 @@ static bool msg_is(const struct server_msg *m, const char *word)
     return m->total == n && m->headlen == n && memcmp(m->head, word, n) == 0;
 }
 
+/* A message longer than --max-msg: only plain TCP lets one through (its bytes are echoed
+ * as they come, RFC 862); it is logged cut at the limit and is never a command. */
+static bool msg_too_long(const struct server *srv, const struct server_msg *m)
+{
+    return srv->conf.popts.max_msg && m->total > srv->conf.popts.max_msg;
+}
+
 static void log_message(struct server *srv, uint64_t conn_id, const char *peer,
                         const struct server_msg *m, bool partial)
 {
+    size_t shown = m->headlen;
+    if (msg_too_long(srv, m) && shown > srv->conf.popts.max_msg)
+        shown = srv->conf.popts.max_msg;
     if (!srv->conf.log_messages) {
         log_event(LOG_INFO, "message", "peer=%s conn=%llu bytes=%zu%s", peer,
                   (unsigned long long)conn_id, m->total, partial ? " partial=1" : "");
         return;
     }
     char text[LOG_ESCAPED_MAX];
-    log_escape(text, m->head, m->headlen);
+    log_escape(text, m->head, shown);
     log_event(LOG_INFO, "message", "peer=%s conn=%llu bytes=%zu text=\"%s\"%s%s", peer,
-              (unsigned long long)conn_id, m->total, text,
-              m->total > m->headlen ? " truncated=1" : "", partial ? " partial=1" : "");
+              (unsigned long long)conn_id, m->total, text, m->total > shown ? " truncated=1" : "",
+              partial ? " partial=1" : "");
 }
 
 void server_log_partial(struct server *srv, uint64_t conn_id, const char *peer,
@@ -92,6 +102,8 @@ enum server_action server_on_message(struct server *srv, uint64_t conn_id, const
                                      const struct server_msg *m)
 {
     log_message(srv, conn_id, peer, m, false);
+    if (msg_too_long(srv, m))
+        return ACT_ECHO;
     if (msg_is(m, "exit"))
         return ACT_EXIT;
     if (!msg_is(m, "shutdown"))

@@ -11,7 +11,7 @@
 #define PLAIN_DGRAM_MAX 65507
 
 struct plain_ctx {
-    size_t max_msg;
+    size_t max_msg; /* UDP: larger datagrams are refused; TCP lines are never cut off */
 };
 
 struct plain_conn {
@@ -58,10 +58,10 @@ static int plain_conn_read(void *conn, const uint8_t *in, size_t *inlen, struct 
         return PROTO_NEED_MORE;
     const uint8_t *nl = memchr(in, '\n', n);
     size_t take = nl ? (size_t)(nl - in) + 1 : n;
-    /* A line is only a logging and command unit; its bytes are echoed anyway. The cap
-     * keeps a newline-free stream from being called one endless message. */
-    if (c->ctx->max_msg && c->line_len + take - (nl ? 1 : 0) > c->ctx->max_msg)
-        return PROTO_E_TOOBIG;
+    /* RFC 862 sets no limit: a line of any length, or a stream that never has a newline,
+     * flows through as fragments of one message. The line is only the unit of the log and
+     * of command matching, and the message policy (server_on_message) logs one longer
+     * than --max-msg truncated and never takes it as a command. */
     msg->data = in;
     msg->len = take;
     msg->first = c->line_len == 0;

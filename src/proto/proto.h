@@ -88,7 +88,8 @@ struct proto_vt {
     /* Largest message, in plaintext bytes, that one conn_write record carries (and
      * conn_read accepts), whatever proto_opts.max_msg says; a caller splits longer lines
      * into several records. At least 1. SIZE_MAX: the protocol sets no limit (plain TCP
-     * echoes bytes as they come; only the server's --max-msg bounds a line). */
+     * echoes bytes as they come, lines of any length; the server's --max-msg only
+     * decides which lines are logged truncated and cannot be commands). */
     size_t stream_max;
     /* The same for one datagram (dgram_write); 0 exactly when there is no UDP form. */
     size_t dgram_max;

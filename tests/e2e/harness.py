@@ -127,8 +127,9 @@ class LogfmtError(ValueError):
 
 
 def _unescape(raw, line):
-    """Decodes a quoted logfmt value body. \\xHH becomes the byte HH; the result is a str in
-    which bytes that are not valid UTF-8 are surrogate-escaped, so that
+    """Decodes a quoted logfmt value body. \\xHH becomes the byte HH, \\u{HHHH} the UTF-8 of
+    that code point (the C1 controls, line/paragraph separators and bidi controls); the result
+    is a str in which bytes that are not valid UTF-8 are surrogate-escaped, so that
     value.encode("utf-8", "surrogateescape") gives back the exact bytes."""
     out = bytearray()
     i = 0
@@ -149,6 +150,9 @@ def _unescape(raw, line):
         elif e == ord("x") and re.fullmatch(rb"[0-9A-Fa-f]{2}", data[i + 2:i + 4]):
             out.append(int(data[i + 2:i + 4], 16))
             i += 4
+        elif e == ord("u") and re.match(rb"\{[0-9A-Fa-f]{4}\}", data[i + 2:i + 8]):
+            out += chr(int(data[i + 3:i + 7], 16)).encode("utf-8")
+            i += 8
         else:
             raise LogfmtError("bad escape \\%s in %r" % (chr(e), line))
     return out.decode("utf-8", "surrogateescape")

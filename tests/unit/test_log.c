@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for log escaping (what a peer can put in a log line) and the writer. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -45,11 +47,176 @@ static void test_escape(void)
     esc("x\nts=1 level=info event=stop", 28, "x\\nts=1 level=info event=stop");
 }
 
+/* The UTF-8 encoding of code point cp (below U+10000) into out; returns its length. */
+static size_t utf8_put(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    out[0] = (char)(0xE0 | cp >> 12);
+    out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+    out[2] = (char)(0x80 | (cp & 0x3F));
+    return 3;
+}
+
+static bool forging_cp(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
+           (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Each C1 control, separator and bidi control alone, then between valid UTF-8 neighbours
+ * (which stay raw), written \u{hhhh}; the code points around each range stay raw. */
+static void test_escape_forging_characters(void)
+{
+    uint32_t cps[64];
+    size_t ncp = 0;
+    for (uint32_t cp = 0x80; cp <= 0x9F; cp++)
+        cps[ncp++] = cp;
+    const uint32_t more[] = {0x2028, 0x2029, 0x202A, 0x202B, 0x202C, 0x202D,
+                             0x202E, 0x2066, 0x2067, 0x2068, 0x2069};
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+        cps[ncp++] = more[i];
+    CHECK_INT(ncp, 43);
+    for (size_t i = 0; i < ncp; i++) {
+        char in[16], want[64];
+        size_t n = utf8_put(cps[i], in);
+        snprintf(want, sizeof(want), "\\u{%04x}", (unsigned)cps[i]);
+        esc(in, n, want);
+        /* Between é (2 bytes) and € (3 bytes), and ASCII: the neighbours are copied. */
+        char in2[32];
+        size_t m = 0;
+        memcpy(in2, "a\xc3\xa9", 3);
+        m = 3;
+        m += utf8_put(cps[i], in2 + m);
+        memcpy(in2 + m, "\xe2\x82\xac\"", 4);
+        m += 4;
+        snprintf(want, sizeof(want), "a\xc3\xa9\\u{%04x}\xe2\x82\xac\\\"", (unsigned)cps[i]);
+        esc(in2, m, want);
+    }
+    /* The exact spelling SPEC gives, and neighbours of each range that stay as they are. */
+    esc("\xc2\x85", 2, "\\u{0085}");
+    esc("\xe2\x80\xa8", 3, "\\u{2028}");
+    esc("\xe2\x80\xae", 3, "\\u{202e}");
+    esc("\xe2\x81\xa9", 3, "\\u{2069}");
+    const uint32_t raw[] = {0x7E, 0xA0, 0xA9, 0x2027, 0x202F, 0x2065, 0x206A, 0x20AC};
+    for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+        char in[4];
+        size_t n = utf8_put(raw[i], in);
+        in[n] = '\0';
+        esc(in, n, in);
+    }
+    /* Every code point of the first three UTF-8 lengths: escaped exactly when listed. */
+    for (uint32_t cp = 0x80; cp < 0x10000; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue; /* surrogates are not valid UTF-8 */
+        char in[4], out[16];
+        size_t n = utf8_put(cp, in);
+        size_t len = log_escape(out, (const uint8_t *)in, n);
+        if (forging_cp(cp))
+            CHECK(len == 8 && out[0] == '\\' && out[1] == 'u');
+        else
+            CHECK(len == n && memcmp(out, in, n) == 0);
+    }
+    /* Invalid UTF-8 that resembles them stays \xHH: a lone C1 byte, an overlong U+0085, a
+     * separator cut short, a separator's lead byte before ASCII. */
+    esc("\x85", 1, "\\x85");
+    esc("\xc1\x85", 2, "\\xc1\\x85");
+    esc("\xe0\x82\x85", 3, "\\xe0\\x82\\x85");
+    esc("\xe2\x80", 2, "\\xe2\\x80");
+    esc("\xe2\x80x", 3, "\\xe2\\x80x");
+    esc("\xc2", 1, "\\xc2");
+}
+
+/* Decodes what log_escape wrote back to bytes; returns the length, or -1 when the text is
+ * not a sequence of whole escapes and plain characters. */
+static int unescape(const char *s, uint8_t *out)
+{
+    int n = 0;
+    while (*s) {
+        if (*s != '\\') {
+            out[n++] = (uint8_t)*s++;
+            continue;
+        }
+        unsigned v;
+        switch (s[1]) {
+        case '"':
+        case '\\':
+            out[n++] = (uint8_t)s[1];
+            s += 2;
+            break;
+        case 't':
+            out[n++] = '\t';
+            s += 2;
+            break;
+        case 'r':
+            out[n++] = '\r';
+            s += 2;
+            break;
+        case 'n':
+            out[n++] = '\n';
+            s += 2;
+            break;
+        case 'x':
+            if (!isxdigit((unsigned char)s[2]) || !isxdigit((unsigned char)s[3]) ||
+                sscanf(s + 2, "%2x", &v) != 1)
+                return -1;
+            out[n++] = (uint8_t)v;
+            s += 4;
+            break;
+        case 'u':
+            if (s[2] != '{' || s[7] != '}' || sscanf(s + 3, "%4x", &v) != 1 || !forging_cp(v))
+                return -1;
+            n += (int)utf8_put(v, (char *)out + n);
+            s += 8;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return n;
+}
+
+/* The message head is cut at LOG_TEXT_BYTES wherever the peer's bytes fall, possibly inside
+ * a sequence: every cut of a text full of escapes gives whole escapes that decode back to
+ * exactly the bytes kept. */
+static void test_escape_cut_anywhere(void)
+{
+    const char text[] = "a\xc2\x85\xe2\x80\xa8\xe2\x80\xae"
+                        "b\xe2\x81\xa6\"\\\n\x01\xff\xc3\xa9"
+                        "\xf0\x9f\x98\x80\xe2\x82\xac\xc2\x9f";
+    for (size_t cut = 0; cut < sizeof(text); cut++) {
+        char out[4 * sizeof(text) + 1];
+        uint8_t back[sizeof(text)];
+        size_t len = log_escape(out, (const uint8_t *)text, cut);
+        CHECK_INT(len, strlen(out));
+        CHECK(len <= 4 * cut);
+        int m = unescape(out, back);
+        CHECK_INT(m, (int)cut);
+        if (m == (int)cut)
+            CHECK_MEM(back, text, cut);
+    }
+    /* A separator whose last byte fell past the cut is \xHH, never a partial \u escape. */
+    esc("ok\xe2\x80", 4, "ok\\xe2\\x80");
+}
+
 static void test_escape_worst_case(void)
 {
     uint8_t in[LOG_TEXT_BYTES];
     memset(in, 0x01, sizeof(in));
     char out[LOG_ESCAPED_MAX];
+    CHECK_INT(log_escape(out, in, sizeof(in)), 4 * LOG_TEXT_BYTES);
+    /* C1 controls take 8 characters for 2 bytes: exactly the same bound. */
+    for (size_t i = 0; i < sizeof(in); i += 2) {
+        in[i] = 0xC2;
+        in[i + 1] = 0x85;
+    }
     CHECK_INT(log_escape(out, in, sizeof(in)), 4 * LOG_TEXT_BYTES);
 }
 
@@ -372,6 +539,8 @@ static void test_timestamp(void)
 int main(void)
 {
     test_escape();
+    test_escape_forging_characters();
+    test_escape_cut_anywhere();
     test_escape_worst_case();
     test_writer();
     test_threads();

@@ -3,8 +3,12 @@
  * (terminator trimming, command matching, shutdown policy), without sockets. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
+#include "log.h"
 #include "proto.h"
 #include "server.h"
 
@@ -71,7 +75,10 @@ static void test_lines_every_split(void)
     }
 }
 
-static void test_max_msg(void)
+/* RFC 862: no line is too long for plain TCP. --max-msg 8, then a 9-byte line, a line of
+ * 3 MiB fed in 64 KiB reads, and a newline-free stream: every byte comes out as fragments of
+ * one message (first on its first bytes only, last only at the newline), never an error. */
+static void test_long_lines_flow(void)
 {
     struct proto_opts o = {.max_msg = 8};
     void *ctx = NULL;
@@ -84,17 +91,117 @@ static void test_max_msg(void)
     struct proto_msg msg;
     size_t used = 9;
     CHECK_INT(proto_plain.conn_read(conn, (const uint8_t *)"12345678\n", &used, &out, &msg),
-              PROTO_MSG); /* 8 bytes + newline is allowed */
+              PROTO_MSG);
+    CHECK(msg.first && msg.last && msg.len == 9 && used == 9);
     used = 5;
     CHECK_INT(proto_plain.conn_read(conn, (const uint8_t *)"12345", &used, &out, &msg), PROTO_MSG);
+    CHECK(msg.first && !msg.last && msg.len == 5);
+    used = 6;
+    CHECK_INT(proto_plain.conn_read(conn, (const uint8_t *)"6789\nx", &used, &out, &msg),
+              PROTO_MSG); /* 9 bytes before the newline: still one message */
+    CHECK(!msg.first && msg.last && msg.len == 5 && used == 5);
+
+    static uint8_t chunk[64 * 1024];
+    memset(chunk, 'e', sizeof(chunk));
+    memcpy(chunk, "exit", 4);
+    size_t total = 0;
+    for (int i = 0; i < 48; i++) {
+        used = sizeof(chunk);
+        CHECK_INT(proto_plain.conn_read(conn, chunk, &used, &out, &msg), PROTO_MSG);
+        CHECK_INT(used, sizeof(chunk));
+        CHECK(msg.data == chunk && msg.len == sizeof(chunk));
+        CHECK(msg.first == (i == 0));
+        CHECK(!msg.last);
+        total += msg.len;
+    }
+    used = 2;
+    CHECK_INT(proto_plain.conn_read(conn, (const uint8_t *)"z\n", &used, &out, &msg), PROTO_MSG);
+    CHECK(!msg.first && msg.last && msg.len == 2);
+    CHECK_INT(total + msg.len, 3 * 1024 * 1024 + 2);
+
+    /* The next line starts afresh. */
     used = 4;
-    CHECK_INT(proto_plain.conn_read(conn, (const uint8_t *)"6789", &used, &out, &msg),
-              PROTO_E_TOOBIG);
-    used = 100;
+    CHECK_INT(proto_plain.conn_read(conn, (const uint8_t *)"ok\r\n", &used, &out, &msg), PROTO_MSG);
+    CHECK(msg.first && msg.last && msg.len == 4);
+    CHECK(buf_empty(&out)); /* the engine echoes; conn_read writes nothing */
+
+    /* UDP is unchanged: a datagram above --max-msg is refused. */
     uint8_t big[100] = {0};
     CHECK_INT(proto_plain.dgram_read(conn, big, sizeof(big), &out, &msg), PROTO_E_TOOBIG);
+    CHECK_INT(proto_plain.dgram_read(conn, big, 8, &out, &msg), PROTO_MSG);
+    proto_plain.conn_free(conn);
     proto_plain.ctx_free(ctx);
     buf_free(&out);
+}
+
+/* The message policy for a line longer than --max-msg: what server_on_message logs (text cut
+ * at the limit, truncated=1, bytes= the whole length) and that it is never a command, even
+ * when its head or all of it says exit or shutdown. Returns the action; logline gets
+ * everything logged. */
+static enum server_action long_line_act(size_t max_msg, const uint8_t *p, size_t n, char *logline,
+                                        size_t loglen)
+{
+    char path[] = "/tmp/secho-test-plain-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK_INT(log_open(path), 0);
+    struct server srv;
+    memset(&srv, 0, sizeof(srv));
+    srv.conf.allow_shutdown = ALLOW_ANY;
+    srv.conf.log_messages = true;
+    srv.conf.proto = &proto_plain;
+    srv.conf.popts.max_msg = max_msg;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(1)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    struct server_msg m;
+    server_msg_reset(&m);
+    /* in pieces, as conn.c adds fragments */
+    for (size_t off = 0; off < n; off += 1000)
+        server_msg_add(&m, p + off, n - off < 1000 ? n - off : 1000);
+    server_msg_trim_eol(&m);
+    enum server_action act =
+        server_on_message(&srv, 7, "127.0.0.1:1", (struct sockaddr *)&sa, -1, &m);
+    log_close();
+    FILE *f = fdopen(fd, "r");
+    CHECK(f != NULL);
+    size_t got = 0;
+    if (f) {
+        got = fread(logline, 1, loglen - 1, f);
+        fclose(f);
+    }
+    logline[got] = '\0';
+    unlink(path);
+    return act;
+}
+
+static void test_long_line_policy(void)
+{
+    char line[8192];
+    static uint8_t big[2 * 1024 * 1024 + 2];
+    memset(big, 'x', sizeof(big));
+    memcpy(big, "exit", 4);
+    big[sizeof(big) - 2] = '\r';
+    big[sizeof(big) - 1] = '\n';
+    CHECK_INT(long_line_act(1 << 20, big, sizeof(big), line, sizeof(line)), ACT_ECHO);
+    CHECK(strstr(line, " bytes=2097152 text=\"exitxxx") != NULL);
+    CHECK(strstr(line, "xxx\" truncated=1\n") != NULL);
+
+    /* Under a small --max-msg, the text is cut there and even "exit" is no command. */
+    CHECK_INT(long_line_act(3, (const uint8_t *)"exit\n", 5, line, sizeof(line)), ACT_ECHO);
+    CHECK(strstr(line, " bytes=4 text=\"exi\" truncated=1\n") != NULL);
+    CHECK_INT(long_line_act(7, (const uint8_t *)"shutdown", 8, line, sizeof(line)), ACT_ECHO);
+    CHECK(strstr(line, " bytes=8 text=\"shutdow\" truncated=1\n") != NULL);
+    CHECK(strstr(line, "event=shutdown") == NULL);
+    CHECK_INT(long_line_act(10, (const uint8_t *)"0123456789ABCDEF\n", 17, line, sizeof(line)),
+              ACT_ECHO);
+    CHECK(strstr(line, " bytes=16 text=\"0123456789\" truncated=1\n") != NULL);
+
+    /* At the limit (the terminator, \r\n too, does not count) it is a command as before. */
+    CHECK_INT(long_line_act(4, (const uint8_t *)"exit\r\n", 6, line, sizeof(line)), ACT_EXIT);
+    CHECK(strstr(line, " bytes=4 text=\"exit\"\n") != NULL);
+    CHECK_INT(long_line_act(8, (const uint8_t *)"shutdown\n", 9, line, sizeof(line)), ACT_SHUTDOWN);
+    CHECK_INT(long_line_act(10, (const uint8_t *)"0123456789\n", 11, line, sizeof(line)), ACT_ECHO);
+    CHECK(strstr(line, " bytes=10 text=\"0123456789\"\n") != NULL);
 }
 
 static void test_trim(void)
@@ -159,7 +266,8 @@ static void test_commands(void)
 int main(void)
 {
     test_lines_every_split();
-    test_max_msg();
+    test_long_lines_flow();
+    test_long_line_policy();
     test_trim();
     test_commands();
     return CHECK_DONE();
