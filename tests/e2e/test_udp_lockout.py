@@ -19,7 +19,7 @@ import socket
 import time
 import unittest
 
-from harness import T, TempHome, deadline, each_model, peer_of, run_client, udp_socket
+from harness import SANITIZER, T, TempHome, deadline, each_model, peer_of, run_client, udp_socket
 
 FLOOD = 25000
 BATCH = 250
@@ -98,7 +98,6 @@ class UdpLockout:
 
         t0 = time.monotonic()
         self.assertEqual(flood(srv.port, FLOOD, b"x", every=5000, between=talk), FLOOD)
-        elapsed = time.monotonic() - t0
         self.assertEqual(len(served), FLOOD // 5000)
         # The flood is over: a client the server never saw is served at once.
         fresh = udp_socket(self, srv.port)
@@ -111,10 +110,12 @@ class UdpLockout:
                          timeout=5)
         one_by_one = srv.log.find(event="disconnect", reason="evicted",
                                   pred=lambda r: "peer" in r)
+        elapsed = time.monotonic() - t0  # the server evicted only within this time
         self.assertGreater(len(one_by_one), 0)
-        self.assertLessEqual(len(one_by_one), 10 * (elapsed + 3) * (os.cpu_count() or 1))
-        # --max-conns still bounds memory: 500 sessions are a few hundred KiB.
-        self.assertLess(srv.rss_kb() - before, 64 * 1024)
+        self.assertLessEqual(len(one_by_one), 10 * (elapsed + 2) * (os.cpu_count() or 1))
+        # --max-conns still bounds memory: 500 sessions are a few hundred KiB (a sanitizer
+        # keeps freed memory in quarantine, so its bound is looser).
+        self.assertLess(srv.rss_kb() - before, (512 if SANITIZER else 64) * 1024)
 
     def test_lab_fernet_silent_key_holders(self):
         srv = self.start_server("-P", "lab-fernet", "--max-conns", "50", "--threads", "1")
