@@ -2,7 +2,35 @@
 /* UDP peer table. Memory is bounded: at most --max-conns peer sessions, each expiring when
  * idle; a datagram from a new address is first vetted by the protocol's dgram_new (which may
  * answer statelessly, e.g. with a cookie) before any state is kept for it. No socket here:
- * the caller feeds datagrams in and sends what the emit callback hands it. */
+ * the caller feeds datagrams in and sends what the emit callback hands it.
+ *
+ * A full table never locks new peers out. UDP has no connection a peer must close, so
+ * a session that is never spoken to again would hold its slot until the idle timeout; a
+ * second of datagrams from as many source ports as --max-conns would then deny everyone
+ * else for minutes. Instead, when --max-conns is reached, the new peer takes the slot of
+ * one this table holds (logged `disconnect reason=evicted`, not `timeout`: the operator
+ * should see that the table was full):
+ *   - a peer that has not yet sent one valid message ("unproven": a secure handshake not
+ *     finished or finished without data, a lab-fernet peer that took its key and sent no
+ *     token), the oldest first, as long as such peers hold at least half of the table;
+ *   - otherwise the least recently active peer (the head of by_last).
+ * So a flood of strangers that never prove they can talk (forged addresses, key requests,
+ * half handshakes) churns through its own half of the table and displaces at most half of
+ * the sessions that did, the least recently active first, while a new peer always gets a
+ * session; a peer loses its session only when more new peers than the table holds arrived
+ * since it last spoke. For plain that costs the peer nothing (its next datagram opens a new
+ * session; plain keeps no state but the log's conn id); a lab-fernet or secure peer must ask
+ * for a key or handshake again. A table that holds no peer while the others (-m reactors:
+ * one table per thread, one shared count) hold the whole limit admits one all the same, so
+ * the peers held never exceed --max-conns by more than the number of tables minus one, and
+ * no new peer is ever denied for want of room.
+ * Eviction lines are rate-limited so a flood cannot flood the log: at most EVICT_LOG_BURST
+ * per second, and one `disconnect reason=evicted suppressed=N` line for the rest when their
+ * second is over.
+ *
+ * A session created for a datagram that its protocol then refuses before any handshake is
+ * done (a secure initiation with a valid cookie but an invalid key) is forgotten at once, so
+ * the address's next, correct attempt starts afresh instead of meeting a dead session. */
 #include "udp_peers.h"
 
 #include <errno.h>
@@ -17,9 +45,12 @@
 /* Sessions of peers that never said `exit` are forgotten after this much silence when no
  * --idle-timeout is given. */
 #define UDP_DEFAULT_IDLE_MS (180 * 1000)
+/* Eviction disconnect lines written per one-second window; the rest are counted. */
+#define EVICT_LOG_BURST 10
+#define EVICT_WINDOW_MS 1000
 
-/* The two orders a peer is kept in besides its hash bucket. */
-enum { BY_LAST, BY_CREATED, NLISTS };
+/* The three orders a peer is kept in besides its hash bucket. */
+enum { BY_LAST, BY_CREATED, UNPROVEN, NLISTS };
 
 struct peer_link {
     struct udp_peer *prev, *next;
@@ -29,6 +60,7 @@ struct udp_peer {
     struct udp_peer *next; /* hash chain */
     struct peer_link link[NLISTS];
     bool waiting; /* on by_created: its handshake is not done */
+    bool proven;  /* it sent a valid message; else on the unproven list */
     struct net_addr addr;
     uint64_t id;
     uint64_t created, last;
@@ -125,12 +157,14 @@ static struct udp_peer **find_slot(struct udp_peers *t, const struct sockaddr *s
     return pp;
 }
 
-/* Logs the disconnect and releases a peer that is in no bucket and no list. */
+/* Logs the disconnect (unless reason is NULL: the caller logged it or left it out) and
+ * releases a peer that is in no bucket and no list. */
 static void peer_free(struct udp_peers *t, struct udp_peer *p, const char *reason)
 {
     const struct proto_vt *vt = t->srv->conf.proto;
-    log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s", p->text,
-              (unsigned long long)p->id, reason);
+    if (reason)
+        log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s", p->text,
+                  (unsigned long long)p->id, reason);
     proto_conn_free(vt, p->pconn);
     free(p);
     t->npeers--;
@@ -146,7 +180,57 @@ static void peer_forget(struct udp_peers *t, struct udp_peer *p, const char *rea
     list_remove(&t->by_last, p, BY_LAST);
     if (p->waiting)
         list_remove(&t->by_created, p, BY_CREATED);
+    if (!p->proven) {
+        list_remove(&t->unproven, p, UNPROVEN);
+        t->nunproven--;
+    }
     peer_free(t, p, reason);
+}
+
+/* The peer delivered a valid message: it leaves the unproven list. */
+static void mark_proven(struct udp_peers *t, struct udp_peer *p)
+{
+    if (p->proven)
+        return;
+    list_remove(&t->unproven, p, UNPROVEN);
+    t->nunproven--;
+    p->proven = true;
+}
+
+/* Writes the count of eviction lines left out, if any, once their window is over. */
+static void evict_log_flush(struct udp_peers *t, uint64_t now)
+{
+    if (t->evict_suppressed && now / EVICT_WINDOW_MS != t->evict_window) {
+        log_event(LOG_INFO, "disconnect", "reason=evicted suppressed=%lu", t->evict_suppressed);
+        t->evict_suppressed = 0;
+    }
+}
+
+/* Which peer makes room for a new one (see the top of this file); NULL if none is held. */
+static struct udp_peer *evict_victim(const struct udp_peers *t)
+{
+    if (t->nunproven > 0 && t->nunproven * 2 >= t->npeers)
+        return t->unproven.head;
+    return t->by_last.head;
+}
+
+/* Forgets p to make room, logging it within the rate limit. */
+static void peer_evict(struct udp_peers *t, struct udp_peer *p, uint64_t now)
+{
+    evict_log_flush(t, now);
+    uint64_t w = now / EVICT_WINDOW_MS;
+    if (w != t->evict_window) {
+        t->evict_window = w;
+        t->evict_logged = 0;
+    }
+    const char *reason = NULL;
+    if (t->evict_logged < EVICT_LOG_BURST) {
+        t->evict_logged++;
+        reason = "evicted";
+    } else {
+        t->evict_suppressed++;
+    }
+    peer_forget(t, p, reason);
 }
 
 /* Keeps by_created holding exactly the peers whose handshake is not done. A session is
@@ -200,9 +284,13 @@ static struct udp_peer *peer_new(struct udp_peers *t, const struct net_addr *fro
         emit_buf(t, &t->reply, from, false);
         return NULL;
     }
+    /* The limit counts the peers of every table of the server (one per thread with -m
+     * reactors). One that holds none still admits one, which passes the limit by at most
+     * the number of other tables, rather than be locked out by them. */
     if (atomic_load(&srv->nconns) >= srv->conf.max_conns) {
-        log_event(LOG_WARN, "denied", "peer=%s reason=max_conns", text);
-        return NULL;
+        struct udp_peer *victim = evict_victim(t);
+        if (victim)
+            peer_evict(t, victim, now);
     }
     struct udp_peer *p = calloc(1, sizeof(*p));
     if (!p)
@@ -224,6 +312,8 @@ static struct udp_peer *peer_new(struct udp_peers *t, const struct net_addr *fro
     struct udp_peer **slot = find_slot(t, (const struct sockaddr *)&from->ss);
     *slot = p;
     list_insert(&t->by_last, t->by_last.tail, p, BY_LAST);
+    list_insert(&t->unproven, t->unproven.tail, p, UNPROVEN);
+    t->nunproven++;
     track_ready(t, p);
     return p;
 }
@@ -234,6 +324,7 @@ void udp_peers_on_datagram(struct udp_peers *t, const struct net_addr *from, con
     struct server *srv = t->srv;
     const struct proto_vt *vt = srv->conf.proto;
     struct udp_peer *p = *find_slot(t, (const struct sockaddr *)&from->ss);
+    bool fresh = !p;
     if (!p) {
         if (atomic_load(&srv->stopping))
             return;
@@ -261,12 +352,16 @@ void udp_peers_on_datagram(struct udp_peers *t, const struct net_addr *from, con
     if (r < 0) {
         if (r != PROTO_DROP)
             server_log_proto_error(srv, p->id, p->text, r, peer_error(t, p));
-        if (r == PROTO_E_LIMIT)
+        /* A session made for this very datagram, refused before its handshake is done,
+         * holds nothing worth keeping; kept, it would stand between the address and its
+         * next (correct) attempt until --handshake-timeout. */
+        if (r == PROTO_E_LIMIT || (fresh && r != PROTO_DROP && !vt->conn_ready(p->pconn)))
             peer_forget(t, p, "error");
         return;
     }
     if (r != PROTO_MSG)
         return;
+    mark_proven(t, p);
     struct server_msg msg;
     server_msg_reset(&msg);
     server_msg_add(&msg, m.data, m.len);
@@ -318,6 +413,7 @@ void udp_peers_expire(struct udp_peers *t, uint64_t now)
      * handshake, so admitted-but-silent peers cannot hold --max-conns slots. */
     while (hs && (p = t->by_created.head) && now - p->created >= hs)
         peer_forget(t, p, "timeout");
+    evict_log_flush(t, now);
 }
 
 uint64_t udp_peers_next_deadline(const struct udp_peers *t)
@@ -327,6 +423,8 @@ uint64_t udp_peers_next_deadline(const struct udp_peers *t)
         at = t->by_last.head->last + idle_ms(t);
     if (hs && t->by_created.head && t->by_created.head->created + hs < at)
         at = t->by_created.head->created + hs;
+    if (t->evict_suppressed && (t->evict_window + 1) * EVICT_WINDOW_MS < at)
+        at = (t->evict_window + 1) * EVICT_WINDOW_MS;
     return at;
 }
 
@@ -338,6 +436,9 @@ long udp_peers_count(const struct udp_peers *t)
 void udp_peers_close(struct udp_peers *t)
 {
     if (t->table) {
+        if (t->evict_suppressed)
+            log_event(LOG_INFO, "disconnect", "reason=evicted suppressed=%lu", t->evict_suppressed);
+        t->evict_suppressed = 0;
         while (t->by_last.head)
             peer_forget(t, t->by_last.head, "shutdown");
         free(t->table);

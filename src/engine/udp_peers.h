@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* UDP peer table, sans-IO: datagrams in, datagrams out through a callback; a bounded set of
- * peer sessions of any protocol's dgram form, each expiring when idle or stalled. */
+ * peer sessions of any protocol's dgram form, each expiring when idle or stalled, the least
+ * recently active making room for a new peer when the table is full. */
 #ifndef SECHO_UDP_PEERS_H
 #define SECHO_UDP_PEERS_H
 
@@ -38,6 +39,15 @@ struct udp_peers {
     struct udp_peer_list by_last;
     /* The peers whose handshake is not done, oldest first (creation order). */
     struct udp_peer_list by_created;
+    /* The peers that have not yet sent one valid message, oldest first (creation order):
+     * the first to make room when the table is full (see udp_peers.c). */
+    struct udp_peer_list unproven;
+    long nunproven;
+    /* Eviction log rate limit: the current one-second window, the disconnect lines written
+     * in it, and those left out (reported when the window ends). */
+    uint64_t evict_window;
+    unsigned evict_logged;
+    unsigned long evict_suppressed;
     struct buf reply, out;
 };
 
@@ -48,22 +58,27 @@ int udp_peers_init(struct udp_peers *t, struct server *srv, udp_peers_emit_fn em
 
 /*
  * Handles one received datagram from `from` at monotonic time `now` (ms): finds or admits
- * the peer (the protocol's dgram_new vets a new address first; --max-conns bounds the table;
- * no new peer once shutdown began), runs the protocol, logs connect, handshake, message,
- * denied and errors, emits the replies and the echo, forgets the peer on `exit` (before its
- * echo is emitted, so a client that saw the echo can count on the freed slot) and asks the
- * server to shut down on an allowed `shutdown`. `now` must not go backwards.
+ * the peer (the protocol's dgram_new vets a new address first; no new peer once shutdown
+ * began), runs the protocol, logs connect, handshake, message, denied and errors, emits the
+ * replies and the echo, forgets the peer on `exit` (before its echo is emitted, so a client
+ * that saw the echo can count on the freed slot) and asks the server to shut down on an
+ * allowed `shutdown`. --max-conns bounds the table: when it is reached a new peer takes the
+ * place of one held here (`disconnect reason=evicted`, rate-limited; see udp_peers.c for
+ * which), or, when this table holds none, is admitted all the same. A new session whose first
+ * datagram the protocol refuses before its handshake is done is forgotten at once (reason=error),
+ * so a failed handshake never blocks the next one from that address. `now` must not go backwards.
  */
 void udp_peers_on_datagram(struct udp_peers *t, const struct net_addr *from, const uint8_t *data,
                            size_t len, uint64_t now);
 
 /* Forgets (logging `disconnect reason=timeout`) every peer silent for the idle timeout
  * (--idle-timeout, or 180 s when none) and every peer whose handshake is not done within
- * --handshake-timeout of its first datagram. Visits only the peers it forgets. */
+ * --handshake-timeout of its first datagram, and logs how many eviction lines the rate
+ * limit left out once their one-second window is over. Visits only the peers it forgets. */
 void udp_peers_expire(struct udp_peers *t, uint64_t now);
 
-/* The earliest time at which udp_peers_expire would forget a peer, or UINT64_MAX when the
- * table is empty. */
+/* The earliest time at which udp_peers_expire would forget a peer or report left-out
+ * eviction lines, or UINT64_MAX when there is nothing to do. */
 uint64_t udp_peers_next_deadline(const struct udp_peers *t);
 
 /* Number of peer sessions held. */

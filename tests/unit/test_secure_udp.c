@@ -528,6 +528,58 @@ static void test_repeated_initiation(void)
     vt->ctx_free(cctx);
 }
 
+/* Issue #10: an initiation with a valid cookie whose ephemeral key cannot be used (all
+ * zeros: the DH result is zero) is refused as auth_fail and leaves the session as it was, on
+ * a fresh session (the address's next, correct initiation then works on it), mid-handshake
+ * and after it (the transport goes on). */
+static void test_invalid_ephemeral_key(void)
+{
+    void *sctx = make_ctx(PROTO_SERVER, NULL, NULL, NULL);
+    void *cctx = make_ctx(PROTO_CLIENT, NULL, server_b64, NULL);
+    struct pair p;
+    bool has = false;
+    struct dg init, cookie, zero, resp, fin, d;
+    struct proto_msg m;
+    pair_open(&p, sctx, cctx, 4006);
+    CHECK_INT(vt->conn_init(p.c, cctx, PROTO_CLIENT, &p.cout), 0);
+    take(&init, &p.cout);
+    CHECK_INT(server_in(&p, &has, &init, &m), PROTO_DROP);
+    take(&cookie, &p.sout);
+    CHECK_INT(vt->dgram_read(p.c, cookie.b, cookie.n, &p.cout, &m), PROTO_NEED_MORE);
+    take(&init, &p.cout);
+    zero = init;
+    memset(zero.b + 24, 0, 32);
+    /* On the session its valid cookie made: refused, nothing answered, nothing changed. */
+    CHECK_INT(server_in(&p, &has, &zero, &m), PROTO_E_AUTH);
+    CHECK(has);
+    CHECK(buf_empty(&p.sout));
+    CHECK(!vt->conn_ready(p.s));
+    /* The correct initiation on the same session is answered. */
+    CHECK_INT(server_in(&p, &has, &init, &m), PROTO_NEED_MORE);
+    take(&resp, &p.sout);
+    CHECK_INT(resp.n, 108);
+    /* Mid-handshake: refused, and a copy of the initiation still gets the same response. */
+    CHECK_INT(server_in(&p, &has, &zero, &m), PROTO_E_AUTH);
+    CHECK(buf_empty(&p.sout));
+    CHECK_INT(server_in(&p, &has, &init, &m), PROTO_NEED_MORE);
+    take(&d, &p.sout);
+    CHECK_INT(d.n, resp.n);
+    CHECK_MEM(d.b, resp.b, resp.n);
+    CHECK_INT(vt->dgram_read(p.c, resp.b, resp.n, &p.cout, &m), PROTO_HANDSHAKE);
+    take(&fin, &p.cout);
+    CHECK_INT(server_in(&p, &has, &fin, &m), PROTO_HANDSHAKE);
+    CHECK(vt->conn_ready(p.s));
+    /* In transport: refused, the session goes on. */
+    CHECK_INT(server_in(&p, &has, &zero, &m), PROTO_E_AUTH);
+    CHECK(buf_empty(&p.sout));
+    CHECK(vt->conn_ready(p.s));
+    send_expect(p.c, p.s, "still here", &d);
+    send_expect(p.s, p.c, "still here", &d);
+    pair_close(&p);
+    vt->ctx_free(sctx);
+    vt->ctx_free(cctx);
+}
+
 int main(void)
 {
     uint8_t priv[32], pub[32];
@@ -558,6 +610,7 @@ int main(void)
     test_cookies_and_malformed();
     test_restart_limit_trust();
     test_repeated_initiation();
+    test_invalid_ephemeral_key();
 
     unlink(server_key);
     unlink(client_key);

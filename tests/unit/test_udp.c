@@ -225,29 +225,93 @@ static void test_plain_exit_frees_slot_first(void)
     CHECK_INT(logged("event=denied"), 0);
 }
 
+/* A full table makes room for a new peer: the least recently active peer is evicted. */
 static void test_plain_max_conns(void)
 {
     fx_open(&proto_plain, 2, 0, 10000);
     CHECK_INT(feed_str(5001, "a", 0), 1);
     CHECK_INT(feed_str(5002, "b", 0), 1);
-    /* A third peer is denied: nothing kept, nothing sent. */
-    CHECK_INT(feed_str(5003, "c", 0), 0);
+    /* A third peer is served; the peer heard from least recently made room. */
+    CHECK_INT(feed_str(5003, "c", 0), 1);
+    check_sent(0, 5003, "c");
+    CHECK_INT(fx.sent[0].peers, 2);
     CHECK_INT(udp_peers_count(&fx.t), 2);
     CHECK_INT(atomic_load(&fx.srv.nconns), 2);
-    /* The peers already held are still served. */
+    /* b speaks; a comes back as a new session and takes the place of c, now the quietest. */
     CHECK_INT(feed_str(5002, "b2", 1), 1);
     check_sent(0, 5002, "b2");
-    /* TCP connections count against the same limit. */
-    CHECK_INT(feed_str(5001, "exit", 2), 1);
-    atomic_fetch_add(&fx.srv.nconns, 1);
-    CHECK_INT(feed_str(5003, "c", 3), 0);
-    atomic_fetch_sub(&fx.srv.nconns, 1);
-    CHECK_INT(feed_str(5003, "c", 4), 1);
-    check_sent(0, 5003, "c");
+    CHECK_INT(feed_str(5001, "a2", 2), 1);
+    check_sent(0, 5001, "a2");
     CHECK_INT(udp_peers_count(&fx.t), 2);
+    /* The peers of other tables (-m reactors) count against the same limit: with one, a new
+     * peer still takes the place of one of ours. */
+    atomic_fetch_add(&fx.srv.nconns, 1);
+    CHECK_INT(feed_str(5004, "d", 3), 1);
+    check_sent(0, 5004, "d");
+    CHECK_INT(udp_peers_count(&fx.t), 2);
+    CHECK_INT(feed_str(5004, "exit", 4), 1);
+    CHECK_INT(feed_str(5001, "exit", 4), 1);
+    CHECK_INT(udp_peers_count(&fx.t), 0);
+    /* When the others hold the whole limit, a table that holds no one still admits one
+     * (passing the limit by one), then makes room within itself. */
+    atomic_fetch_add(&fx.srv.nconns, 1);
+    CHECK_INT(feed_str(5005, "e", 5), 1);
+    check_sent(0, 5005, "e");
+    CHECK_INT(atomic_load(&fx.srv.nconns), 3);
+    CHECK_INT(feed_str(5006, "f", 6), 1);
+    check_sent(0, 5006, "f");
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    CHECK_INT(atomic_load(&fx.srv.nconns), 3);
+    atomic_fetch_sub(&fx.srv.nconns, 2);
     fx_close();
-    CHECK_INT(logged("level=warn event=denied peer=127.0.0.1:5003 reason=max_conns\n"), 2);
-    CHECK_INT(logged("event=connect peer=127.0.0.1:5003 conn=3\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5001 conn=1 reason=evicted\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5003 conn=3 reason=evicted\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5002 conn=2 reason=evicted\n"), 1);
+    CHECK_INT(logged("event=connect peer=127.0.0.1:5001 conn=4\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5005 conn=6 reason=evicted\n"), 1);
+    CHECK_INT(logged("reason=evicted"), 4);
+    CHECK_INT(logged("event=denied"), 0);
+}
+
+/* Issue #10: one-byte datagrams from more source ports than --max-conns within a second
+ * used to fill the table, and every new client was denied until the idle timeout. Now a
+ * new client is served during and after such a flood, a client that keeps talking keeps
+ * its session, the table never exceeds the limit, and the eviction lines are rate-limited
+ * (10 a second, then one line with the count of the others). */
+static void test_plain_flood_no_lockout(void)
+{
+    enum { MAX = 500, FLOOD = 5000 };
+    fx_open(&proto_plain, MAX, 300000, 10000);
+    fx.srv.conf.log_messages = false; /* the log stays within what fx_close reads back */
+    /* A client that talks every 100 datagrams of the flood. */
+    CHECK_INT(feed_str(4000, "first", 0), 1);
+    int client_echoes = 0;
+    for (int i = 0; i < FLOOD; i++) {
+        uint64_t now = (uint64_t)i * 999 / FLOOD; /* all within the first second */
+        CHECK_INT(feed_str((uint16_t)(20000 + i % 40000), "x", now), 1);
+        if (i % 100 == 0) {
+            CHECK_INT(feed_str(4000, "still here", now), 1);
+            client_echoes += fx.nsent == 1 && fx.sent[0].len == 10;
+        }
+        if (udp_peers_count(&fx.t) > MAX || atomic_load(&fx.srv.nconns) > MAX)
+            CHECK(!"the table outgrew --max-conns");
+    }
+    CHECK_INT(client_echoes, FLOOD / 100);
+    CHECK_INT(udp_peers_count(&fx.t), MAX);
+    /* The flood is over; a new client is served at once, not after the idle timeout. */
+    CHECK_INT(udp_peers_next_deadline(&fx.t), 1000); /* the left-out lines are owed */
+    udp_peers_expire(&fx.t, 1000);
+    CHECK(udp_peers_next_deadline(&fx.t) >= 300000);
+    CHECK_INT(feed_str(4001, "new client", 1500), 1);
+    check_sent(0, 4001, "new client");
+    CHECK_INT(udp_peers_count(&fx.t), MAX);
+    fx_close();
+    CHECK_INT(logged("event=connect peer=127.0.0.1:4000 conn=1\n"), 1);
+    CHECK_INT(logged("event=denied"), 0);
+    /* 4,501 peers made room in the first second, one more at 1.5 s. */
+    CHECK_INT(logged("event=disconnect peer=") - logged("reason=shutdown\n"), 11);
+    CHECK_INT(logged("level=info event=disconnect reason=evicted suppressed=4491\n"), 1);
+    CHECK_INT(logged("reason=evicted"), 12);
 }
 
 static void test_plain_idle_expiry(void)
@@ -450,20 +514,68 @@ static void test_lab_fernet_max_conns(void)
     client_open(&b, &proto_lab_fernet, 6002);
     CHECK_INT(client_send(&a, 0), 1);
     CHECK_INT(client_recv(&a, 0, &m), PROTO_HANDSHAKE);
-    /* b's key request is denied: no key comes back. */
-    CHECK_INT(client_send(&b, 1), 0);
-    CHECK_INT(udp_peers_count(&fx.t), 1);
-    client_echo(&a, "exit", 2);
-    CHECK_INT(fx.sent[0].peers, 0);
-    /* Asked again, b now gets its key. */
-    CHECK_INT(buf_append(&b.out, "key", 3), 0);
-    CHECK_INT(client_send(&b, 3), 1);
+    client_echo(&a, "a", 1);
+    /* b's key request takes the only slot: b gets its key, a's session is gone. */
+    CHECK_INT(client_send(&b, 2), 1);
+    CHECK_INT(fx.sent[0].peers, 1);
     CHECK_INT(client_recv(&b, 0, &m), PROTO_HANDSHAKE);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
     client_echo(&b, "in", 4);
     client_close(&a);
     client_close(&b);
     fx_close();
-    CHECK_INT(logged("event=denied peer=127.0.0.1:6002 reason=max_conns\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:6001 conn=1 reason=evicted\n"), 1);
+    CHECK_INT(logged("event=denied"), 0);
+}
+
+/* Issue #10: lab-fernet needs a key per peer, so a table full of peers that took a key and
+ * never spoke again must not keep a new peer out. Those that never sent a valid token go
+ * first (oldest first) while they hold half the table, so peers that did talk keep their
+ * keys through a flood of key requests. */
+static void test_lab_fernet_silent_evicted(void)
+{
+    struct client a, b, s;
+    struct proto_msg m;
+    fx_open(&proto_lab_fernet, 4, 60000, 100);
+    client_open(&a, &proto_lab_fernet, 6001);
+    CHECK_INT(client_send(&a, 0), 1);
+    CHECK_INT(client_recv(&a, 0, &m), PROTO_HANDSHAKE);
+    client_echo(&a, "a talks", 1);
+    /* Three peers ask for a key and are never heard from again: the table is full. */
+    for (uint16_t port = 6101; port <= 6103; port++) {
+        CHECK_INT(feed_str(port, "key", 2), 1);
+        CHECK_INT(fx.sent[0].len, 44);
+    }
+    CHECK_INT(udp_peers_count(&fx.t), 4);
+    /* A new peer gets its key at once, in the place of the oldest silent one. */
+    client_open(&b, &proto_lab_fernet, 6002);
+    CHECK_INT(client_send(&b, 3), 1);
+    CHECK_INT(client_recv(&b, 0, &m), PROTO_HANDSHAKE);
+    client_echo(&b, "b talks", 4);
+    CHECK_INT(udp_peers_count(&fx.t), 4);
+    /* A flood of key requests churns through the silent half only. */
+    for (uint16_t port = 7000; port < 7100; port++)
+        CHECK_INT(feed_str(port, "key", 5), 1);
+    CHECK_INT(udp_peers_count(&fx.t), 4);
+    client_echo(&a, "a still", 6);
+    client_echo(&b, "b still", 6);
+    /* A newcomer during the flood gets a key, and proves itself in time. */
+    client_open(&s, &proto_lab_fernet, 6003);
+    CHECK_INT(client_send(&s, 7), 1);
+    CHECK_INT(client_recv(&s, 0, &m), PROTO_HANDSHAKE);
+    CHECK_INT(feed_str(7200, "key", 7), 1);
+    client_echo(&s, "s talks", 8);
+    CHECK_INT(udp_peers_count(&fx.t), 4);
+    client_close(&a);
+    client_close(&b);
+    client_close(&s);
+    fx_close();
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:6101 conn=2 reason=evicted\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:6001"), 1); /* at shutdown only */
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:6002"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:6003"), 1);
+    CHECK_INT(logged("event=message"), 5);
+    CHECK_INT(logged("event=denied"), 0);
 }
 
 /* secure: the first initiation gets a stateless cookie and no session; the one carrying the
@@ -521,6 +633,77 @@ static void test_secure(void)
     CHECK_INT(logged("event=handshake"), 1);
 }
 
+/* The client's initiation, now carrying its cookie, with an all-zero ephemeral key: the
+ * cookie is valid for the client's address, the key makes the server's DH fail. */
+static void zero_key_initiation(const struct client *c, uint8_t out[56])
+{
+    CHECK_INT(buf_len(&c->out), 56);
+    memcpy(out, buf_head(&c->out), 56);
+    memset(out + 24, 0, 32);
+}
+
+/* Issue #10: an initiation with a valid cookie but an all-zero ephemeral key used to leave
+ * a dead session behind that ignored every later datagram from the address, the client's
+ * correct initiation included, until --handshake-timeout. */
+static void test_secure_zero_key_initiation(void)
+{
+    struct client a;
+    struct proto_msg m;
+    uint8_t zero[56];
+    fx_open(&proto_secure, 100, 60000, 10000);
+    client_open(&a, &proto_secure, 7001);
+    CHECK_INT(client_send(&a, 0), 1);
+    CHECK_INT(client_recv(&a, 0, &m), PROTO_NEED_MORE); /* a.out: the initiation + cookie */
+    zero_key_initiation(&a, zero);
+    CHECK_INT(feed(&a.addr, zero, sizeof(zero), 10), 0);
+    CHECK_INT(udp_peers_count(&fx.t), 0);
+    CHECK_INT(atomic_load(&fx.srv.nconns), 0);
+    /* The correct initiation from the same address is answered at once. */
+    CHECK_INT(client_send(&a, 20), 1);
+    CHECK_INT(fx.sent[0].len, 108);
+    CHECK_INT(client_recv(&a, 0, &m), PROTO_HANDSHAKE);
+    CHECK_INT(client_send(&a, 30), 0); /* the finish */
+    client_echo(&a, "after a zero key", 40);
+    client_close(&a);
+    fx_close();
+    CHECK_INT(logged("level=warn event=auth_fail peer=127.0.0.1:7001 conn=1"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:7001 conn=1 reason=error\n"), 1);
+    CHECK_INT(logged("event=handshake conn=2 peer=127.0.0.1:7001 peer_key="), 1);
+    CHECK_INT(logged("event=message peer=127.0.0.1:7001 conn=2 bytes=16"), 1);
+}
+
+/* The same zero-key initiation (with the right cookie) on a session whose handshake is
+ * under way is dropped and leaves the handshake as it was: the client's finish completes. */
+static void test_secure_zero_key_half_open(void)
+{
+    struct client a;
+    struct proto_msg m;
+    uint8_t zero[56];
+    fx_open(&proto_secure, 100, 60000, 10000);
+    client_open(&a, &proto_secure, 7001);
+    CHECK_INT(client_send(&a, 0), 1);
+    CHECK_INT(client_recv(&a, 0, &m), PROTO_NEED_MORE);
+    zero_key_initiation(&a, zero);
+    CHECK_INT(client_send(&a, 10), 1);
+    CHECK_INT(fx.sent[0].len, 108);
+    struct sent resp = fx.sent[0];
+    CHECK_INT(feed(&a.addr, zero, sizeof(zero), 20), 0);
+    CHECK_INT(udp_peers_count(&fx.t), 1);
+    /* A copy of the real initiation still gets the same response. */
+    CHECK_INT(a.vt->dgram_retransmit(a.conn, &a.out), 0);
+    CHECK_INT(client_send(&a, 25), 1);
+    CHECK_INT(fx.sent[0].len, 108);
+    CHECK_MEM(fx.sent[0].data, resp.data, 108);
+    CHECK_INT(client_recv(&a, 0, &m), PROTO_HANDSHAKE);
+    CHECK_INT(client_send(&a, 30), 0);
+    client_echo(&a, "handshake survived", 40);
+    client_close(&a);
+    fx_close();
+    CHECK_INT(logged("level=warn event=auth_fail peer=127.0.0.1:7001 conn=1"), 1);
+    CHECK_INT(logged("event=handshake conn=1 peer=127.0.0.1:7001 peer_key="), 1);
+    CHECK_INT(logged("event=disconnect"), 1);
+}
+
 int main(void)
 {
     uint8_t priv[32], pub[32];
@@ -547,8 +730,12 @@ int main(void)
     test_plain_many_peers();
     test_plain_shutdown();
     test_lab_fernet();
+    test_plain_flood_no_lockout();
     test_lab_fernet_max_conns();
+    test_lab_fernet_silent_evicted();
     test_secure();
+    test_secure_zero_key_initiation();
+    test_secure_zero_key_half_open();
 
     unlink(server_key);
     unlink(client_key);

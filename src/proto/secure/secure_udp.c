@@ -178,7 +178,8 @@ static void initiation_id(const uint8_t *in, uint8_t id[static WIRE_IDX_LEN + NO
 static int server_initiation(struct secure_conn *c, const uint8_t *in, struct buf *reply)
 {
     uint8_t prologue[SECURE_PROLOGUE_MAX], payload[1], id[sizeof(c->udp.init_id)];
-    uint8_t *resp = c->udp.hs_dgram;
+    uint8_t resp[WIRE_RESP_LEN];
+    struct noise_handshake hs;
     size_t plen = 0, n = 0;
     int r;
     if (c->state != ST_PREAMBLE) {
@@ -194,30 +195,48 @@ static int server_initiation(struct secure_conn *c, const uint8_t *in, struct bu
             r = buf_append(reply, c->udp.hs_dgram, c->udp.hs_len);
             return r ? r : PROTO_NEED_MORE;
         }
-        reset_handshake(c); /* the client restarted */
     }
+    /* The new initiation is answered on a state of its own, which replaces the session's
+     * only once it succeeded: one that fails (an invalid ephemeral key) is dropped and
+     * leaves the session as it was, so it can neither end a handshake in progress nor stand
+     * in the way of the client's next, correct initiation. */
+    memset(&hs, 0, sizeof(hs));
     unsigned suite = wire_suite(in); /* parse_type checked it */
     size_t k = secure__prologue(prologue, SECURE_FORM_UDP, suite);
     r = secure__noise(
-        noise_handshake_init(&c->hs, secure__suites[suite], false, prologue, k, &c->ctx->s, NULL));
+        noise_handshake_init(&hs, secure__suites[suite], false, prologue, k, &c->ctx->s, NULL));
     if (r == 0)
         r = secure__noise(
-            noise_handshake_read(&c->hs, wire_init_noise(in), WIRE_NOISE1_LEN, payload, 0, &plen));
+            noise_handshake_read(&hs, wire_init_noise(in), WIRE_NOISE1_LEN, payload, 0, &plen));
     if (r == 0)
         r = secure__noise(
-            noise_handshake_write(&c->hs, NULL, 0, resp + WIRE_RESP_NOISE, WIRE_NOISE2_LEN, &n));
-    if (r != 0)
-        return secure__fail(c, r, "handshake: %s", proto_strerror(r));
-    if (n != WIRE_NOISE2_LEN)
-        return secure__fail(c, PROTO_E_STATE, "response of %zu bytes", n);
-    if ((r = new_index(c)) != 0)
+            noise_handshake_write(&hs, NULL, 0, resp + WIRE_RESP_NOISE, WIRE_NOISE2_LEN, &n));
+    if (r == 0 && n != WIRE_NOISE2_LEN)
+        r = PROTO_E_STATE;
+    if (r != 0) {
+        noise_handshake_free(&hs);
+        crypto_wipe(&hs, sizeof(hs));
+        crypto_wipe(resp, sizeof(resp));
+        if (r == PROTO_E_CRYPTO || r == PROTO_E_STATE)
+            return secure__fail(c, r, "handshake: %s", proto_strerror(r));
+        return secure__drop(c, r, "handshake message 1: %s", proto_strerror(r));
+    }
+    if (c->state != ST_PREAMBLE)
+        reset_handshake(c); /* the client restarted */
+    memcpy(&c->hs, &hs, sizeof(hs));
+    crypto_wipe(&hs, sizeof(hs));
+    if ((r = new_index(c)) != 0) {
+        crypto_wipe(resp, sizeof(resp));
         return r;
+    }
     c->udp.remote_idx = wire_init_sender(in);
     memcpy(c->udp.cookie, wire_init_cookie(in), SECURE_COOKIE_LEN);
     initiation_id(in, c->udp.init_id);
     wire_put_hdr(resp, WIRE_RESP, 0);
     wire_put_u32(resp + WIRE_RESP_SENDER, c->udp.local_idx);
     wire_put_u32(resp + WIRE_RESP_RECEIVER, c->udp.remote_idx);
+    memcpy(c->udp.hs_dgram, resp, sizeof(resp));
+    crypto_wipe(resp, sizeof(resp));
     c->udp.hs_len = WIRE_RESP_LEN;
     c->state = ST_HANDSHAKE;
     r = buf_append(reply, c->udp.hs_dgram, c->udp.hs_len);
