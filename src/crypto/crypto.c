@@ -378,3 +378,8 @@ bool crypto_equal(const void *a, const void *b, size_t n)
 {
     return CRYPTO_memcmp(a, b, n) == 0;
 }
+
+void crypto_thread_stop(void)
+{
+    OPENSSL_thread_stop();
+}

@@ -41,6 +41,11 @@ struct crypto_aead {
 };
 
 /* Returns 0, -EINVAL (bad alg) or CRYPTO_E_LIB. On failure *a is left freed. */
+/* Releases the crypto library's per-thread state of the calling thread now
+ * (OPENSSL_thread_stop). A detached thread MUST call it before it signals that it is done,
+ * so that nothing of the library runs in it after the process may have begun to exit. */
+void crypto_thread_stop(void);
+
 int crypto_aead_init(struct crypto_aead *a, enum crypto_aead_alg alg,
                      const uint8_t key[static CRYPTO_KEYLEN]) __attribute__((warn_unused_result));
 /* Encrypts len bytes of pt into out (len bytes) followed by the tag (16 bytes). out may

@@ -5,6 +5,8 @@
 #include "io.h"
 #include "io_worker.h"
 
+#include "crypto.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -108,6 +110,10 @@ static void *conn_main(void *arg)
     close(fd);
     model_release(srv);
     free(t);
+    /* OpenSSL's thread-exit cleanup takes one of its global locks; done from the key
+     * destructor after `live` drops, it would race with the library's own cleanup at
+     * process exit (the main thread does not join detached threads). */
+    crypto_thread_stop();
     pthread_mutex_lock(&m->mu);
     m->live--;
     pthread_cond_signal(&m->cv);
