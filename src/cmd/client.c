@@ -517,7 +517,7 @@ static int udp_receive(struct client *c, uint64_t deadline, struct proto_msg *m,
 static bool is_echo_of(const struct proto_msg *m, const char *line, size_t n)
 {
     static const char denied[] = SERVER_DENIED_TEXT;
-    if (m->len == n && memcmp(m->data, line, n) == 0)
+    if (m->len == n && (n == 0 || memcmp(m->data, line, n) == 0))
         return true;
     return n == 8 && memcmp(line, "shutdown", 8) == 0 && m->len == sizeof(denied) - 1 &&
            memcmp(m->data, denied, m->len) == 0;
@@ -570,7 +570,7 @@ static int udp_error(struct client *c, int r)
 static int run_udp(struct client *c)
 {
     static uint8_t dgram[65536];
-    struct proto_msg m;
+    struct proto_msg m = {0};
     int r;
     /* A greeting (e.g. lab-fernet's key request) is answered before any message. */
     if (!buf_empty(&c->out)) {

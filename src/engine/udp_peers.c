@@ -141,7 +141,7 @@ int udp_peers_init(struct udp_peers *t, struct server *srv, udp_peers_emit_fn em
     t->emit_arg = emit_arg;
     pthread_once(&seed_once, seed_init);
     t->nbuckets = 1024;
-    t->table = calloc(t->nbuckets, sizeof(*t->table));
+    t->table = calloc(t->nbuckets, sizeof(struct udp_peer *));
     if (!t->table)
         return -ENOMEM;
     buf_init(&t->reply, UDP_MAX_DGRAM);
@@ -439,8 +439,10 @@ void udp_peers_close(struct udp_peers *t)
         if (t->evict_suppressed)
             log_event(LOG_INFO, "disconnect", "reason=evicted suppressed=%lu", t->evict_suppressed);
         t->evict_suppressed = 0;
-        while (t->by_last.head)
-            peer_forget(t, t->by_last.head, "shutdown");
+        for (struct udp_peer *p = t->by_last.head, *next; p; p = next) {
+            next = p->link[BY_LAST].next;
+            peer_forget(t, p, "shutdown");
+        }
         free(t->table);
         t->table = NULL;
     }

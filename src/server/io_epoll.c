@@ -284,9 +284,10 @@ void io__worker_wake(struct io_worker *w)
 
 void io__worker_free(struct io_worker *w)
 {
-    while (w->conns) {
-        conn_abort(&w->conns->sc.c);
-        drop(w, w->conns);
+    for (struct worker_conn *wc = w->conns, *next; wc; wc = next) {
+        next = wc->next;
+        conn_abort(&wc->sc.c);
+        drop(w, wc);
     }
     close_sockets(w);
     loop_free(w->loop);

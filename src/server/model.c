@@ -119,7 +119,7 @@ int model_listen(struct server *srv, int nsock, struct model_listeners *out)
         return -1;
     }
     /* IPv4 first, each family in the resolver's order. */
-    struct net_addr sorted[MODEL_MAX_ADDRS];
+    struct net_addr sorted[MODEL_MAX_ADDRS] = {0};
     int ns = 0;
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < n; i++)
@@ -135,6 +135,10 @@ int model_listen(struct server *srv, int nsock, struct model_listeners *out)
      * wildcards would collide with itself); alone it keeps the system's default. */
     unsigned flags = v4 && v6 ? NET_V6ONLY : 0;
 
+    if (n < 1 || nsock < 1) {
+        fprintf(stderr, "secho: cannot listen on %s: no address to bind\n", srv->conf.host);
+        return -1;
+    }
     out->nsock = nsock;
     out->fds = malloc(sizeof(int) * (size_t)n * (size_t)nsock);
     if (!out->fds) {
