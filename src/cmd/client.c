@@ -201,7 +201,7 @@ static int take_lines(struct client *c)
     while (!c->leaving && conn_can_send(&c->conn) && c->parts_len < LINES_IN_FLIGHT) {
         const uint8_t *p = buf_head(&c->line);
         size_t n = buf_len(&c->line);
-        const uint8_t *nl = memchr(p, '\n', n);
+        const uint8_t *nl = n ? memchr(p, '\n', n) : NULL; /* p is NULL before any input */
         if (!nl) {
             if (!c->stdin_eof || n == 0)
                 return 0;
