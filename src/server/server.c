@@ -15,15 +15,20 @@
 
 /* Signals are taken by one thread with sigwait, so no handler ever runs on an I/O thread
  * and every model sees shutdown the same way. */
+static void server_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+}
+
 static void *signal_main(void *arg)
 {
     struct server *srv = arg;
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
+    server_signals(&set);
     for (;;) {
         int sig;
         if (sigwait(&set, &sig) != 0)
@@ -57,11 +62,7 @@ int server_run(const struct server_conf *conf)
      * the signal thread ever receives them. */
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
+    server_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     char err[256];
