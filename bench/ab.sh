@@ -29,7 +29,9 @@ trap cleanup EXIT
 TICK=$(getconf CLK_TCK)
 
 start() { # binary model proto
-    taskset -c 0 "$1" server -P "$3" -m "$2" --threads 1 -p 0 -k "$TMP/server.key" \
+    local key=()
+    [ "$3" = secure ] && key=(-k "$TMP/server.key")
+    taskset -c 0 "$1" server -P "$3" -m "$2" --threads 1 -p 0 "${key[@]}" \
         -l "$TMP/server.log" --no-log-messages >"$TMP/ready" 2>"$TMP/err" &
     PID=$!
     for _ in $(seq 200); do
