@@ -9,7 +9,7 @@
 # Usage: bench/ab.sh OLD_SECHO NEW_SECHO
 # Environment: AB_ROUNDS (default 5), AB_DURATION (s, default 3), AB_MODELS (default
 #   "epoll reactors threads"), AB_PROTOS (default "plain secure"),
-#   AB_ARGS (load options, default "-c 50 -s 64").
+#   AB_ARGS (load options, default "-c 50 -s 64"), AB_TRANSPORT (tcp or udp, default tcp).
 set -euo pipefail
 
 A=$(readlink -f "$1")
@@ -19,6 +19,7 @@ DURATION=${AB_DURATION:-3}
 read -r -a MODELS <<<"${AB_MODELS:-epoll reactors threads}"
 read -r -a PROTOS <<<"${AB_PROTOS:-plain secure}"
 read -r -a LOAD <<<"${AB_ARGS:--c 50 -s 64}"
+XPRT=${AB_TRANSPORT:-tcp}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/secho-ab.XXXXXX")
 PID=
 cleanup() {
@@ -31,7 +32,7 @@ TICK=$(getconf CLK_TCK)
 start() { # binary model proto
     local key=()
     [ "$3" = secure ] && key=(-k "$TMP/server.key")
-    taskset -c 0 "$1" server -P "$3" -m "$2" --threads 1 -p 0 "${key[@]}" \
+    taskset -c 0 "$1" server -P "$3" -t "$XPRT" -m "$2" --threads 1 -p 0 "${key[@]}" \
         -l "$TMP/server.log" --no-log-messages >"$TMP/ready" 2>"$TMP/err" &
     PID=$!
     for _ in $(seq 200); do
@@ -50,7 +51,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 measure() { # label
     local before after json msgs rate
     before=$(cpu_ticks "$PID")
-    json=$(taskset -c 1 "$B" bench -P "$PROTO" -p "$PORT" -d "$DURATION" --warmup 0.5 \
+    json=$(taskset -c 1 "$B" bench -P "$PROTO" -t "$XPRT" -p "$PORT" -d "$DURATION" --warmup 0.5 \
         "${LOAD[@]}" --json)
     after=$(cpu_ticks "$PID")
     msgs=$(sed -n 's/.*"msgs":\([0-9]*\).*/\1/p' <<<"$json")
