@@ -14,20 +14,26 @@ void buf_init(struct buf *b, size_t limit)
     b->limit = limit;
 }
 
-void buf_free(struct buf *b)
+void buf_free_nowipe(struct buf *b)
 {
     free(b->data);
     b->data = NULL;
-    b->rd = b->wr = b->cap = 0;
+    b->rd = b->wr = b->cap = b->dirty = 0;
     if (b->marks)
         b->marks->n = 0;
 }
 
-void buf_free_secret(struct buf *b)
+void buf_free(struct buf *b)
 {
-    if (b->data)
-        OPENSSL_cleanse(b->data, b->cap);
-    buf_free(b);
+    if (b->data && b->dirty)
+        OPENSSL_cleanse(b->data, b->dirty);
+    buf_free_nowipe(b);
+}
+
+static void note_written(struct buf *b)
+{
+    if (b->wr > b->dirty)
+        b->dirty = b->wr;
 }
 
 int buf_reserve(struct buf *b, size_t n)
@@ -51,17 +57,26 @@ int buf_reserve(struct buf *b, size_t n)
         want *= 2;
     if (want > b->limit)
         want = b->limit;
-    uint8_t *p = realloc(b->data, want);
+    /* Not realloc: it may leave the old bytes in freed memory unwiped. */
+    uint8_t *p = malloc(want);
     if (!p)
         return -ENOMEM;
+    if (used)
+        memcpy(p, b->data + b->rd, used);
+    if (b->data && b->dirty)
+        OPENSSL_cleanse(b->data, b->dirty);
+    free(b->data);
     b->data = p;
     b->cap = want;
+    b->rd = 0;
+    b->wr = b->dirty = used;
     return 0;
 }
 
 void buf_commit(struct buf *b, size_t n)
 {
     b->wr += n;
+    note_written(b);
 }
 
 int buf_append(struct buf *b, const void *p, size_t n)
@@ -72,6 +87,7 @@ int buf_append(struct buf *b, const void *p, size_t n)
     if (n)
         memcpy(b->data + b->wr, p, n);
     b->wr += n;
+    note_written(b);
     return 0;
 }
 

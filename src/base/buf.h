@@ -25,12 +25,15 @@ struct buf_marks {
 /*
  * A FIFO of bytes: data[rd .. wr) is unread, data[wr .. cap) is free. Appends fail with
  * -ENOBUFS once the unread length would exceed `limit`. Storage is allocated lazily and
- * grows geometrically up to `limit`. The owner calls buf_free (or buf_free_secret for
- * buffers that held plaintext or keys).
+ * grows geometrically up to `limit`. The owner calls buf_free, which wipes every byte the
+ * buffer ever held (and only those: pages never written are not touched), or, by name,
+ * buf_free_nowipe for a buffer that only ever held public bytes. Growing moves the bytes to
+ * new storage and wipes the old, so no copy is left behind in freed memory.
  */
 struct buf {
     uint8_t *data;
     size_t rd, wr, cap;
+    size_t dirty; /* data[0 .. dirty) may hold bytes once written: what a free wipes */
     size_t limit;
     uint64_t consumed;       /* bytes ever consumed from the front */
     struct buf_marks *marks; /* NULL: this buffer takes no pause marks */
@@ -38,10 +41,12 @@ struct buf {
 
 /* Initialises an empty buffer that will never hold more than `limit` unread bytes. */
 void buf_init(struct buf *b, size_t limit);
-/* Releases storage; accepts a zeroed or already freed buffer. */
+/* Wipes what was written (OPENSSL_cleanse) and releases storage; accepts a zeroed or
+ * already freed buffer. */
 void buf_free(struct buf *b);
-/* As buf_free, but wipes the storage first (OPENSSL_cleanse). */
-void buf_free_secret(struct buf *b);
+/* As buf_free without the wipe: only for buffers that never hold anything secret (public
+ * keys, handshake bytes in clear). */
+void buf_free_nowipe(struct buf *b);
 
 static inline size_t buf_len(const struct buf *b)
 {

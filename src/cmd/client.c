@@ -745,7 +745,7 @@ out:
         c.vt->ctx_free(c.ctx);
     if (c.fd >= 0)
         close(c.fd);
-    buf_free_secret(&c.out);
-    buf_free_secret(&c.line);
+    buf_free(&c.out);
+    buf_free(&c.line);
     return status;
 }

@@ -575,8 +575,8 @@ static void conn_release(const struct proto_vt *vt, struct bconn *c)
     if (c->has_conn)
         conn_free(&c->conn);
     proto_conn_free(vt, c->pconn);
-    buf_free_secret(&c->out);
-    buf_free(&c->hello);
+    buf_free(&c->out);
+    buf_free_nowipe(&c->hello);
     free(c->payload);
     free(c->slots);
 }

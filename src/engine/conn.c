@@ -507,7 +507,7 @@ void conn_free(struct conn *c)
         c->ops->on_close(c->arg, c);
     proto_conn_free(c->conf.vt, c->pconn);
     c->pconn = NULL;
-    buf_free_secret(&c->in);
-    buf_free_secret(&c->out);
+    buf_free(&c->in);
+    buf_free(&c->out);
     c->state = CONN_CLOSED;
 }

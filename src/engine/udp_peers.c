@@ -446,6 +446,6 @@ void udp_peers_close(struct udp_peers *t)
         free(t->table);
         t->table = NULL;
     }
-    buf_free_secret(&t->reply);
-    buf_free_secret(&t->out);
+    buf_free(&t->reply);
+    buf_free(&t->out);
 }

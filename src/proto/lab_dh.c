@@ -254,7 +254,7 @@ static int derive(struct labdh_conn *c)
     }
     crypto_lab_dh_key_free(&c->key);
     crypto_lab_dh_group_free(&c->peer_group);
-    buf_free(&c->hs);
+    buf_free_nowipe(&c->hs);
     c->st = ST_READY;
     ret = 0;
 out:
@@ -393,7 +393,7 @@ static void labdh_conn_free(void *connp)
     struct labdh_conn *c = connp;
     crypto_lab_dh_key_free(&c->key);
     crypto_lab_dh_group_free(&c->peer_group);
-    buf_free(&c->hs);
+    buf_free_nowipe(&c->hs);
 }
 
 const struct proto_vt proto_lab_dh = {

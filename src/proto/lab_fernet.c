@@ -269,7 +269,7 @@ static bool lf_conn_ready(const void *connp)
 static void lf_conn_free(void *connp)
 {
     struct lf_conn *c = connp;
-    buf_free_secret(&c->acc);
+    buf_free(&c->acc);
 }
 
 static int lf_dgram_read(void *connp, const uint8_t *in, size_t len, struct buf *reply,

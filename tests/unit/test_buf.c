@@ -37,7 +37,7 @@ static void test_limit(void)
     CHECK_INT(buf_append(&b, "abcd", 4), 0); /* room again after consuming */
     CHECK_MEM(buf_head(&b), "456789abcd", 10);
     CHECK_INT(buf_reserve(&b, (size_t)-1), -ENOBUFS); /* no overflow on huge sizes */
-    buf_free_secret(&b);
+    buf_free(&b);
 }
 
 static void test_growth_and_slide(void)
@@ -131,6 +131,40 @@ static void test_no_marks(void)
     buf_free(&b);
 }
 
+/* A free wipes what was written and nothing more: a 64 KiB read room that received 10 bytes
+ * costs a 10-byte wipe, not 64 KiB of pages faulted in (the memory-after-churn hole). */
+static void test_wipe_only_written(void)
+{
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    CHECK_INT(buf_reserve(&b, 65536), 0);
+    CHECK(b.cap >= 65536);
+    CHECK_INT(b.dirty, 0);
+    memcpy(buf_tail(&b), "0123456789", 10);
+    buf_commit(&b, 10);
+    CHECK_INT(b.dirty, 10);
+    buf_consume(&b, 10); /* emptied: the bytes are still in storage until wiped */
+    CHECK_INT(b.dirty, 10);
+    CHECK_INT(buf_append(&b, "abc", 3), 0);
+    CHECK_INT(b.dirty, 10);
+    buf_free(&b);
+    CHECK(b.data == NULL);
+    CHECK_INT(b.dirty, 0);
+
+    /* Growing moves what is unread to new storage; only that is dirty there. */
+    buf_init(&b, 1 << 20);
+    CHECK_INT(buf_append(&b, "xxxxxxxxxx", 10), 0);
+    size_t cap = b.cap;
+    buf_consume(&b, 8);
+    uint8_t big[4096] = {0};
+    CHECK_INT(buf_append(&b, big, sizeof(big)), 0);
+    CHECK(b.cap > cap);
+    CHECK_INT(buf_len(&b), 2 + sizeof(big));
+    CHECK_INT(b.dirty, 2 + sizeof(big));
+    CHECK(memcmp(buf_head(&b), "xx", 2) == 0);
+    buf_free(&b);
+}
+
 int main(void)
 {
     test_append_consume();
@@ -139,5 +173,6 @@ int main(void)
     test_reserve_commit();
     test_pauses();
     test_no_marks();
+    test_wipe_only_written();
     return CHECK_DONE();
 }

@@ -166,8 +166,8 @@ static void secure_conn_free(void *conn)
     noise_handshake_free(&c->hs);
     noise_cipher_free(&c->send);
     noise_cipher_free(&c->recv);
-    buf_free_secret(&c->rx);
-    buf_free_secret(&c->pt);
+    buf_free(&c->rx);
+    buf_free(&c->pt);
 }
 
 const char *proto_secure_last_error(const void *conn)
