@@ -29,7 +29,7 @@ struct cli_common {
 
 /* The leading ':' makes getopt report a missing argument as ':' (see cli_getopt_error). */
 #define CLI_COMMON_SHORT ":t:P:H:p:"
-/* Fills the SPEC defaults: tcp, secure (plain until secure is built in), 127.0.0.1:9090. */
+/* Fills the SPEC defaults: tcp, secure, 127.0.0.1:9090. */
 void cli_common_init(struct cli_common *c);
 /* Handles one common option. Returns 1 if handled, 0 if `opt` is not a common option, or
  * -1 after printing a usage error for `cmd` (exit 2). */
