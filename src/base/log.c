@@ -241,16 +241,43 @@ static size_t drain_all(bool *busy)
     return total;
 }
 
+/* Reopens the file (logrotate moved it away) and says so as the new file's first line, so
+ * that whoever rotated can see the server let go of the old one; if the path cannot be
+ * opened, the old file is kept and the failure is logged there. With stderr there is
+ * nothing to reopen, and the signal is still acknowledged. */
+static void writer_reopen(void)
+{
+    int err = 0;
+    if (lg.path) {
+        int fd = open_path(lg.path);
+        if (fd >= 0) {
+            close(lg.fd);
+            lg.fd = fd;
+        } else {
+            err = errno;
+        }
+    }
+    char ts[40], line[256], v[LOG_VALUE_MAX(64)];
+    log_timestamp(ts, sizeof(ts));
+    int k;
+    if (err)
+        k = snprintf(line, sizeof(line), "ts=%s level=error event=reopen error=%s\n", ts,
+                     log_value(v, sizeof(v), strerror(err)));
+    else
+        k = snprintf(line, sizeof(line), "ts=%s level=info event=reopen\n", ts);
+    if (k > 0 && (size_t)k < sizeof(line))
+        write_all(lg.fd, line, (size_t)k);
+}
+
 static void *writer_main(void *arg)
 {
     (void)arg;
     for (;;) {
-        if (atomic_exchange(&reopen_requested, 0) && lg.path) {
-            int fd = open_path(lg.path);
-            if (fd >= 0) {
-                close(lg.fd);
-                lg.fd = fd;
-            }
+        if (atomic_exchange(&reopen_requested, 0)) {
+            /* What was logged before the signal still goes to the old file. */
+            bool ignored = false;
+            drain_all(&ignored);
+            writer_reopen();
         }
         /* Read before draining: what was queued before log_close is then in this pass. */
         bool stopping = atomic_load_explicit(&lg.stopping, memory_order_acquire);
@@ -576,4 +603,31 @@ size_t log_escape(char *dst, const uint8_t *src, size_t n)
     }
     *o = '\0';
     return (size_t)(o - dst);
+}
+
+/* A value logfmt parsers read as one token without quotes: `=` would be taken for the
+ * next key's separator (base64 padding), a space or `"` would end or open a value. */
+static bool is_bare(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= ' ' || c >= 0x7F || c == '"' || c == '=')
+            return false;
+    }
+    return true;
+}
+
+const char *log_value(char *dst, size_t dstlen, const char *s)
+{
+    if (is_bare(s))
+        return s;
+    size_t room = (dstlen - 3) / 4;
+    size_t n = strnlen(s, room);
+    dst[0] = '"';
+    size_t k = log_escape(dst + 1, (const uint8_t *)s, n);
+    dst[k + 1] = '"';
+    dst[k + 2] = '\0';
+    return dst;
 }

@@ -27,7 +27,9 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
  * the order the writer found them.
  */
 int log_open(const char *path);
-/* Asks the writer to reopen the file (SIGHUP, for logrotate). Async-signal-safe. */
+/* Asks the writer to reopen the file (SIGHUP, for logrotate); the writer then logs
+ * `event=reopen` as the reopened file's first line (`level=error event=reopen error=...`
+ * in the old file if the path cannot be opened). Async-signal-safe. */
 void log_reopen(void);
 /*
  * Writes out everything queued, stops the writer thread and closes the file. The caller
@@ -38,9 +40,10 @@ void log_close(void);
 
 /*
  * Queues one line: `ts=... level=... event=EVENT` followed by " " and the printf-formatted
- * `fmt` (key=value pairs; values that come from a peer MUST be passed through
- * log_escape). A line is cut at 4 KiB. Thread-safe and lock-free; never blocks. Without
- * log_open, nothing is logged; if the thread's ring cannot be allocated, neither.
+ * `fmt` (key=value pairs; every string value MUST be passed through log_value, or be
+ * a `"%s"` of log_escape's output, so that each line parses with a standard logfmt parser). A line
+ * is cut at 4 KiB. Thread-safe and lock-free; never blocks. Without log_open, nothing is logged; if
+ * the thread's ring cannot be allocated, neither.
  */
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -56,6 +59,18 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
  * allocation, no state.
  */
 size_t log_escape(char *dst, const uint8_t *src, size_t n);
+
+/* Room log_value needs in `dst` for a value of up to n bytes: the quotes, the escapes, NUL. */
+#define LOG_VALUE_MAX(n) (4 * (n) + 3)
+
+/*
+ * One logfmt value, for a `key=%s` in log_event's format: returns `s` itself when it is a
+ * bare token (non-empty, printable ASCII without space, `"` or `=`), otherwise writes it
+ * to `dst` double-quoted with log_escape's escapes and returns dst. Of a longer `s`, only
+ * the first (dstlen - 3) / 4 bytes are kept, quoted. `dstlen` MUST be at least
+ * LOG_VALUE_MAX(1); LOG_VALUE_MAX(strlen(s)) keeps the whole value. Pure: no allocation.
+ */
+const char *log_value(char *dst, size_t dstlen, const char *s);
 
 /* Formats the current UTC time as 2026-11-25T04:39:15.123Z into out (>= 25 bytes). */
 void log_timestamp(char *out, size_t outlen);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -17,6 +18,7 @@ void server_msg_reset(struct server_msg *m)
     m->headlen = 0;
     m->total = 0;
     m->tail[0] = m->tail[1] = 0;
+    m->eol = 0;
 }
 
 void server_msg_add(struct server_msg *m, const uint8_t *p, size_t n)
@@ -40,8 +42,11 @@ void server_msg_trim_eol(struct server_msg *m)
     if (m->total == 0 || m->tail[1] != '\n')
         return;
     m->total--;
-    if (m->total > 0 && m->tail[0] == '\r')
+    m->eol = 1;
+    if (m->total > 0 && m->tail[0] == '\r') {
         m->total--;
+        m->eol = 2;
+    }
     if (m->headlen > m->total)
         m->headlen = m->total;
 }
@@ -65,16 +70,21 @@ static void log_message(struct server *srv, uint64_t conn_id, const char *peer,
     size_t shown = m->headlen;
     if (msg_too_long(srv, m) && shown > srv->conf.popts.max_msg)
         shown = srv->conf.popts.max_msg;
+    /* TCP counts the line, UDP the datagram (its line terminator too). */
+    size_t bytes = m->total + (srv->conf.udp ? m->eol : 0);
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
     if (!srv->conf.log_messages) {
-        log_event(LOG_INFO, "message", "peer=%s conn=%llu bytes=%zu%s", peer,
-                  (unsigned long long)conn_id, m->total, partial ? " partial=1" : "");
+        log_event(LOG_INFO, "message", "peer=%s conn=%llu bytes=%zu%s",
+                  log_value(pv, sizeof(pv), peer), (unsigned long long)conn_id, bytes,
+                  partial ? " partial=1" : "");
         return;
     }
+    /* text= is always quoted (SPEC shows it so), even when it is one bare word. */
     char text[LOG_ESCAPED_MAX];
     log_escape(text, m->head, shown);
-    log_event(LOG_INFO, "message", "peer=%s conn=%llu bytes=%zu text=\"%s\"%s%s", peer,
-              (unsigned long long)conn_id, m->total, text, m->total > shown ? " truncated=1" : "",
-              partial ? " partial=1" : "");
+    log_event(LOG_INFO, "message", "peer=%s conn=%llu bytes=%zu text=\"%s\"%s%s",
+              log_value(pv, sizeof(pv), peer), (unsigned long long)conn_id, bytes, text,
+              m->total > shown ? " truncated=1" : "", partial ? " partial=1" : "");
 }
 
 void server_log_partial(struct server *srv, uint64_t conn_id, const char *peer,
@@ -87,14 +97,15 @@ void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *pe
                             const char *detail)
 {
     (void)srv;
-    /* The detail may quote peer bytes: escape it like any peer text. */
-    char text[LOG_ESCAPED_MAX];
-    size_t n = detail ? strnlen(detail, LOG_TEXT_BYTES) : 0;
-    log_escape(text, (const uint8_t *)(detail ? detail : ""), n);
+    /* The detail may quote peer bytes: log_value escapes it like any peer text. */
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], ev[LOG_VALUE_MAX(128)];
+    char dv[LOG_VALUE_MAX(LOG_TEXT_BYTES)];
+    bool has_detail = detail && detail[0];
     bool auth = err == PROTO_E_AUTH || err == PROTO_E_PARSE;
     log_event(auth ? LOG_WARN : LOG_ERROR, auth ? "auth_fail" : "error",
-              "peer=%s conn=%llu error=\"%s\"%s%s%s", peer, (unsigned long long)conn_id,
-              proto_strerror(err), n ? " detail=\"" : "", text, n ? "\"" : "");
+              "peer=%s conn=%llu error=%s%s%s", log_value(pv, sizeof(pv), peer),
+              (unsigned long long)conn_id, log_value(ev, sizeof(ev), proto_strerror(err)),
+              has_detail ? " detail=" : "", has_detail ? log_value(dv, sizeof(dv), detail) : "");
 }
 
 enum server_action server_on_message(struct server *srv, uint64_t conn_id, const char *peer,
@@ -118,11 +129,14 @@ enum server_action server_on_message(struct server *srv, uint64_t conn_id, const
     else
         allowed = false;
     if (!allowed) {
-        log_event(LOG_WARN, "denied", "peer=%s conn=%llu command=shutdown", peer,
-                  (unsigned long long)conn_id);
+        char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+        log_event(LOG_WARN, "denied", "peer=%s conn=%llu command=shutdown",
+                  log_value(pv, sizeof(pv), peer), (unsigned long long)conn_id);
         return ACT_DENIED;
     }
-    log_event(LOG_INFO, "shutdown", "peer=%s conn=%llu", peer, (unsigned long long)conn_id);
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+    log_event(LOG_INFO, "shutdown", "peer=%s conn=%llu", log_value(pv, sizeof(pv), peer),
+              (unsigned long long)conn_id);
     return ACT_SHUTDOWN;
 }
 
@@ -207,22 +221,27 @@ static void server_on_conn_handshake(void *arg, struct conn *c, uint64_t now)
     (void)now;
     struct server_conn *sc = arg;
     char id[128] = "";
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], kv[LOG_VALUE_MAX(sizeof(id))];
     if (conn_peer_id(c, id, sizeof(id)))
-        log_event(LOG_INFO, "handshake", "conn=%llu peer=%s peer_key=%s",
-                  (unsigned long long)sc->id, sc->peer_text, id);
+        log_event(LOG_INFO, "handshake", "peer=%s conn=%llu peer_key=%s",
+                  log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
+                  log_value(kv, sizeof(kv), id));
 }
 
 static void server_on_conn_fault(void *arg, struct conn *c, enum conn_fault what, int err)
 {
     struct server_conn *sc = arg;
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], e[128], ev[LOG_VALUE_MAX(sizeof(e))];
     switch (what) {
     case CONN_FAULT_HANDSHAKE:
-        log_event(LOG_WARN, "timeout", "conn=%llu peer=%s what=handshake",
-                  (unsigned long long)sc->id, sc->peer_text);
+        log_event(LOG_WARN, "timeout", "peer=%s conn=%llu what=handshake",
+                  log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
         break;
     case CONN_FAULT_RECV:
-        log_event(LOG_ERROR, "error", "conn=%llu peer=%s error=\"recv: %s\"",
-                  (unsigned long long)sc->id, sc->peer_text, strerror(err));
+        snprintf(e, sizeof(e), "recv: %s", strerror(err));
+        log_event(LOG_ERROR, "error", "peer=%s conn=%llu error=%s",
+                  log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
+                  log_value(ev, sizeof(ev), e));
         break;
     case CONN_FAULT_PROTO:
     default:
@@ -236,8 +255,10 @@ static void server_on_conn_close(void *arg, struct conn *c)
     struct server_conn *sc = arg;
     if (sc->msg.total > 0)
         server_log_partial(sc->srv, sc->id, sc->peer_text, &sc->msg);
-    log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s", sc->peer_text,
-              (unsigned long long)sc->id, conn_reason_name(c));
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+    log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s",
+              log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
+              conn_reason_name(c));
     OPENSSL_cleanse(&sc->msg, sizeof(sc->msg));
 }
 
@@ -256,7 +277,9 @@ int server_conn_init(struct server_conn *sc, struct server *srv, const struct ne
     sc->id = atomic_fetch_add(&srv->next_id, 1);
     net_format_addr((const struct sockaddr *)&peer->ss, sc->peer_text, sizeof(sc->peer_text));
     server_msg_reset(&sc->msg);
-    log_event(LOG_INFO, "connect", "peer=%s conn=%llu", sc->peer_text, (unsigned long long)sc->id);
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+    log_event(LOG_INFO, "connect", "peer=%s conn=%llu", log_value(pv, sizeof(pv), sc->peer_text),
+              (unsigned long long)sc->id);
     const struct conn_conf cf = {
         .vt = srv->conf.proto,
         .pctx = srv->pctx,

@@ -82,13 +82,15 @@ struct server_msg {
     size_t headlen;
     size_t total;
     uint8_t tail[2]; /* the last two bytes seen, to strip a line terminator */
+    size_t eol;      /* bytes server_msg_trim_eol took off: a UDP datagram's count keeps them */
 };
 
 /* Starts a new message. */
 void server_msg_reset(struct server_msg *m);
 /* Adds bytes of the message. */
 void server_msg_add(struct server_msg *m, const uint8_t *p, size_t n);
-/* Drops a trailing "\n" or "\r\n" (line protocols: plain). */
+/* Drops a trailing "\n" or "\r\n" (line protocols: plain) from the text and the command
+ * match; the `message` event of a UDP server still counts them in bytes= (the datagram's). */
 void server_msg_trim_eol(struct server_msg *m);
 
 /* What to do with a complete message. */

@@ -162,9 +162,10 @@ static struct udp_peer **find_slot(struct udp_peers *t, const struct sockaddr *s
 static void peer_free(struct udp_peers *t, struct udp_peer *p, const char *reason)
 {
     const struct proto_vt *vt = t->srv->conf.proto;
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
     if (reason)
-        log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s", p->text,
-                  (unsigned long long)p->id, reason);
+        log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s",
+                  log_value(pv, sizeof(pv), p->text), (unsigned long long)p->id, reason);
     proto_conn_free(vt, p->pconn);
     free(p);
     t->npeers--;
@@ -301,7 +302,9 @@ static struct udp_peer *peer_new(struct udp_peers *t, const struct net_addr *fro
     memcpy(p->text, text, sizeof(text));
     atomic_fetch_add(&srv->nconns, 1);
     t->npeers++;
-    log_event(LOG_INFO, "connect", "peer=%s conn=%llu", p->text, (unsigned long long)p->id);
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+    log_event(LOG_INFO, "connect", "peer=%s conn=%llu", log_value(pv, sizeof(pv), p->text),
+              (unsigned long long)p->id);
     if ((r = proto_conn_new(vt, srv->pctx, PROTO_SERVER, &t->reply, &p->pconn)) < 0) {
         server_log_proto_error(srv, p->id, p->text, r, NULL);
         peer_free(t, p, "error");
@@ -344,9 +347,11 @@ void udp_peers_on_datagram(struct udp_peers *t, const struct net_addr *from, con
     emit_buf(t, &t->reply, from, false);
     if (r == PROTO_HANDSHAKE) {
         char id[128] = "";
+        char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], kv[LOG_VALUE_MAX(sizeof(id))];
         if (vt->conn_peer_id && vt->conn_peer_id(p->pconn, id, sizeof(id)))
-            log_event(LOG_INFO, "handshake", "conn=%llu peer=%s peer_key=%s",
-                      (unsigned long long)p->id, p->text, id);
+            log_event(LOG_INFO, "handshake", "peer=%s conn=%llu peer_key=%s",
+                      log_value(pv, sizeof(pv), p->text), (unsigned long long)p->id,
+                      log_value(kv, sizeof(kv), id));
         return;
     }
     if (r < 0) {

@@ -108,6 +108,9 @@ struct proto_vt {
     void (*ctx_free)(void *ctx);
     /* A line or two for the log/stderr at start (e.g. the public key); NULL if none. */
     const char *(*ctx_banner)(void *ctx);
+    /* The server's own identity alone (its public key in base64, or a certificate
+     * fingerprint), logged as `event=identity key=...`; NULL if none. Optional. */
+    const char *(*ctx_identity)(void *ctx);
 
     /* ---- stream (TCP) ---- */
     /* Initialises conn (caller memory, conn_size bytes, zeroed) and appends anything that

@@ -143,8 +143,10 @@ static void spawn(struct server *srv, struct tmodel *m, pthread_attr_t *attr, in
     if (e != 0) {
         char text[NET_ADDRSTRLEN];
         net_format_addr((const struct sockaddr *)&peer->ss, text, sizeof(text));
-        log_event(LOG_ERROR, "error", "peer=%s error=\"cannot start a thread: %s\"", text,
-                  strerror(e));
+        char er[128], v[LOG_VALUE_MAX(NET_ADDRSTRLEN)], ev[LOG_VALUE_MAX(128)];
+        snprintf(er, sizeof(er), "cannot start a thread: %s", strerror(e));
+        log_event(LOG_ERROR, "error", "peer=%s error=%s", log_value(v, sizeof(v), text),
+                  log_value(ev, sizeof(ev), er));
         pthread_mutex_lock(&m->mu);
         m->live--;
         pthread_mutex_unlock(&m->mu);

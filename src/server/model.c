@@ -20,8 +20,10 @@ void server_ready(struct server *srv, const struct net_addr *addrs, int n)
     char addr[NET_ADDRSTRLEN];
     for (int i = 0; i < n; i++) {
         net_format_addr((const struct sockaddr *)&addrs[i].ss, addr, sizeof(addr));
-        log_event(LOG_INFO, "listening", "addr=%s transport=%s proto=%s model=%s", addr,
-                  srv->conf.udp ? "udp" : "tcp", srv->conf.proto->name,
+        char v[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+        log_event(LOG_INFO, "listening", "addr=%s transport=%s proto=%s model=%s",
+                  log_value(v, sizeof(v), addr), srv->conf.udp ? "udp" : "tcp",
+                  srv->conf.proto->name,
                   srv->conf.model == SERVER_THREADS ? "threads"
                   : srv->conf.model == SERVER_EPOLL ? "epoll"
                                                     : "reactors");
@@ -172,8 +174,10 @@ int model_listen(struct server *srv, int nsock, struct model_listeners *out)
         set_port(&want, get_port(&out->addrs[0]));
         char text[NET_ADDRSTRLEN];
         net_format_addr((const struct sockaddr *)&want.ss, text, sizeof(text));
-        log_event(LOG_WARN, "error", "addr=%s error=\"listen: %s\" action=skip_address", text,
-                  strerror(-skip_err[a]));
+        char e[128], v[LOG_VALUE_MAX(NET_ADDRSTRLEN)], ev[LOG_VALUE_MAX(128)];
+        snprintf(e, sizeof(e), "listen: %s", strerror(-skip_err[a]));
+        log_event(LOG_WARN, "error", "addr=%s error=%s action=skip_address",
+                  log_value(v, sizeof(v), text), log_value(ev, sizeof(ev), e));
     }
     return 0;
 }
@@ -228,13 +232,16 @@ static void out_of_fds(struct model_acceptor *a, int err, uint64_t now)
         if (fd >= 0) {
             char text[NET_ADDRSTRLEN];
             net_format_addr((const struct sockaddr *)&peer.ss, text, sizeof(text));
-            log_event(LOG_WARN, "denied", "peer=%s reason=no_fds", text);
+            char v[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+            log_event(LOG_WARN, "denied", "peer=%s reason=no_fds", log_value(v, sizeof(v), text));
             close(fd);
         }
         a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
-    log_event(LOG_ERROR, "error", "error=\"accept: %s\" action=pause_accept_ms:%d", strerror(-err),
-              MODEL_EMFILE_PAUSE_MS);
+    char e[128], ev[LOG_VALUE_MAX(128)];
+    snprintf(e, sizeof(e), "accept: %s", strerror(-err));
+    log_event(LOG_ERROR, "error", "error=%s action=pause_accept_ms:%d",
+              log_value(ev, sizeof(ev), e), MODEL_EMFILE_PAUSE_MS);
     a->resume_at = now + MODEL_EMFILE_PAUSE_MS;
 }
 
@@ -251,8 +258,9 @@ int model_accept(struct model_acceptor *a, struct net_addr *peer, uint64_t now)
         atomic_fetch_sub(&srv->nconns, 1);
         char text[NET_ADDRSTRLEN];
         net_format_addr((const struct sockaddr *)&peer->ss, text, sizeof(text));
-        log_event(LOG_WARN, "denied", "peer=%s reason=max_conns limit=%ld", text,
-                  srv->conf.max_conns);
+        char v[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+        log_event(LOG_WARN, "denied", "peer=%s reason=max_conns limit=%ld",
+                  log_value(v, sizeof(v), text), srv->conf.max_conns);
         close(fd);
         return -ECONNREFUSED;
     }

@@ -84,11 +84,15 @@ int server_run(const struct server_conf *conf)
     }
     if (conf->proto->ctx_banner) {
         const char *banner = conf->proto->ctx_banner(srv->pctx);
-        if (banner) {
+        if (banner)
             fprintf(stderr, "%s\n", banner);
-            char text[LOG_ESCAPED_MAX];
-            log_escape(text, (const uint8_t *)banner, strnlen(banner, LOG_TEXT_BYTES));
-            log_event(LOG_INFO, "identity", "proto=%s text=\"%s\"", conf->proto->name, text);
+    }
+    if (conf->proto->ctx_identity) {
+        const char *key = conf->proto->ctx_identity(srv->pctx);
+        if (key) {
+            char v[LOG_VALUE_MAX(128)];
+            log_event(LOG_INFO, "identity", "proto=%s key=%s", conf->proto->name,
+                      log_value(v, sizeof(v), key));
         }
     }
 

@@ -161,7 +161,8 @@ def _unescape(raw, line):
 def parse_logfmt(line):
     """Parses one logfmt line (without its newline) into a dict. Strict: raises LogfmtError
     on anything that is not `key=value` pairs separated by single spaces, with values either
-    bare (no space, quote or control byte) or double-quoted with the escapes of SPEC.
+    bare (printable ASCII without space, `"` or `=`, as SPEC's log format says) or
+    double-quoted with the escapes of SPEC.
     The raw line is kept under the key "_raw"."""
     if isinstance(line, bytes):
         line = line.decode("utf-8", "surrogateescape")
@@ -189,7 +190,7 @@ def parse_logfmt(line):
         else:
             j = i
             while j < n and line[j] != " ":
-                if line[j] == '"' or ord(line[j]) < 0x20 or line[j] == "\x7f":
+                if line[j] in '"=' or not 0x20 < ord(line[j]) < 0x7f:
                     raise LogfmtError("bad byte in bare value in %r" % line)
                 j += 1
             value = line[i:j]

@@ -273,8 +273,8 @@ class Trust(SechoTest):
 
     def test_server_logs_its_public_key(self):
         ev = self.srv.log.wait_for(event="identity")[0]
-        self.assertIn(ev.get("text"), ["server public key " + self.pub,
-                                       "server public key %s (new key created)" % self.pub])
+        self.assertEqual(ev.get("key"), self.pub)
+        self.assertEqual(ev.get("proto"), "secure")
 
     def test_unknown_key_refused_when_piped(self):
         n = len(self.srv.log.find(event="message"))

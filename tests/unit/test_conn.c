@@ -1056,7 +1056,7 @@ int main(void)
     CHECK(connects > 50);
     CHECK_INT(count(text, "event=disconnect "), connects);
     CHECK(strstr(text, "event=connect peer=127.0.0.1:40000 conn=1\n") != NULL);
-    CHECK(strstr(text, "event=timeout conn=") != NULL);
+    CHECK(strstr(text, "event=timeout peer=") != NULL);
     CHECK(strstr(text, " what=handshake") != NULL);
     CHECK(strstr(text, "event=disconnect peer=127.0.0.1:40000 conn=1 reason=") != NULL);
     CHECK(strstr(text, "reason=shutdown\n") != NULL);

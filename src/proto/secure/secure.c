@@ -60,6 +60,7 @@ static int secure_ctx_new(const struct proto_opts *o, enum proto_role role, void
         goto fail;
     }
     keys_b64_encode(x->s.pub, b64);
+    memcpy(x->pub_b64, b64, sizeof(x->pub_b64));
     if (role == PROTO_SERVER) {
         if ((r = secure_cookie_init(&x->cookie, secure_cookie_monotonic, NULL)) != 0) {
             snprintf(err, errlen, "cannot generate the cookie secret");
@@ -112,6 +113,11 @@ fail:
 static const char *secure_ctx_banner(void *ctx)
 {
     return ((struct secure_ctx *)ctx)->banner;
+}
+
+static const char *secure_ctx_identity(void *ctx)
+{
+    return ((struct secure_ctx *)ctx)->pub_b64;
 }
 
 /* ---- conn ---- */
@@ -187,6 +193,7 @@ const struct proto_vt proto_secure = {
     .ctx_new = secure_ctx_new,
     .ctx_free = secure_ctx_free,
     .ctx_banner = secure_ctx_banner,
+    .ctx_identity = secure_ctx_identity,
     .conn_init = secure_conn_init,
     .conn_read = secure__tcp_read,
     .conn_write = secure__tcp_write,

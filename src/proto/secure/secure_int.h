@@ -45,6 +45,7 @@ struct secure_ctx {
     struct noise_keypair s;
     size_t max_msg;
     char banner[128];
+    char pub_b64[KEYS_B64LEN + 1]; /* the public key alone, for the identity log line */
     /* server */
     struct keys_set admins;
     struct secure_cookie cookie; /* UDP: the stateless cookies */
