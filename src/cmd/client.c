@@ -96,6 +96,10 @@ struct client {
     bool failed;         /* an error was reported: the exit status is 1 */
     bool running;        /* conn_init returned: faults are reported as they come */
     uint64_t answer_due; /* `shutdown` sent: when to stop waiting for its answer */
+    /* plain TCP: the bytes that came after every echo owed for `shutdown`, up to a newline:
+     * the server's refusal line, if it refused (SPEC: it follows the echo as a line). */
+    char answer[64];
+    size_t answer_len;
 };
 
 static bool confirm_tty(void *arg, const char *question)
@@ -218,13 +222,39 @@ static int take_lines(struct client *c)
 }
 
 /* A refused `shutdown` means the server goes on, and so does the client. */
+static void shutdown_refused(struct client *c)
+{
+    c->shutdown_sent = false;
+    c->leaving = false;
+    c->answer_due = 0;
+    c->answer_len = 0;
+}
+
+/* A record protocol: the refusal comes instead of the echo of `shutdown`. */
 static void check_denied(struct client *c, const uint8_t *p, size_t n)
 {
     static const char denied[] = SERVER_DENIED_TEXT;
-    if (c->shutdown_sent && memmem(p, n, denied, sizeof(denied) - 1)) {
-        c->shutdown_sent = false;
-        c->leaving = false;
-        c->answer_due = 0;
+    if (c->shutdown_sent && memmem(p, n, denied, sizeof(denied) - 1))
+        shutdown_refused(c);
+}
+
+/* plain TCP: bytes beyond the echoes owed after `shutdown` are the server's answer; a
+ * whole line equal to the refusal means the server goes on. Another line is not one. */
+static void collect_answer(struct client *c, const uint8_t *p, size_t n)
+{
+    static const char denied[] = SERVER_DENIED_TEXT;
+    for (size_t i = 0; i < n && c->shutdown_sent; i++) {
+        if (p[i] != '\n') {
+            if (c->answer_len < sizeof(c->answer))
+                c->answer[c->answer_len++] = (char)p[i];
+            continue;
+        }
+        size_t len = c->answer_len;
+        if (len > 0 && c->answer[len - 1] == '\r')
+            len--;
+        c->answer_len = 0;
+        if (len == sizeof(denied) - 1 && memcmp(c->answer, denied, len) == 0)
+            shutdown_refused(c);
     }
 }
 
@@ -236,15 +266,20 @@ static int client_on_message(void *arg, struct conn *conn, const struct proto_ms
     (void)conn;
     (void)now;
     struct client *c = arg;
-    check_denied(c, m->data, m->len);
     if (c->stream) {
         if (print_echo(c, m->data, m->len, false) < 0)
             goto stdout_failed;
-        c->owed -= (long long)m->len;
+        size_t echo = c->owed <= 0                           ? 0
+                      : (unsigned long long)c->owed < m->len ? (size_t)c->owed
+                                                             : m->len;
+        c->owed -= (long long)echo;
+        if (c->shutdown_sent && echo < m->len)
+            collect_answer(c, m->data + echo, m->len - echo);
         if (c->owed <= 0)
             c->prompt_due = true;
         return 0;
     }
+    check_denied(c, m->data, m->len);
     bool eol = m->last;
     if (m->last && c->parts_len > 0 && --c->parts[c->parts_head] > 0) {
         eol = false; /* more records of the same line follow */
@@ -362,28 +397,38 @@ static int recv_in(struct client *c, short revents, uint64_t now)
  * `shutdown` (its echo came back). */
 static bool done_sending(const struct client *c)
 {
+    /* plain TCP: the echo of `shutdown` comes either way; what follows it tells (the
+     * refusal line, or the server closing), so the client waits for that. */
     if (c->shutdown_sent)
-        return c->owed <= 0;
+        return !c->stream && c->owed <= 0;
     return c->leaving || (c->stdin_eof && buf_empty(&c->line));
 }
 
-static void gave_up(const struct client *c)
+/* Echoes owed that will not come are reported (SPEC): the exit status is then 1. */
+static int gave_up(const struct client *c)
 {
-    if (c->owed > 0)
-        fprintf(stderr, "secho: %s: gave up waiting for %lld echo%s after %d s\n", c->hostport,
-                c->owed, c->stream ? " bytes" : "es", c->timeout_ms / 1000);
+    if (c->owed <= 0)
+        return 0;
+    fprintf(stderr, "secho: %s: gave up waiting for %lld echo%s after %g s\n", c->hostport, c->owed,
+            c->stream ? " bytes" : "es", c->timeout_ms / 1000.0);
+    return 1;
 }
 
 /* The exit status once the connection closed (no error was reported yet). */
 static int outcome(struct client *c)
 {
-    if (conn_reason(&c->conn) == CONN_REASON_TIMEOUT) {
-        gave_up(c);
-        return 0;
+    if (conn_reason(&c->conn) == CONN_REASON_TIMEOUT)
+        return gave_up(c);
+    /* After exit, shutdown or the end of the input the server may close, but only once it
+     * delivered every echo it owes. */
+    if ((c->leaving || c->stdin_eof) && c->owed > 0) {
+        fprintf(stderr, "secho: %s: %lld echo%s never arrived: the server closed the connection\n",
+                c->hostport, c->owed,
+                c->stream ? (c->owed == 1 ? " byte" : " bytes") : (c->owed == 1 ? "" : "es"));
+        return 1;
     }
-    /* After exit or shutdown the server is expected to close; otherwise only once every
-     * echo came back after the end of the input. */
-    if (conn_peer_closed(&c->conn) && !c->leaving && !(c->stdin_eof && c->owed <= 0))
+    /* Otherwise the server is expected to stay. */
+    if (conn_peer_closed(&c->conn) && !c->leaving && !c->stdin_eof)
         return fail(c->hostport, "connection closed by the server");
     return 0;
 }
@@ -422,10 +467,8 @@ static int run_tcp(struct client *c)
             return outcome(c);
         if (conn_peer_closed(&c->conn) && !c->finishing)
             return outcome(c); /* the server closed first */
-        if (c->answer_due && now >= c->answer_due) {
-            gave_up(c);
-            return 0;
-        }
+        if (c->answer_due && now >= c->answer_due)
+            return gave_up(c);
         uint64_t due = conn_deadline(&c->conn);
         if (c->answer_due && c->answer_due < due)
             due = c->answer_due;
@@ -462,7 +505,7 @@ static int run_tcp(struct client *c)
         conn_on_time(&c->conn, now);
         if (conn_ready(&c->conn) && (r = take_lines(c)) < 0)
             return fail(c->hostport, proto_strerror(r));
-        if (c->shutdown_sent && !c->answer_due && c->owed > 0)
+        if (c->shutdown_sent && !c->answer_due && (c->stream || c->owed > 0))
             c->answer_due = now + (uint64_t)c->timeout_ms;
         if (!c->finishing && done_sending(c)) {
             c->finishing = true;
