@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -117,12 +118,25 @@ static bool confirm_tty(void *arg, const char *question)
             return false;
         }
         answer[strcspn(answer, "\r\n")] = '\0';
-        if (strcmp(answer, "yes") == 0 || strcmp(answer, "no") == 0)
+        /* As ssh: yes/y/no/n, in any case. */
+        if (strcasecmp(answer, "yes") == 0 || strcasecmp(answer, "y") == 0) {
+            fclose(tty);
+            return true;
+        }
+        if (strcasecmp(answer, "no") == 0 || strcasecmp(answer, "n") == 0)
             break;
         fprintf(tty, "Please type 'yes' or 'no'.\n");
     }
     fclose(tty);
-    return strcmp(answer, "yes") == 0;
+    return false;
+}
+
+/* What the protocol left to tell the user once the handshake passed (a server key was
+ * added to known_hosts, or could not be). */
+static void handshake_notice(const char *text)
+{
+    if (text && *text)
+        fprintf(stderr, "%s\n", text);
 }
 
 static void prompt(struct client *c)
@@ -300,8 +314,8 @@ stdout_failed:
 
 static void client_on_handshake(void *arg, struct conn *conn, uint64_t now)
 {
-    (void)conn;
     (void)now;
+    handshake_notice(conn_error_text(conn));
     ((struct client *)arg)->prompt_due = true;
 }
 
@@ -623,6 +637,7 @@ static int run_udp(struct client *c)
             return fail(c->hostport, "no answer from the server");
         if (r < 0)
             return udp_error(c, r);
+        handshake_notice(c->vt->conn_error ? c->vt->conn_error(c->pconn) : NULL);
     }
     long lost = 0, seq = 0;
     char *line = NULL;
@@ -674,6 +689,18 @@ static int run_udp(struct client *c)
         status = 1;
     }
     return status;
+}
+
+/* Tells the user that a new identity key was made, and its public key (as ssh-keygen). */
+static void announce_new_key(const char *path)
+{
+    uint8_t priv[KEYS_LEN], pub[KEYS_LEN];
+    char err[256], b64[KEYS_B64LEN + 1];
+    if (keys_load(path, priv, pub, err, sizeof(err)) != 0)
+        return; /* not made after all (the protocol reported why, or used none) */
+    OPENSSL_cleanse(priv, sizeof(priv));
+    keys_b64_encode(pub, b64);
+    fprintf(stderr, "secho: created a new identity key in %s; its public key is %s\n", path, b64);
 }
 
 int client_main(int argc, char **argv)
@@ -767,10 +794,14 @@ int client_main(int argc, char **argv)
     }
     char perr[PROTO_ERRLEN] = "";
     int r;
+    /* The identity key is created on first use (by the protocol): announced once, here. */
+    bool had_key = !po.key_file || access(po.key_file, F_OK) == 0;
     if (c.vt->ctx_new && (r = c.vt->ctx_new(&po, PROTO_CLIENT, &c.ctx, perr, sizeof(perr))) < 0) {
         fprintf(stderr, "secho: %s\n", perr[0] ? perr : proto_strerror(r));
         goto out;
     }
+    if (!had_key)
+        announce_new_key(po.key_file);
     if (!common.udp) {
         status = run_tcp(&c);
         if (c.running)
