@@ -139,17 +139,33 @@ static void handshake_notice(const char *text)
         fprintf(stderr, "%s\n", text);
 }
 
+/* The prompt is the last thing on the terminal's line: a notice must start a line of its
+ * own. One client runs per process, and every report goes through fail()/report_start(). */
+static bool prompt_open;
+
 static void prompt(struct client *c)
 {
     if (c->interactive && !c->leaving && !c->stdin_eof) {
         fputs("secho> ", stdout);
         fflush(stdout);
+        prompt_open = true;
     }
     c->prompt_due = false;
 }
 
+/* Before a message on stderr: ends the prompt's line if it is open. */
+static void report_start(void)
+{
+    if (prompt_open) {
+        putchar('\n');
+        fflush(stdout);
+        prompt_open = false;
+    }
+}
+
 static int print_echo(struct client *c, const uint8_t *p, size_t n, bool newline)
 {
+    prompt_open = false; /* the user ended the line the prompt was on, or this follows it */
     if (fwrite(p, 1, n, stdout) != n || (newline && putchar('\n') == EOF))
         return -1;
     (void)c;
@@ -159,6 +175,7 @@ static int print_echo(struct client *c, const uint8_t *p, size_t n, bool newline
 
 static int fail(const char *what, const char *why)
 {
+    report_start();
     fprintf(stderr, "secho: %s: %s\n", what, why);
     return 1;
 }
@@ -166,6 +183,7 @@ static int fail(const char *what, const char *why)
 /* Reports a protocol failure with the protocol's own explanation (why) when it has one. */
 static int proto_fail(struct client *c, int r, const char *why)
 {
+    report_start();
     if (why && *why)
         fprintf(stderr, "secho: %s: %s\n%s\n", c->hostport, proto_strerror(r), why);
     else
@@ -423,6 +441,7 @@ static int gave_up(const struct client *c)
 {
     if (c->owed <= 0)
         return 0;
+    report_start();
     fprintf(stderr, "secho: %s: gave up waiting for %lld echo%s after %g s\n", c->hostport, c->owed,
             c->stream ? " bytes" : "es", c->timeout_ms / 1000.0);
     return 1;
@@ -436,6 +455,7 @@ static int outcome(struct client *c)
     /* After exit, shutdown or the end of the input the server may close, but only once it
      * delivered every echo it owes. */
     if ((c->leaving || c->stdin_eof) && c->owed > 0) {
+        report_start();
         fprintf(stderr, "secho: %s: %lld echo%s never arrived: the server closed the connection\n",
                 c->hostport, c->owed,
                 c->stream ? (c->owed == 1 ? " byte" : " bytes") : (c->owed == 1 ? "" : "es"));
@@ -511,9 +531,10 @@ static int run_tcp(struct client *c)
             if (buf_reserve(&c->line, STDIN_CHUNK) < 0)
                 return fail("stdin", "line too long");
             ssize_t n = read(STDIN_FILENO, buf_tail(&c->line), STDIN_CHUNK);
-            if (n > 0)
+            if (n > 0) {
                 buf_commit(&c->line, (size_t)n);
-            else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+                prompt_open = false; /* the terminal echoed the typed line's newline */
+            } else if (n == 0 || (errno != EINTR && errno != EAGAIN))
                 c->stdin_eof = true;
         }
         conn_on_time(&c->conn, now);
@@ -562,6 +583,7 @@ static int udp_receive(struct client *c, uint64_t deadline, struct proto_msg *m,
         if ((r == PROTO_E_AUTH || r == PROTO_E_PARSE) && c->vt->dgram_retransmit) {
             /* A datagram that fails authentication is dropped (SPEC), not fatal. */
             const char *why = c->vt->conn_error ? c->vt->conn_error(c->pconn) : NULL;
+            report_start();
             fprintf(stderr, "secho: %s: dropped a datagram: %s\n", c->hostport,
                     why && *why ? why : proto_strerror(r));
             continue;
@@ -648,6 +670,7 @@ static int run_udp(struct client *c)
         prompt(c);
     while ((len = getline(&line, &cap, stdin)) >= 0) {
         size_t n = (size_t)len;
+        prompt_open = false; /* the terminal echoed the typed line's newline */
         if (n && line[n - 1] == '\n')
             n--;
         if (n && line[n - 1] == '\r')
@@ -665,6 +688,7 @@ static int run_udp(struct client *c)
         }
         r = udp_exchange(c, line, n, &m, dgram, sizeof(dgram));
         if (r == -ETIMEDOUT) {
+            report_start();
             fprintf(stderr, "secho: %s: no echo for message %ld within %d s (lost)\n", c->hostport,
                     seq, c->timeout_ms / 1000);
             lost++;

@@ -4,10 +4,15 @@ behaviour"): a server that closes before delivering them, or never answers, make
 say how many never arrived and exit 1; a refused `shutdown` in plain TCP leaves every later
 echo printed."""
 
+import os
+import pty
+import select
 import socket
+import subprocess
 import threading
+import time
 
-from harness import HOST, T, SechoTest, TempHome, run_client
+from harness import BIN, HOST, T, SechoTest, TempHome, run_client
 
 
 class FakeServer:
@@ -185,6 +190,38 @@ class ClientOwedTest(SechoTest):
         self.assertEqual((cp.returncode, cp.stdout, cp.stderr), (0, b"a\nshutdown\n", b""))
         self.assertEqual(srv.wait_exit(T(3)), 0)
         self.assertEqual(srv.log.find(event="message", text="not sent"), [])
+
+
+    def test_notice_starts_a_fresh_line_on_a_terminal(self):
+        # The server closes while the prompt waits for input: the notice is on a line of
+        # its own, not glued to the prompt.
+        def handler(sock):
+            time.sleep(0.5)
+
+        fake = FakeServer(self, handler)
+        master, slave = pty.openpty()
+        p = subprocess.Popen([BIN, "client", "-P", "plain", "-H", HOST, "-p", str(fake.port)],
+                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                             env=self.home.env())
+        os.close(slave)
+        self.addCleanup(os.close, master)
+        self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait()))
+        seen = b""
+        deadline = time.monotonic() + T(10)
+        while b"closed by the server" not in seen and time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.1)
+            if r:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+        self.assertEqual(p.wait(timeout=T(10)), 1, seen)
+        self.assertIn(b"secho> ", seen)
+        self.assertNotIn(b"secho> secho:", seen)
+        self.assertRegex(seen, rb"secho> \r?\n+secho: [^\n]*connection closed by the server")
 
 
 if __name__ == "__main__":
