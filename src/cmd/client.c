@@ -101,6 +101,8 @@ struct client {
      * the server's refusal line, if it refused (SPEC: it follows the echo as a line). */
     char answer[64];
     size_t answer_len;
+    bool heard;            /* something arrived from the server */
+    bool handshake_echoed; /* secure: what first arrived was our own preamble */
 };
 
 static bool confirm_tty(void *arg, const char *question)
@@ -337,6 +339,29 @@ static void client_on_handshake(void *arg, struct conn *conn, uint64_t now)
     ((struct client *)arg)->prompt_due = true;
 }
 
+/* The server does not speak the chosen protocol: says so, and what to try. Returns true
+ * when it said so. */
+static bool wrong_protocol_hint(const struct client *c, bool handshake_timeout)
+{
+    if (c->handshake_echoed) {
+        report_start();
+        fprintf(stderr,
+                "secho: %s: the server sent our %s handshake back byte for byte: it is an echo "
+                "server that does not speak %s; try -P plain\n",
+                c->hostport, c->vt->name, c->vt->name);
+        return true;
+    }
+    if (handshake_timeout && !c->heard && strcmp(c->vt->name, "lab-dh") == 0) {
+        report_start();
+        fprintf(stderr,
+                "secho: %s: no PEM public key arrived within %g s: the server is not speaking "
+                "lab-dh\n",
+                c->hostport, c->timeout_ms / 1000.0);
+        return true;
+    }
+    return false;
+}
+
 static void client_on_fault(void *arg, struct conn *conn, enum conn_fault what, int err)
 {
     struct client *c = arg;
@@ -345,6 +370,8 @@ static void client_on_fault(void *arg, struct conn *conn, enum conn_fault what, 
     c->failed = true;
     if (!c->running)
         return; /* conn_init failed: run_tcp reports it */
+    if (!conn_ready(conn) && wrong_protocol_hint(c, what == CONN_FAULT_HANDSHAKE))
+        return;
     if (what == CONN_FAULT_HANDSHAKE)
         fail(c->hostport, "handshake timed out");
     else if (what == CONN_FAULT_RECV)
@@ -410,6 +437,13 @@ static int recv_in(struct client *c, short revents, uint64_t now)
         return 0;
     }
     ssize_t n = recv(c->fd, p, room, MSG_DONTWAIT);
+    if (n > 0 && !c->heard) {
+        c->heard = true;
+        /* A secure server answers with an ephemeral key; an echo server sends back our
+         * preamble (2-byte length, then the Noise protocol name). */
+        c->handshake_echoed = (c->vt->flags & PROTO_F_KEY_FILES) && !conn_ready(&c->conn) &&
+                              n >= 8 && memcmp(p + 2, "Noise_", 6) == 0;
+    }
     if (n > 0) {
         conn_read_commit(&c->conn, (size_t)n, now);
     } else if (n == 0) {
@@ -461,6 +495,8 @@ static int outcome(struct client *c)
                 c->stream ? (c->owed == 1 ? " byte" : " bytes") : (c->owed == 1 ? "" : "es"));
         return 1;
     }
+    if (!conn_ready(&c->conn) && wrong_protocol_hint(c, false))
+        return 1;
     /* Otherwise the server is expected to stay. */
     if (conn_peer_closed(&c->conn) && !c->leaving && !c->stdin_eof)
         return fail(c->hostport, "connection closed by the server");
