@@ -101,13 +101,16 @@ struct client {
      * the server's refusal line, if it refused (SPEC: it follows the echo as a line). */
     char answer[64];
     size_t answer_len;
-    bool heard;            /* something arrived from the server */
+    bool heard; /* something arrived from the server */
+    /* The user answered yes to the first-contact question (the key is now trusted): if the
+     * server gave up on the handshake meanwhile, connect again. retry: run_tcp asks
+     * client_main to do so. */
+    bool answered_yes, retry;
     bool handshake_echoed; /* secure: what first arrived was our own preamble */
 };
 
-static bool confirm_tty(void *arg, const char *question)
+static bool ask_tty(const char *question)
 {
-    (void)arg;
     FILE *tty = fopen("/dev/tty", "r+");
     if (!tty)
         return false;
@@ -131,6 +134,16 @@ static bool confirm_tty(void *arg, const char *question)
     }
     fclose(tty);
     return false;
+}
+
+struct client;
+static void note_answer(struct client *c, bool yes);
+
+static bool confirm_tty(void *arg, const char *question)
+{
+    bool yes = ask_tty(question);
+    note_answer(arg, yes);
+    return yes;
 }
 
 /* What the protocol left to tell the user once the handshake passed (a server key was
@@ -339,6 +352,28 @@ static void client_on_handshake(void *arg, struct conn *conn, uint64_t now)
     ((struct client *)arg)->prompt_due = true;
 }
 
+static void note_answer(struct client *c, bool yes)
+{
+    c->answered_yes = yes;
+}
+
+/* The server closed a connection on which nothing was sent yet after the user said yes to
+ * the question: it gave up on the handshake while the user was reading (its handshake
+ * timeout). Says so; client_main then connects again, the key being trusted now. */
+static bool retry_after_question(struct client *c)
+{
+    if (!c->answered_yes || c->owed > 0 || c->parts_len > 0 || c->leaving)
+        return false;
+    c->answered_yes = false;
+    c->retry = true;
+    report_start();
+    fprintf(stderr,
+            "secho: %s: the server gave up on the handshake while the question was open; "
+            "connecting again with the key now trusted\n",
+            c->hostport);
+    return true;
+}
+
 /* The server does not speak the chosen protocol: says so, and what to try. Returns true
  * when it said so. */
 static bool wrong_protocol_hint(const struct client *c, bool handshake_timeout)
@@ -371,6 +406,8 @@ static void client_on_fault(void *arg, struct conn *conn, enum conn_fault what, 
     if (!c->running)
         return; /* conn_init failed: run_tcp reports it */
     if (!conn_ready(conn) && wrong_protocol_hint(c, what == CONN_FAULT_HANDSHAKE))
+        return;
+    if (what == CONN_FAULT_RECV && retry_after_question(c))
         return;
     if (what == CONN_FAULT_HANDSHAKE)
         fail(c->hostport, "handshake timed out");
@@ -454,6 +491,8 @@ static int recv_in(struct client *c, short revents, uint64_t now)
         /* After exit or shutdown the server is expected to close, even with a reset. */
         if (c->leaving && e == ECONNRESET)
             return 0;
+        if (c->retry)
+            return 1; /* reported by retry_after_question (on_fault) */
         return fail(c->hostport, strerror(e));
     }
     return 0;
@@ -496,6 +535,8 @@ static int outcome(struct client *c)
         return 1;
     }
     if (!conn_ready(&c->conn) && wrong_protocol_hint(c, false))
+        return 1;
+    if (conn_peer_closed(&c->conn) && retry_after_question(c))
         return 1;
     /* Otherwise the server is expected to stay. */
     if (conn_peer_closed(&c->conn) && !c->leaving && !c->stdin_eof)
@@ -832,6 +873,7 @@ int client_main(int argc, char **argv)
     po.dgram = common.udp;
     if (c.interactive) {
         po.confirm = confirm_tty;
+        po.confirm_arg = &c;
         po.interactive = true;
     }
     buf_init(&c.out, 1 << 20);
@@ -866,6 +908,20 @@ int client_main(int argc, char **argv)
         status = run_tcp(&c);
         if (c.running)
             conn_free(&c.conn);
+        if (c.retry) { /* once: the key is trusted now, no question comes again */
+            close(c.fd);
+            c.fd = net_connect_tcp(&addr, c.timeout_ms);
+            if (c.fd < 0) {
+                fprintf(stderr, "secho: cannot connect to %s: %s\n", c.hostport, strerror(-c.fd));
+                status = 1;
+                goto out;
+            }
+            c.retry = c.running = c.failed = c.finishing = false;
+            c.heard = c.handshake_echoed = false;
+            status = run_tcp(&c);
+            if (c.running)
+                conn_free(&c.conn);
+        }
         goto out;
     }
     if ((r = proto_conn_new(c.vt, c.ctx, PROTO_CLIENT, &c.out, &c.pconn)) < 0) {

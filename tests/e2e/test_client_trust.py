@@ -59,11 +59,13 @@ class ClientTrustTest(SechoTest):
         self.assertIn(b"secho keygen -R %s --known-hosts %s"
                       % (self.hostport.encode(), self.known.encode()), cp.stderr)
 
-    def ask(self, answers):
-        """Runs the client on a pty, types each of answers after each question; returns
-        (status, everything the terminal showed)."""
+    def ask(self, answers, delay=0.0, srv=None, then=b"exit\n", after=b""):
+        """Runs the client on a pty, types each of answers after each question (delay s
+        later), and `then` at the first prompt that follows `after`; returns (status,
+        everything the terminal showed until it exited)."""
         master, slave = pty.openpty()
-        p = subprocess.Popen([BIN, "client", "-p", str(self.srv.port)], stdin=slave,
+        srv = srv or self.srv
+        p = subprocess.Popen([BIN, "client", "-p", str(srv.port)], stdin=slave,
                              stdout=slave, stderr=slave, preexec_fn=controlling_tty,
                              env=self.home.env())
         os.close(slave)
@@ -85,10 +87,12 @@ class ClientTrustTest(SechoTest):
                 seen += chunk
             if seen.count(b"(yes/no)") > asked and pending:
                 asked += 1
+                time.sleep(delay)
                 os.write(master, pending.pop(0) + b"\n")
-            if b"secho> " in seen:
-                os.write(master, b"exit\n")
-                break
+            at = seen.find(after)
+            if then and at >= 0 and b"secho> " in seen[at:]:
+                os.write(master, then)
+                then = b""
         rc = p.wait(timeout=T(10))
         return rc, seen
 
@@ -105,6 +109,21 @@ class ClientTrustTest(SechoTest):
         self.assertEqual(rc, 1, seen)
         self.assertIn(b"not accepted", seen)
         self.assertFalse(os.path.exists(self.known) and os.path.getsize(self.known) > 0)
+
+
+    def test_server_gave_up_while_asking_then_connects_again(self):
+        # The server's handshake timeout passes while the question is open: after yes the
+        # client says what happened and connects again, trusting the key now.
+        srv = self.start_server("--handshake-timeout", "1")
+        rc, seen = self.ask([b"yes"], delay=T(2.5), srv=srv, then=b"hi\nexit\n",
+                            after=b"connecting again")
+        self.assertEqual(rc, 0, seen)
+        self.assertIn(b"gave up on the handshake while the question was open", seen)
+        self.assertNotIn(b"closed by the server", seen)
+        self.assertEqual(seen.count(b"(yes/no)"), 1, seen)
+        # The terminal shows the typed line once and its echo once more.
+        self.assertGreaterEqual(seen[seen.find(b"connecting again"):].count(b"hi\r\n"), 2,
+                                seen)
 
 
 if __name__ == "__main__":
