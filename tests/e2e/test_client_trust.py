@@ -51,11 +51,13 @@ class ClientTrustTest(SechoTest):
     def test_changed_key_names_file_and_removal(self):
         os.makedirs(os.path.dirname(self.known), mode=0o700, exist_ok=True)
         with open(self.known, "w") as f:
-            f.write("%s %s\n" % (self.hostport, b64(b"\x01" * 32).decode()))
+            f.write("# a comment\nother:1 %s\n%s %s\n"
+                    % (b64(b"\x02" * 32).decode(), self.hostport, b64(b"\x01" * 32).decode()))
         os.chmod(self.known, 0o600)
         cp = run_client(self.home, self.srv.port, "--accept-new", input=b"hi\n")
         self.assertEqual((cp.returncode, cp.stdout), (1, b""), cp.stderr)
         self.assertIn(b"HAS CHANGED", cp.stderr)
+        self.assertIn(b"%s:3 lists " % self.known.encode(), cp.stderr)
         self.assertIn(b"secho keygen -R %s --known-hosts %s"
                       % (self.hostport.encode(), self.known.encode()), cp.stderr)
 

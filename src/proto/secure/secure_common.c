@@ -90,14 +90,19 @@ int secure__trust_server(struct secure_conn *c, const uint8_t rs[static NOISE_DH
     if (known == KEYS_HOST_CHANGED) {
         /* Like ssh: a changed key may be an attack; never accepted automatically. */
         keys_b64_encode(old, oldb64);
+        /* ssh names the offending line: FILE:LINE, or FILE alone if it cannot be found. */
+        char where[16] = "";
+        int line = keys_known_hosts_line(x->known_hosts, x->host_id, old);
+        if (line > 0)
+            snprintf(where, sizeof(where), ":%d", line);
         return secure__fail(c, PROTO_E_TRUST,
                             "WARNING: THE SERVER KEY FOR %s HAS CHANGED!\n"
                             "Someone could be intercepting the connection, or the server key was "
                             "replaced.\n"
-                            "%s lists %s,\nthe server presented %s.\n"
+                            "%s%s lists %s,\nthe server presented %s.\n"
                             "If the change is expected, remove the old entry with:\n"
                             "  secho keygen -R %s --known-hosts %s",
-                            host, x->known_hosts, oldb64, b64, host, x->known_hosts);
+                            host, x->known_hosts, where, oldb64, b64, host, x->known_hosts);
     }
     bool yes = x->accept_new;
     if (!yes && x->confirm) {
