@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -96,11 +97,20 @@ struct client {
     bool failed;         /* an error was reported: the exit status is 1 */
     bool running;        /* conn_init returned: faults are reported as they come */
     uint64_t answer_due; /* `shutdown` sent: when to stop waiting for its answer */
+    /* plain TCP: the bytes that came after every echo owed for `shutdown`, up to a newline:
+     * the server's refusal line, if it refused (SPEC: it follows the echo as a line). */
+    char answer[64];
+    size_t answer_len;
+    bool heard; /* something arrived from the server */
+    /* The user answered yes to the first-contact question (the key is now trusted): if the
+     * server gave up on the handshake meanwhile, connect again. retry: run_tcp asks
+     * client_main to do so. */
+    bool answered_yes, retry;
+    bool handshake_echoed; /* secure: what first arrived was our own preamble */
 };
 
-static bool confirm_tty(void *arg, const char *question)
+static bool ask_tty(const char *question)
 {
-    (void)arg;
     FILE *tty = fopen("/dev/tty", "r+");
     if (!tty)
         return false;
@@ -113,25 +123,64 @@ static bool confirm_tty(void *arg, const char *question)
             return false;
         }
         answer[strcspn(answer, "\r\n")] = '\0';
-        if (strcmp(answer, "yes") == 0 || strcmp(answer, "no") == 0)
+        /* As ssh: yes/y/no/n, in any case. */
+        if (strcasecmp(answer, "yes") == 0 || strcasecmp(answer, "y") == 0) {
+            fclose(tty);
+            return true;
+        }
+        if (strcasecmp(answer, "no") == 0 || strcasecmp(answer, "n") == 0)
             break;
         fprintf(tty, "Please type 'yes' or 'no'.\n");
     }
     fclose(tty);
-    return strcmp(answer, "yes") == 0;
+    return false;
 }
+
+struct client;
+static void note_answer(struct client *c, bool yes);
+
+static bool confirm_tty(void *arg, const char *question)
+{
+    bool yes = ask_tty(question);
+    note_answer(arg, yes);
+    return yes;
+}
+
+/* What the protocol left to tell the user once the handshake passed (a server key was
+ * added to known_hosts, or could not be). */
+static void handshake_notice(const char *text)
+{
+    if (text && *text)
+        fprintf(stderr, "%s\n", text);
+}
+
+/* The prompt is the last thing on the terminal's line: a notice must start a line of its
+ * own. One client runs per process, and every report goes through fail()/report_start(). */
+static bool prompt_open;
 
 static void prompt(struct client *c)
 {
     if (c->interactive && !c->leaving && !c->stdin_eof) {
         fputs("secho> ", stdout);
         fflush(stdout);
+        prompt_open = true;
     }
     c->prompt_due = false;
 }
 
+/* Before a message on stderr: ends the prompt's line if it is open. */
+static void report_start(void)
+{
+    if (prompt_open) {
+        putchar('\n');
+        fflush(stdout);
+        prompt_open = false;
+    }
+}
+
 static int print_echo(struct client *c, const uint8_t *p, size_t n, bool newline)
 {
+    prompt_open = false; /* the user ended the line the prompt was on, or this follows it */
     if (fwrite(p, 1, n, stdout) != n || (newline && putchar('\n') == EOF))
         return -1;
     (void)c;
@@ -141,6 +190,7 @@ static int print_echo(struct client *c, const uint8_t *p, size_t n, bool newline
 
 static int fail(const char *what, const char *why)
 {
+    report_start();
     fprintf(stderr, "secho: %s: %s\n", what, why);
     return 1;
 }
@@ -148,6 +198,7 @@ static int fail(const char *what, const char *why)
 /* Reports a protocol failure with the protocol's own explanation (why) when it has one. */
 static int proto_fail(struct client *c, int r, const char *why)
 {
+    report_start();
     if (why && *why)
         fprintf(stderr, "secho: %s: %s\n%s\n", c->hostport, proto_strerror(r), why);
     else
@@ -218,13 +269,39 @@ static int take_lines(struct client *c)
 }
 
 /* A refused `shutdown` means the server goes on, and so does the client. */
+static void shutdown_refused(struct client *c)
+{
+    c->shutdown_sent = false;
+    c->leaving = false;
+    c->answer_due = 0;
+    c->answer_len = 0;
+}
+
+/* A record protocol: the refusal comes instead of the echo of `shutdown`. */
 static void check_denied(struct client *c, const uint8_t *p, size_t n)
 {
     static const char denied[] = SERVER_DENIED_TEXT;
-    if (c->shutdown_sent && memmem(p, n, denied, sizeof(denied) - 1)) {
-        c->shutdown_sent = false;
-        c->leaving = false;
-        c->answer_due = 0;
+    if (c->shutdown_sent && memmem(p, n, denied, sizeof(denied) - 1))
+        shutdown_refused(c);
+}
+
+/* plain TCP: bytes beyond the echoes owed after `shutdown` are the server's answer; a
+ * whole line equal to the refusal means the server goes on. Another line is not one. */
+static void collect_answer(struct client *c, const uint8_t *p, size_t n)
+{
+    static const char denied[] = SERVER_DENIED_TEXT;
+    for (size_t i = 0; i < n && c->shutdown_sent; i++) {
+        if (p[i] != '\n') {
+            if (c->answer_len < sizeof(c->answer))
+                c->answer[c->answer_len++] = (char)p[i];
+            continue;
+        }
+        size_t len = c->answer_len;
+        if (len > 0 && c->answer[len - 1] == '\r')
+            len--;
+        c->answer_len = 0;
+        if (len == sizeof(denied) - 1 && memcmp(c->answer, denied, len) == 0)
+            shutdown_refused(c);
     }
 }
 
@@ -236,15 +313,20 @@ static int client_on_message(void *arg, struct conn *conn, const struct proto_ms
     (void)conn;
     (void)now;
     struct client *c = arg;
-    check_denied(c, m->data, m->len);
     if (c->stream) {
         if (print_echo(c, m->data, m->len, false) < 0)
             goto stdout_failed;
-        c->owed -= (long long)m->len;
+        size_t echo = c->owed <= 0                           ? 0
+                      : (unsigned long long)c->owed < m->len ? (size_t)c->owed
+                                                             : m->len;
+        c->owed -= (long long)echo;
+        if (c->shutdown_sent && echo < m->len)
+            collect_answer(c, m->data + echo, m->len - echo);
         if (c->owed <= 0)
             c->prompt_due = true;
         return 0;
     }
+    check_denied(c, m->data, m->len);
     bool eol = m->last;
     if (m->last && c->parts_len > 0 && --c->parts[c->parts_head] > 0) {
         eol = false; /* more records of the same line follow */
@@ -265,9 +347,54 @@ stdout_failed:
 
 static void client_on_handshake(void *arg, struct conn *conn, uint64_t now)
 {
-    (void)conn;
     (void)now;
+    handshake_notice(conn_error_text(conn));
     ((struct client *)arg)->prompt_due = true;
+}
+
+static void note_answer(struct client *c, bool yes)
+{
+    c->answered_yes = yes;
+}
+
+/* The server closed a connection on which nothing was sent yet after the user said yes to
+ * the question: it gave up on the handshake while the user was reading (its handshake
+ * timeout). Says so; client_main then connects again, the key being trusted now. */
+static bool retry_after_question(struct client *c)
+{
+    if (!c->answered_yes || c->owed > 0 || c->parts_len > 0 || c->leaving)
+        return false;
+    c->answered_yes = false;
+    c->retry = true;
+    report_start();
+    fprintf(stderr,
+            "secho: %s: the server gave up on the handshake while the question was open; "
+            "connecting again with the key now trusted\n",
+            c->hostport);
+    return true;
+}
+
+/* The server does not speak the chosen protocol: says so, and what to try. Returns true
+ * when it said so. */
+static bool wrong_protocol_hint(const struct client *c, bool handshake_timeout)
+{
+    if (c->handshake_echoed) {
+        report_start();
+        fprintf(stderr,
+                "secho: %s: the server sent our %s handshake back byte for byte: it is an echo "
+                "server that does not speak %s; try -P plain\n",
+                c->hostport, c->vt->name, c->vt->name);
+        return true;
+    }
+    if (handshake_timeout && !c->heard && strcmp(c->vt->name, "lab-dh") == 0) {
+        report_start();
+        fprintf(stderr,
+                "secho: %s: no PEM public key arrived within %g s: the server is not speaking "
+                "lab-dh\n",
+                c->hostport, c->timeout_ms / 1000.0);
+        return true;
+    }
+    return false;
 }
 
 static void client_on_fault(void *arg, struct conn *conn, enum conn_fault what, int err)
@@ -278,6 +405,10 @@ static void client_on_fault(void *arg, struct conn *conn, enum conn_fault what, 
     c->failed = true;
     if (!c->running)
         return; /* conn_init failed: run_tcp reports it */
+    if (!conn_ready(conn) && wrong_protocol_hint(c, what == CONN_FAULT_HANDSHAKE))
+        return;
+    if (what == CONN_FAULT_RECV && retry_after_question(c))
+        return;
     if (what == CONN_FAULT_HANDSHAKE)
         fail(c->hostport, "handshake timed out");
     else if (what == CONN_FAULT_RECV)
@@ -343,6 +474,13 @@ static int recv_in(struct client *c, short revents, uint64_t now)
         return 0;
     }
     ssize_t n = recv(c->fd, p, room, MSG_DONTWAIT);
+    if (n > 0 && !c->heard) {
+        c->heard = true;
+        /* A secure server answers with an ephemeral key; an echo server sends back our
+         * preamble (2-byte length, then the Noise protocol name). */
+        c->handshake_echoed = (c->vt->flags & PROTO_F_KEY_FILES) && !conn_ready(&c->conn) &&
+                              n >= 8 && memcmp(p + 2, "Noise_", 6) == 0;
+    }
     if (n > 0) {
         conn_read_commit(&c->conn, (size_t)n, now);
     } else if (n == 0) {
@@ -353,6 +491,8 @@ static int recv_in(struct client *c, short revents, uint64_t now)
         /* After exit or shutdown the server is expected to close, even with a reset. */
         if (c->leaving && e == ECONNRESET)
             return 0;
+        if (c->retry)
+            return 1; /* reported by retry_after_question (on_fault) */
         return fail(c->hostport, strerror(e));
     }
     return 0;
@@ -362,28 +502,44 @@ static int recv_in(struct client *c, short revents, uint64_t now)
  * `shutdown` (its echo came back). */
 static bool done_sending(const struct client *c)
 {
+    /* plain TCP: the echo of `shutdown` comes either way; what follows it tells (the
+     * refusal line, or the server closing), so the client waits for that. */
     if (c->shutdown_sent)
-        return c->owed <= 0;
+        return !c->stream && c->owed <= 0;
     return c->leaving || (c->stdin_eof && buf_empty(&c->line));
 }
 
-static void gave_up(const struct client *c)
+/* Echoes owed that will not come are reported (SPEC): the exit status is then 1. */
+static int gave_up(const struct client *c)
 {
-    if (c->owed > 0)
-        fprintf(stderr, "secho: %s: gave up waiting for %lld echo%s after %d s\n", c->hostport,
-                c->owed, c->stream ? " bytes" : "es", c->timeout_ms / 1000);
+    if (c->owed <= 0)
+        return 0;
+    report_start();
+    fprintf(stderr, "secho: %s: gave up waiting for %lld echo%s after %g s\n", c->hostport, c->owed,
+            c->stream ? " bytes" : "es", c->timeout_ms / 1000.0);
+    return 1;
 }
 
 /* The exit status once the connection closed (no error was reported yet). */
 static int outcome(struct client *c)
 {
-    if (conn_reason(&c->conn) == CONN_REASON_TIMEOUT) {
-        gave_up(c);
-        return 0;
+    if (conn_reason(&c->conn) == CONN_REASON_TIMEOUT)
+        return gave_up(c);
+    /* After exit, shutdown or the end of the input the server may close, but only once it
+     * delivered every echo it owes. */
+    if ((c->leaving || c->stdin_eof) && c->owed > 0) {
+        report_start();
+        fprintf(stderr, "secho: %s: %lld echo%s never arrived: the server closed the connection\n",
+                c->hostport, c->owed,
+                c->stream ? (c->owed == 1 ? " byte" : " bytes") : (c->owed == 1 ? "" : "es"));
+        return 1;
     }
-    /* After exit or shutdown the server is expected to close; otherwise only once every
-     * echo came back after the end of the input. */
-    if (conn_peer_closed(&c->conn) && !c->leaving && !(c->stdin_eof && c->owed <= 0))
+    if (!conn_ready(&c->conn) && wrong_protocol_hint(c, false))
+        return 1;
+    if (conn_peer_closed(&c->conn) && retry_after_question(c))
+        return 1;
+    /* Otherwise the server is expected to stay. */
+    if (conn_peer_closed(&c->conn) && !c->leaving && !c->stdin_eof)
         return fail(c->hostport, "connection closed by the server");
     return 0;
 }
@@ -422,10 +578,8 @@ static int run_tcp(struct client *c)
             return outcome(c);
         if (conn_peer_closed(&c->conn) && !c->finishing)
             return outcome(c); /* the server closed first */
-        if (c->answer_due && now >= c->answer_due) {
-            gave_up(c);
-            return 0;
-        }
+        if (c->answer_due && now >= c->answer_due)
+            return gave_up(c);
         uint64_t due = conn_deadline(&c->conn);
         if (c->answer_due && c->answer_due < due)
             due = c->answer_due;
@@ -454,15 +608,16 @@ static int run_tcp(struct client *c)
             if (buf_reserve(&c->line, STDIN_CHUNK) < 0)
                 return fail("stdin", "line too long");
             ssize_t n = read(STDIN_FILENO, buf_tail(&c->line), STDIN_CHUNK);
-            if (n > 0)
+            if (n > 0) {
                 buf_commit(&c->line, (size_t)n);
-            else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+                prompt_open = false; /* the terminal echoed the typed line's newline */
+            } else if (n == 0 || (errno != EINTR && errno != EAGAIN))
                 c->stdin_eof = true;
         }
         conn_on_time(&c->conn, now);
         if (conn_ready(&c->conn) && (r = take_lines(c)) < 0)
             return fail(c->hostport, proto_strerror(r));
-        if (c->shutdown_sent && !c->answer_due && c->owed > 0)
+        if (c->shutdown_sent && !c->answer_due && (c->stream || c->owed > 0))
             c->answer_due = now + (uint64_t)c->timeout_ms;
         if (!c->finishing && done_sending(c)) {
             c->finishing = true;
@@ -505,6 +660,7 @@ static int udp_receive(struct client *c, uint64_t deadline, struct proto_msg *m,
         if ((r == PROTO_E_AUTH || r == PROTO_E_PARSE) && c->vt->dgram_retransmit) {
             /* A datagram that fails authentication is dropped (SPEC), not fatal. */
             const char *why = c->vt->conn_error ? c->vt->conn_error(c->pconn) : NULL;
+            report_start();
             fprintf(stderr, "secho: %s: dropped a datagram: %s\n", c->hostport,
                     why && *why ? why : proto_strerror(r));
             continue;
@@ -580,6 +736,7 @@ static int run_udp(struct client *c)
             return fail(c->hostport, "no answer from the server");
         if (r < 0)
             return udp_error(c, r);
+        handshake_notice(c->vt->conn_error ? c->vt->conn_error(c->pconn) : NULL);
     }
     long lost = 0, seq = 0;
     char *line = NULL;
@@ -590,6 +747,7 @@ static int run_udp(struct client *c)
         prompt(c);
     while ((len = getline(&line, &cap, stdin)) >= 0) {
         size_t n = (size_t)len;
+        prompt_open = false; /* the terminal echoed the typed line's newline */
         if (n && line[n - 1] == '\n')
             n--;
         if (n && line[n - 1] == '\r')
@@ -607,6 +765,7 @@ static int run_udp(struct client *c)
         }
         r = udp_exchange(c, line, n, &m, dgram, sizeof(dgram));
         if (r == -ETIMEDOUT) {
+            report_start();
             fprintf(stderr, "secho: %s: no echo for message %ld within %d s (lost)\n", c->hostport,
                     seq, c->timeout_ms / 1000);
             lost++;
@@ -631,6 +790,18 @@ static int run_udp(struct client *c)
         status = 1;
     }
     return status;
+}
+
+/* Tells the user that a new identity key was made, and its public key (as ssh-keygen). */
+static void announce_new_key(const char *path)
+{
+    uint8_t priv[KEYS_LEN], pub[KEYS_LEN];
+    char err[256], b64[KEYS_B64LEN + 1];
+    if (keys_load(path, priv, pub, err, sizeof(err)) != 0)
+        return; /* not made after all (the protocol reported why, or used none) */
+    OPENSSL_cleanse(priv, sizeof(priv));
+    keys_b64_encode(pub, b64);
+    fprintf(stderr, "secho: created a new identity key in %s; its public key is %s\n", path, b64);
 }
 
 int client_main(int argc, char **argv)
@@ -702,6 +873,7 @@ int client_main(int argc, char **argv)
     po.dgram = common.udp;
     if (c.interactive) {
         po.confirm = confirm_tty;
+        po.confirm_arg = &c;
         po.interactive = true;
     }
     buf_init(&c.out, 1 << 20);
@@ -724,14 +896,32 @@ int client_main(int argc, char **argv)
     }
     char perr[PROTO_ERRLEN] = "";
     int r;
+    /* The identity key is created on first use (by the protocol): announced once, here. */
+    bool had_key = !po.key_file || access(po.key_file, F_OK) == 0;
     if (c.vt->ctx_new && (r = c.vt->ctx_new(&po, PROTO_CLIENT, &c.ctx, perr, sizeof(perr))) < 0) {
         fprintf(stderr, "secho: %s\n", perr[0] ? perr : proto_strerror(r));
         goto out;
     }
+    if (!had_key)
+        announce_new_key(po.key_file);
     if (!common.udp) {
         status = run_tcp(&c);
         if (c.running)
             conn_free(&c.conn);
+        if (c.retry) { /* once: the key is trusted now, no question comes again */
+            close(c.fd);
+            c.fd = net_connect_tcp(&addr, c.timeout_ms);
+            if (c.fd < 0) {
+                fprintf(stderr, "secho: cannot connect to %s: %s\n", c.hostport, strerror(-c.fd));
+                status = 1;
+                goto out;
+            }
+            c.retry = c.running = c.failed = c.finishing = false;
+            c.heard = c.handshake_echoed = false;
+            status = run_tcp(&c);
+            if (c.running)
+                conn_free(&c.conn);
+        }
         goto out;
     }
     if ((r = proto_conn_new(c.vt, c.ctx, PROTO_CLIENT, &c.out, &c.pconn)) < 0) {

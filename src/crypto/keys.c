@@ -366,6 +366,30 @@ int keys_known_hosts_check(const char *path, const char *host_id,
     return match ? KEYS_HOST_MATCH : seen ? KEYS_HOST_CHANGED : KEYS_HOST_UNKNOWN;
 }
 
+int keys_known_hosts_line(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN])
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    char *line = NULL, host[LINE_MAX_];
+    size_t cap = 0;
+    uint8_t k[KEYS_LEN];
+    int n = 0, found = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        n++;
+        if (keys_parse_known_host(line, host, sizeof(host), k) == 1 && strcmp(host, host_id) == 0 &&
+            crypto_equal(k, key, KEYS_LEN)) {
+            found = n;
+            break;
+        }
+    }
+    if (!found && ferror(f))
+        found = -EIO;
+    free(line);
+    fclose(f);
+    return found;
+}
+
 int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN],
                          char *err, size_t errlen)
 {

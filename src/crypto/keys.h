@@ -72,6 +72,11 @@ enum { KEYS_HOST_UNKNOWN = 0, KEYS_HOST_MATCH = 1, KEYS_HOST_CHANGED = 2 };
 int keys_known_hosts_check(const char *path, const char *host_id,
                            const uint8_t key[static KEYS_LEN], uint8_t *old, char *err,
                            size_t errlen);
+/* The 1-based number of the first well-formed line of path for host_id that carries key (to
+ * name it, as ssh's "Offending key in FILE:LINE"). Returns it, 0 if there is none (also
+ * when the file does not exist), or -errno. */
+int keys_known_hosts_line(const char *path, const char *host_id,
+                          const uint8_t key[static KEYS_LEN]);
 /* Appends "host_id KEY\n" (creating the file 0600 and its parents 0700 if needed).
  * Returns 0 or -errno. */
 int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN],

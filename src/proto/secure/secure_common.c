@@ -67,6 +67,8 @@ int secure__trust_server(struct secure_conn *c, const uint8_t rs[static NOISE_DH
     char b64[KEYS_B64LEN + 1], oldb64[KEYS_B64LEN + 1], kerr[256] = "";
     uint8_t old[NOISE_DHLEN];
     keys_b64_encode(rs, b64);
+    /* On success c->err is empty or holds the notice the user is owed (the key was added). */
+    c->err[0] = '\0';
 
     /* SPEC: a pin always wins, even over --accept-new. */
     if (x->has_pin) {
@@ -88,13 +90,19 @@ int secure__trust_server(struct secure_conn *c, const uint8_t rs[static NOISE_DH
     if (known == KEYS_HOST_CHANGED) {
         /* Like ssh: a changed key may be an attack; never accepted automatically. */
         keys_b64_encode(old, oldb64);
+        /* ssh names the offending line: FILE:LINE, or FILE alone if it cannot be found. */
+        char where[16] = "";
+        int line = keys_known_hosts_line(x->known_hosts, x->host_id, old);
+        if (line > 0)
+            snprintf(where, sizeof(where), ":%d", line);
         return secure__fail(c, PROTO_E_TRUST,
                             "WARNING: THE SERVER KEY FOR %s HAS CHANGED!\n"
                             "Someone could be intercepting the connection, or the server key was "
                             "replaced.\n"
-                            "%s lists %s,\nthe server presented %s.\n"
-                            "If the change is expected, remove the line for %s from %s.",
-                            host, x->known_hosts, oldb64, b64, host, x->known_hosts);
+                            "%s%s lists %s,\nthe server presented %s.\n"
+                            "If the change is expected, remove the old entry with:\n"
+                            "  secho keygen -R %s --known-hosts %s",
+                            host, x->known_hosts, where, oldb64, b64, host, x->known_hosts);
     }
     bool yes = x->accept_new;
     if (!yes && x->confirm) {
@@ -112,9 +120,14 @@ int secure__trust_server(struct secure_conn *c, const uint8_t rs[static NOISE_DH
                             "unknown server key %s for %s; check it, then connect with "
                             "--server-key %s or --accept-new",
                             b64, host, b64);
-    if (x->known_hosts && x->host_id &&
-        keys_known_hosts_add(x->known_hosts, x->host_id, rs, kerr, sizeof(kerr)) != 0)
+    if (!x->known_hosts || !x->host_id)
+        return 0;
+    if (keys_known_hosts_add(x->known_hosts, x->host_id, rs, kerr, sizeof(kerr)) != 0)
         snprintf(c->err, sizeof(c->err), "warning: key accepted but not recorded: %s", kerr);
+    else /* ssh's wording, with the key and the file */
+        snprintf(c->err, sizeof(c->err),
+                 "Warning: Permanently added '%s' (%s) to the list of known hosts (%s).", host, b64,
+                 x->known_hosts);
     return 0;
 }
 
