@@ -193,6 +193,9 @@ class PlainUdp:
         srv.log.wait_for(event="disconnect", peer=peer_of(a), reason="evicted")
         self.assertEqual(udp_echo(a, b"a2"), b"a2")
         srv.log.wait_for(event="disconnect", peer=peer_of(b), reason="evicted")
+        # The writer may flush between the eviction and a's new connect: wait for a line
+        # logged after both (a2's message) before counting.
+        srv.log.wait_for(event="message", peer=peer_of(a), text="a2")
         self.assertEqual(len(srv.log.find(event="connect", peer=peer_of(a))), 2)
         self.assertEqual(srv.log.find(event="denied"), [])
 
