@@ -115,6 +115,16 @@ class LineEditTest(SechoTest):
         term.wait_prompt(2)
         self.assertEqual(term.exit(), 0, term.out)
 
+    @unittest.skipUnless(line_editing(), "built without libedit")
+    def test_udp_lines_are_edited_too(self):
+        srv = self.start_server(transport="udp")
+        term = Terminal(self, srv.port, "-P", "plain", "-t", "udp")
+        term.wait_prompt(1)
+        term.type(b"ab\x1b[DX\r")
+        srv.log.wait_for(event="message", text="aXb")
+        term.wait_prompt(2)
+        self.assertEqual(term.exit(), 0, term.out)
+
     def test_piped_input_writes_no_history(self):
         srv = self.start_server()
         state = tempfile.mkdtemp(prefix="secho-e2e-state-")
