@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "loop.h"
 #include "net.h"
 #include "conn.h"
+#include "lineedit.h"
 #include "service.h"
 
 #define STDIN_CHUNK     65536
@@ -49,20 +51,30 @@ static const char usage_tail[] =
     "                            (default Noise_XX_25519_AESGCM_SHA256)\n"
     "      --timeout SEC         wait this long to connect and for echoes; fractions\n"
     "                            allowed, e.g. 0.5 (default 10)\n"
+    "      --history             secure: keep typed lines in the history file too\n"
     "  -h, --help                show this help\n"
     "\n"
     "Options marked secure: apply to -P secure only; with another protocol they are a\n"
     "usage error (exit 2).\n"
     "\n"
-    "On a terminal the client shows a prompt; piped, it prints only the echoes (errors go\n"
-    "to stderr). Exit status: 0 ok, 1 connection or trust failure, 2 usage error.\n"
+    "On a terminal the client shows a prompt and, where built with libedit, edits lines and\n"
+    "keeps their history in $XDG_STATE_HOME/secho/history (default ~/.local/state); piped,\n"
+    "it prints only the echoes (errors go to stderr). Exit status: 0 ok, 1 connection or trust "
+    "failure, 2 usage error.\n"
     "\n"
     "Examples:\n"
     "  secho client -P plain -p 9090\n"
     "  printf 'hello\\nexit\\n' | secho client -P plain\n"
     "  secho client --accept-new             # secure, trust the server on first use\n";
 
-enum { OPT_KNOWN_HOSTS = 256, OPT_SERVER_KEY, OPT_ACCEPT_NEW, OPT_TIMEOUT, OPT_NOISE_NAME };
+enum {
+    OPT_KNOWN_HOSTS = 256,
+    OPT_SERVER_KEY,
+    OPT_ACCEPT_NEW,
+    OPT_TIMEOUT,
+    OPT_NOISE_NAME,
+    OPT_HISTORY
+};
 
 static const struct option long_opts[] = {
     CLI_COMMON_LONG_OPTS,
@@ -72,6 +84,7 @@ static const struct option long_opts[] = {
     {"accept-new", no_argument, NULL, OPT_ACCEPT_NEW},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"noise-name", required_argument, NULL, OPT_NOISE_NAME},
+    {"history", no_argument, NULL, OPT_HISTORY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -82,6 +95,10 @@ struct client {
     void *pconn; /* UDP: the protocol session (TCP: the engine's) */
     int fd;
     bool interactive;
+    /* interactive: lines are edited (edit_tried: lineedit_open was called), and the
+     * history file they go to (NULL: none). */
+    bool edit, edit_tried;
+    const char *history;
     bool stream; /* plain TCP: owed counts bytes, echoes are raw bytes */
     char hostport[NET_ADDRSTRLEN + 256];
     int timeout_ms;
@@ -157,12 +174,22 @@ static void handshake_notice(const char *text)
 /* The prompt is the last thing on the terminal's line: a notice must start a line of its
  * own. One client runs per process, and every report goes through fail()/report_start(). */
 static bool prompt_open;
+static bool editing; /* the terminal is in lineedit's hands (the prompt is its) */
 
 static void prompt(struct client *c)
 {
+    /* Opened at the first prompt: a trust question before it reads the terminal as is. */
+    if (c->interactive && !c->edit_tried) {
+        c->edit_tried = true;
+        c->edit = editing = lineedit_open(&c->line, c->history) == 0;
+    }
     if (c->interactive && !c->leaving && !c->stdin_eof) {
-        fputs("secho> ", stdout);
-        fflush(stdout);
+        if (c->edit) {
+            lineedit_prompt("secho> ");
+        } else {
+            fputs("secho> ", stdout);
+            fflush(stdout);
+        }
         prompt_open = true;
     }
     c->prompt_due = false;
@@ -171,7 +198,10 @@ static void prompt(struct client *c)
 /* Before a message on stderr: ends the prompt's line if it is open. */
 static void report_start(void)
 {
-    if (prompt_open) {
+    if (editing) {
+        lineedit_notice(); /* the editor knows whether its line is showing */
+        prompt_open = false;
+    } else if (prompt_open) {
         putchar('\n');
         fflush(stdout);
         prompt_open = false;
@@ -604,7 +634,12 @@ static int run_tcp(struct client *c)
         now = loop_clock_ms();
         if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && recv_in(c, p[0].revents, now))
             return 1;
-        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if ((p[1].revents & (POLLIN | POLLHUP | POLLERR)) && c->edit) {
+            int e = lineedit_feed();
+            if (e < 0)
+                return fail("stdin", "line too long");
+            c->stdin_eof = e > 0;
+        } else if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
             if (buf_reserve(&c->line, STDIN_CHUNK) < 0)
                 return fail("stdin", "line too long");
             ssize_t n = read(STDIN_FILENO, buf_tail(&c->line), STDIN_CHUNK);
@@ -723,6 +758,43 @@ static int udp_error(struct client *c, int r)
     return fail(c->hostport, proto_strerror(r));
 }
 
+/* getline() for an edited terminal: waits for the next line lineedit completes. Returns
+ * its length with the newline, or -1 at the end of the input (or on an error, reported). */
+static ssize_t edit_getline(struct client *c, char **line, size_t *cap)
+{
+    for (;;) {
+        const uint8_t *p = buf_head(&c->line);
+        size_t n = buf_len(&c->line);
+        const uint8_t *nl = n ? memchr(p, '\n', n) : NULL;
+        if (nl) {
+            size_t k = (size_t)(nl - p) + 1;
+            if (!*line || k + 1 > *cap) {
+                char *bigger = realloc(*line, k + 1);
+                if (!bigger)
+                    return -1;
+                *line = bigger;
+                *cap = k + 1;
+            }
+            memcpy(*line, p, k);
+            (*line)[k] = '\0';
+            buf_consume(&c->line, k);
+            return (ssize_t)k;
+        }
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        if (poll(&pfd, 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        int e = lineedit_feed();
+        if (e != 0) {
+            if (e < 0)
+                fail("stdin", "line too long");
+            return -1;
+        }
+    }
+}
+
 static int run_udp(struct client *c)
 {
     static uint8_t dgram[65536];
@@ -745,7 +817,7 @@ static int run_udp(struct client *c)
     int status = 0;
     if (c->interactive)
         prompt(c);
-    while ((len = getline(&line, &cap, stdin)) >= 0) {
+    while ((len = c->edit ? edit_getline(c, &line, &cap) : getline(&line, &cap, stdin)) >= 0) {
         size_t n = (size_t)len;
         prompt_open = false; /* the terminal echoed the typed line's newline */
         if (n && line[n - 1] == '\n')
@@ -792,6 +864,36 @@ static int run_udp(struct client *c)
     return status;
 }
 
+/* ${XDG_STATE_HOME:-$HOME/.local/state}/secho/history into path, making the directories
+ * (0700) it needs. Returns 0, or -1 when there is no home or a directory cannot be made. */
+static int history_path(char *path, size_t size)
+{
+    const char *state = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    int n;
+    size_t base; /* the directory the path starts with, which must exist */
+    if (state && *state) {
+        n = snprintf(path, size, "%s/secho/history", state);
+        base = strlen(state);
+    } else if (home && *home) {
+        n = snprintf(path, size, "%s/.local/state/secho/history", home);
+        base = strlen(home);
+    } else {
+        return -1;
+    }
+    if (n < 0 || (size_t)n >= size)
+        return -1;
+    /* Each directory in turn below the base, as mkdir -p would; existing ones stay as are. */
+    for (char *s = path + base + 1; (s = strchr(s, '/')) != NULL; s++) {
+        *s = '\0';
+        int r = mkdir(path, 0700);
+        *s = '/';
+        if (r < 0 && errno != EEXIST)
+            return -1;
+    }
+    return 0;
+}
+
 /* Tells the user that a new identity key was made, and its public key (as ssh-keygen). */
 static void announce_new_key(const char *path)
 {
@@ -812,6 +914,8 @@ int client_main(int argc, char **argv)
     struct proto_opts po = {.max_msg = 1 << 20};
     char keypath[4096] = "", khpath[4096] = "";
     double timeout = 10;
+    bool history = false;
+    char histpath[4096];
     int opt;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "k:h", long_opts, NULL)) != -1) {
@@ -836,6 +940,9 @@ int client_main(int argc, char **argv)
         case OPT_NOISE_NAME:
             po.noise_name = optarg;
             break;
+        case OPT_HISTORY:
+            history = true;
+            break;
         case OPT_TIMEOUT:
             if (!cli_parse_seconds(cmd, "timeout", optarg, 0.01, 86400, &timeout))
                 return 2;
@@ -852,7 +959,8 @@ int client_main(int argc, char **argv)
         !cli_popt_check(cmd, &common, po.known_hosts, "--known-hosts", CLI_POPT_KEY_FILES) ||
         !cli_popt_check(cmd, &common, po.server_key, "--server-key", CLI_POPT_KEY_FILES) ||
         !cli_popt_check(cmd, &common, po.accept_new, "--accept-new", CLI_POPT_KEY_FILES) ||
-        !cli_popt_check(cmd, &common, po.noise_name, "--noise-name", CLI_POPT_NOISE_NAME))
+        !cli_popt_check(cmd, &common, po.noise_name, "--noise-name", CLI_POPT_NOISE_NAME) ||
+        !cli_popt_check(cmd, &common, history, "--history", CLI_POPT_KEY_FILES))
         return 2;
     if (po.noise_name && !cli_check_noise_name(cmd, common.proto, po.noise_name))
         return 2;
@@ -867,6 +975,10 @@ int client_main(int argc, char **argv)
 
     struct client c = {.vt = common.proto, .fd = -1, .timeout_ms = (int)(timeout * 1000)};
     c.interactive = isatty(STDIN_FILENO);
+    /* A protocol that protects its text keeps it out of the history file unless asked. */
+    if (c.interactive && (history || !(c.vt->flags & PROTO_F_KEY_FILES)) &&
+        history_path(histpath, sizeof(histpath)) == 0)
+        c.history = histpath;
     c.stream = !common.udp && (c.vt->flags & PROTO_F_STREAM_ECHO);
     net_format_hostport(common.host, common.port, c.hostport, sizeof(c.hostport));
     po.host_id = c.hostport;
@@ -930,6 +1042,7 @@ int client_main(int argc, char **argv)
     }
     status = run_udp(&c);
 out:
+    lineedit_close();
     proto_conn_free(c.vt, c.pconn);
     if (c.ctx && c.vt->ctx_free)
         c.vt->ctx_free(c.ctx);

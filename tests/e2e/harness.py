@@ -333,7 +333,8 @@ def non_loopback_ipv4():
 # Config homes
 
 class TempHome:
-    """A temporary XDG_CONFIG_HOME (keys, known_hosts); cleanup() removes it."""
+    """A temporary XDG_CONFIG_HOME (keys, known_hosts) and XDG_STATE_HOME (the client's
+    history); cleanup() removes it."""
 
     def __init__(self):
         self.path = tempfile.mkdtemp(prefix="secho-e2e-home-")
@@ -345,6 +346,7 @@ class TempHome:
     def env(self):
         env = dict(os.environ)
         env["XDG_CONFIG_HOME"] = self.path
+        env["XDG_STATE_HOME"] = self.path  # a client on a pty keeps its history here
         return env
 
     def cleanup(self):

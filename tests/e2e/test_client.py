@@ -21,6 +21,7 @@ CLIENT_MODEL = "reactors" if "reactors" in MODELS else MODELS[0]
 def client_env():
     env = dict(os.environ)
     env["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="secho-e2e-cfg-")
+    env["XDG_STATE_HOME"] = env["XDG_CONFIG_HOME"]  # the pty tests keep history there
     return env
 
 
