@@ -26,9 +26,13 @@ def line_editing():
 class Terminal:
     """`secho client ARGS` on a pty, with its own config and state homes."""
 
-    def __init__(self, test, port, *args):
+    def __init__(self, test, port, *args, history=None):
         self.state = tempfile.mkdtemp(prefix="secho-e2e-state-")
         test.addCleanup(shutil.rmtree, self.state, True)
+        if history is not None:  # written before the client starts, so it loads it
+            os.makedirs(os.path.dirname(self.history()), 0o700)
+            with open(self.history(), "w") as f:
+                f.write(history)
         env = dict(os.environ, TERM="xterm", XDG_CONFIG_HOME=self.state,
                    XDG_STATE_HOME=self.state)
         self.master, slave = pty.openpty()
@@ -95,6 +99,7 @@ class LineEditTest(SechoTest):
         self.assertEqual(term.exit(), 0, term.out)
         # The client gave the terminal back as it found it.
         self.assertTrue(termios.tcgetattr(term.master)[3] & termios.ECHO)
+        srv.log.wait_for(event="message", text="exit")  # the log is written asynchronously
         texts = [r.get("text") for r in srv.log.records() if r.get("event") == "message"]
         self.assertEqual(texts, ["YheXl", "YheXl", "exit"])
         with open(term.history(), "rb") as f:
@@ -105,10 +110,7 @@ class LineEditTest(SechoTest):
     @unittest.skipUnless(line_editing(), "built without libedit")
     def test_history_is_loaded(self):
         srv = self.start_server()
-        term = Terminal(self, srv.port, "-P", "plain")
-        os.makedirs(os.path.dirname(term.history()), 0o700)
-        with open(term.history(), "w") as f:
-            f.write("from-before\n")
+        term = Terminal(self, srv.port, "-P", "plain", history="from-before\n")
         term.wait_prompt(1)
         term.type(b"\x1b[A\r")
         srv.log.wait_for(event="message", text="from-before")
