@@ -127,7 +127,10 @@ struct conn_conf {
     /* After the handshake, a record whose first byte the protocol took must be complete
      * (a whole message decoded) this long after that byte, or the connection drains with
      * reason timeout (on_fault CONN_FAULT_RECORD): a peer trickling a record a byte at a time
-     * refreshes the idle timer but not this one. The clock restarts at each record. Not
+     * refreshes the idle timer but not this one. The clock restarts at each record: it starts
+     * at the first arrival after a whole message that the protocol takes without completing
+     * one (bytes the protocol took in the same read that completed the previous message, as
+     * lab-fernet does with a pipelined token, start it at the next arrival). Not
      * applied to stream-echo protocols (plain): they hold nothing back (every byte is echoed
      * as it comes) and a line of any length and pace is legal, so only idle_ms bounds them.
      * 0 = none. */
