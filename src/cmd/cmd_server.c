@@ -36,6 +36,8 @@ static const char usage_tail[] =
     "      --idle-timeout SEC      close connections silent this long; 0 = never\n"
     "                              (default 300)\n"
     "      --handshake-timeout SEC close handshakes not done by then (default 10)\n"
+    "      --record-timeout SEC    close when a record is still incomplete this long\n"
+    "                              after its first byte; not plain (default 30, 0 = none)\n"
     "      --dh-params FILE        lab-dh: PKCS#3 PEM parameters (default RFC 7919 ffdhe2048)\n"
     "  -h, --help                  show this help\n"
     "\n"
@@ -59,6 +61,7 @@ enum {
     OPT_MAX_MSG,
     OPT_IDLE_TIMEOUT,
     OPT_HANDSHAKE_TIMEOUT,
+    OPT_RECORD_TIMEOUT,
     OPT_DH_PARAMS,
 };
 
@@ -75,6 +78,7 @@ static const struct option long_opts[] = {
     {"max-msg", required_argument, NULL, OPT_MAX_MSG},
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+    {"record-timeout", required_argument, NULL, OPT_RECORD_TIMEOUT},
     {"dh-params", required_argument, NULL, OPT_DH_PARAMS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -110,6 +114,7 @@ int server_main(int argc, char **argv)
         .max_conns = default_max_conns(),
         .idle_timeout_ms = 300 * 1000,
         .handshake_timeout_ms = 10 * 1000,
+        .record_timeout_ms = 30 * 1000,
     };
     long max_msg = 1 << 20;
     char keypath[4096] = "";
@@ -184,6 +189,11 @@ int server_main(int argc, char **argv)
             if (!cli_parse_long(cmd, "handshake-timeout", optarg, 0, 3600, &v))
                 return 2;
             conf.handshake_timeout_ms = (int)(v * 1000);
+            break;
+        case OPT_RECORD_TIMEOUT:
+            if (!cli_parse_long(cmd, "record-timeout", optarg, 0, 3600, &v))
+                return 2;
+            conf.record_timeout_ms = (int)(v * 1000);
             break;
         case OPT_DH_PARAMS:
             conf.popts.dh_params_file = optarg;

@@ -127,6 +127,27 @@ static void fail(struct conn *c, int err, uint64_t now)
     conn_drain(c, CONN_REASON_ERROR, now + CONN_DRAIN_MS);
 }
 
+/* Whether the record deadline applies: a framed protocol, a limit set, the handshake done
+ * (before it, handshake_ms bounds the peer). */
+static bool record_timed(const struct conn *c)
+{
+    return c->conf.record_ms > 0 && c->ready && !(c->conf.vt->flags & PROTO_F_STREAM_ECHO);
+}
+
+/* After one conn_read call that took `used` bytes and returned r: a whole message (or the
+ * handshake) ends the record in progress; other bytes taken start one (its clock runs from
+ * the first of them). */
+static void track_record(struct conn *c, int r, const struct proto_msg *m, size_t used,
+                         uint64_t now)
+{
+    if (r == PROTO_HANDSHAKE || (r == PROTO_MSG && m->last)) {
+        c->in_record = false;
+    } else if (used > 0 && !c->in_record && c->ready) {
+        c->in_record = true;
+        c->record_start = now;
+    }
+}
+
 /* Runs the protocol over p[0..n) until it needs more, input stops being used, or (server)
  * the output reaches its high-water mark (back-pressure: the rest waits). Returns the
  * bytes consumed. */
@@ -159,6 +180,7 @@ static size_t run_input(struct conn *c, const uint8_t *p, size_t n, uint64_t now
                 r = e;
         }
         done += used;
+        track_record(c, r, &m, used, now);
         if (r < 0) {
             fail(c, r, now);
             break;
@@ -425,7 +447,12 @@ void conn_on_time(struct conn *c, uint64_t now)
             close_now(c, CONN_REASON_TIMEOUT);
             return;
         }
-        if (cf->idle_ms > 0 && now >= c->last_active + (uint64_t)cf->idle_ms) {
+        if (c->in_record && record_timed(c) && now >= c->record_start + (uint64_t)cf->record_ms) {
+            /* A peer trickling a record: every byte refreshed the idle timer, not this. */
+            fault(c, CONN_FAULT_RECORD, -ETIMEDOUT);
+            conn_drain(c, CONN_REASON_TIMEOUT, now + (uint64_t)cf->linger_ms);
+            settle(c, now);
+        } else if (cf->idle_ms > 0 && now >= c->last_active + (uint64_t)cf->idle_ms) {
             conn_drain(c, CONN_REASON_TIMEOUT, now + (uint64_t)cf->linger_ms);
             settle(c, now);
         }
@@ -494,6 +521,11 @@ uint64_t conn_deadline(const struct conn *c)
             uint64_t idle = c->last_active + (uint64_t)cf->idle_ms;
             if (idle < next)
                 next = idle;
+        }
+        if (c->in_record && record_timed(c)) {
+            uint64_t rec = c->record_start + (uint64_t)cf->record_ms;
+            if (rec < next)
+                next = rec;
         }
     } else if (c->deadline < next) {
         next = c->deadline;

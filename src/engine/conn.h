@@ -68,6 +68,7 @@ enum conn_fault {
     CONN_FAULT_PROTO,     /* the protocol or the policy failed: err is PROTO_E_* or -errno */
     CONN_FAULT_HANDSHAKE, /* the handshake did not complete within handshake_timeout_ms */
     CONN_FAULT_RECV,      /* a receive failed with errno err (not a reset) */
+    CONN_FAULT_RECORD,    /* a record did not complete within record_ms (err -ETIMEDOUT) */
 };
 
 /* The deadline of a connection that has none. */
@@ -123,7 +124,18 @@ struct conn_conf {
     size_t read_chunk; /* room one conn_read_buf offers, and the most conn_feed takes */
     int handshake_ms;  /* close with reason timeout if not ready by then; 0 = none */
     int idle_ms;       /* drain with reason timeout after this long without traffic; 0 = none */
-    int linger_ms;     /* after our half-close, how long to wait for the peer's FIN */
+    /* After the handshake, a record whose first byte the protocol took must be complete
+     * (a whole message decoded) this long after that byte, or the connection drains with
+     * reason timeout (on_fault CONN_FAULT_RECORD): a peer trickling a record a byte at a time
+     * refreshes the idle timer but not this one. The clock restarts at each record: it starts
+     * at the first arrival after a whole message that the protocol takes without completing
+     * one (bytes the protocol took in the same read that completed the previous message, as
+     * lab-fernet does with a pipelined token, start it at the next arrival). Not
+     * applied to stream-echo protocols (plain): they hold nothing back (every byte is echoed
+     * as it comes) and a line of any length and pace is legal, so only idle_ms bounds them.
+     * 0 = none. */
+    int record_ms;
+    int linger_ms; /* after our half-close, how long to wait for the peer's FIN */
 };
 
 /* The fields are the engine's: drivers and policies read them only through the functions
@@ -143,10 +155,12 @@ struct conn {
     bool shut_owed; /* CONN_WANT_SHUT_WR not yet acknowledged */
     bool failed;    /* on_fault was called */
     bool waiting;   /* client DRAIN: all went out, the deadline is the wait for the answer */
+    bool in_record; /* the protocol holds part of a record since record_start */
     int wait_ms;    /* conn_finish's wait, until it is armed (then -1) */
     uint64_t pause_until;
     uint64_t last_active;
     uint64_t started;
+    uint64_t record_start;
     uint64_t deadline; /* DRAIN/LINGER: closed by then */
 };
 
@@ -216,7 +230,7 @@ void conn_drain(struct conn *c, enum conn_reason reason, uint64_t deadline);
  * reason timeout if it does not come), half-closes and waits linger_ms for the peer's FIN.
  * `reason` is the one the connection ends with if nothing else happens. */
 void conn_finish(struct conn *c, enum conn_reason reason, int wait_ms, uint64_t now);
-/* Time passed: ends pauses and runs the handshake, idle, drain and linger timeouts that are
+/* Time passed: ends pauses and runs the handshake, record, idle, drain and linger timeouts that are
  * due at `now`. */
 void conn_on_time(struct conn *c, uint64_t now);
 /* Server shutdown began: stop using input, deliver what is owed by stop_at. */

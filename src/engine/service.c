@@ -237,6 +237,10 @@ static void server_on_conn_fault(void *arg, struct conn *c, enum conn_fault what
         log_event(LOG_WARN, "timeout", "peer=%s conn=%llu what=handshake",
                   log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
         break;
+    case CONN_FAULT_RECORD:
+        log_event(LOG_WARN, "timeout", "peer=%s conn=%llu what=record",
+                  log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
+        break;
     case CONN_FAULT_RECV:
         snprintf(e, sizeof(e), "recv: %s", strerror(err));
         log_event(LOG_ERROR, "error", "peer=%s conn=%llu error=%s",
@@ -290,6 +294,7 @@ int server_conn_init(struct server_conn *sc, struct server *srv, const struct ne
         .read_chunk = SERVER_READ_CHUNK,
         .handshake_ms = srv->conf.handshake_timeout_ms,
         .idle_ms = srv->conf.idle_timeout_ms,
+        .record_ms = srv->conf.record_timeout_ms,
         .linger_ms = SERVER_LINGER_MS,
     };
     return conn_init(&sc->c, &cf, &server_conn_ops, sc, now);

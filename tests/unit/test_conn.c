@@ -27,6 +27,9 @@ struct rig {
     int init_rc;
 };
 
+/* The record timeout rig_start gives the server (0: none, as most tests want). */
+static int rig_record_ms;
+
 static void rig_start(struct rig *r, const struct proto_vt *vt, int idle_ms, int hs_ms)
 {
     memset(r, 0, sizeof(*r));
@@ -34,6 +37,7 @@ static void rig_start(struct rig *r, const struct proto_vt *vt, int idle_ms, int
     r->srv.conf.max_conns = 100;
     r->srv.conf.idle_timeout_ms = idle_ms;
     r->srv.conf.handshake_timeout_ms = hs_ms;
+    r->srv.conf.record_timeout_ms = rig_record_ms;
     r->srv.conf.allow_shutdown = ALLOW_NONE;
     r->srv.conf.popts.max_msg = 65535;
     atomic_init(&r->srv.next_id, 1);
@@ -629,6 +633,97 @@ static void test_fernet_bad_token_is_error(void)
     rig_end(&r);
 }
 
+/* Record timeout: a token that completes in time is echoed; the next one, trickled a byte
+ * every 2 s (each byte refreshing the idle timer), is cut off record_ms after its first byte,
+ * its clock started by that byte and not by the earlier record. */
+static void test_fernet_record_timeout(void)
+{
+    const struct proto_vt *vt = &proto_lab_fernet;
+    void *cctx = ctx_client(vt);
+    struct rig r;
+    rig_record_ms = 3000;
+    rig_start(&r, vt, 5000, 0);
+    rig_record_ms = 0;
+    CHECK_INT(r.init_rc, 0);
+    size_t key = paced_part(&r, SIZE_MAX);
+    CHECK_INT(key, 44);
+    void *cc = NULL;
+    struct buf cout;
+    struct buf_marks cmarks;
+    buf_init(&cout, 1 << 16);
+    buf_attach_marks(&cout, &cmarks);
+    CHECK_INT(proto_conn_new(vt, cctx, PROTO_CLIENT, &cout, &cc), 0);
+    struct proto_msg m = {0};
+    CHECK_INT(client_read(vt, cc, r.wire, key, &cout, &m), PROTO_HANDSHAKE);
+    CHECK(conn_deadline(&r.sc.c) > r.now + 4000); /* no record yet: only the idle timer */
+
+    /* The first token, one byte per 20 ms: whole in under 3 s. */
+    CHECK_INT(vt->conn_write(cc, (const uint8_t *)"in time", 7, &cout), 0);
+    size_t toklen = buf_len(&cout);
+    CHECK(toklen > 90 && toklen * 20 < 3000);
+    uint64_t first = r.now;
+    for (size_t i = 0; i < toklen; i++) {
+        rig_at(&r, first + 20 * i);
+        CHECK_INT(rig_recv(&r, buf_head(&cout) + i, 1, SIZE_MAX), 1);
+        if (i + 1 < toklen)
+            CHECK_INT(conn_deadline(&r.sc.c), first + 3000);
+    }
+    CHECK(!conn_closed(&r.sc.c));
+    size_t echo = paced_part(&r, SIZE_MAX);
+    CHECK(echo > 44);
+    buf_consume(&cout, toklen);
+    CHECK_INT(client_read(vt, cc, r.wire + key, echo, &cout, &m), PROTO_MSG);
+    CHECK_MEM(m.data, "in time", 7);
+    /* The record ended: its deadline is gone. */
+    CHECK(conn_deadline(&r.sc.c) > r.now + 4000);
+
+    /* Later (past the first record's deadline), a token trickled a byte every 2 s. */
+    rig_at(&r, first + 4000);
+    CHECK(!conn_closed(&r.sc.c));
+    buf_reset(&cout);
+    CHECK_INT(vt->conn_write(cc, (const uint8_t *)"too slow", 8, &cout), 0);
+    uint64_t start = r.now;
+    CHECK_INT(rig_recv(&r, buf_head(&cout), 1, SIZE_MAX), 1);
+    CHECK_INT(conn_deadline(&r.sc.c), start + 3000);
+    rig_at(&r, start + 2000);
+    CHECK_INT(rig_recv(&r, buf_head(&cout) + 1, 1, SIZE_MAX), 1);
+    CHECK_INT(conn_deadline(&r.sc.c), start + 3000); /* the idle timer moved, not this */
+    rig_at(&r, start + 2999);
+    CHECK(wants(&r, CONN_WANT_READ));
+    CHECK_INT(r.sc.c.state, CONN_OPEN);
+    rig_at(&r, start + 3000);
+    CHECK(r.sc.c.state != CONN_OPEN);
+    CHECK_STR(conn_reason_name(&r.sc.c), "timeout");
+    rig_send_all(&r);
+    CHECK(r.shut);
+    conn_on_eof(&r.sc.c, r.now);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "timeout");
+    proto_conn_free(vt, cc);
+    buf_free(&cout);
+    rig_end(&r);
+    vt->ctx_free(cctx);
+}
+
+/* Plain has no records: a line trickled without its newline is bounded by the idle timer
+ * only, however long it takes. */
+static void test_plain_no_record_timeout(void)
+{
+    struct rig r;
+    rig_record_ms = 1000;
+    rig_start(&r, &proto_plain, 3000, 0);
+    rig_record_ms = 0;
+    for (int i = 0; i < 10; i++) {
+        rig_at(&r, T0 + 2000 * (uint64_t)i);
+        CHECK_INT(rig_recv(&r, "x", 1, SIZE_MAX), 1);
+        rig_send_all(&r);
+        CHECK_INT(conn_deadline(&r.sc.c), r.now + 3000);
+    }
+    CHECK_INT(r.sc.c.state, CONN_OPEN);
+    CHECK_INT(r.wirelen, 10); /* every byte echoed as it came */
+    rig_end(&r);
+}
+
 /* ---- the client role: a policy that counts echoes, driven like the client does ---- */
 
 struct crig {
@@ -1037,6 +1132,8 @@ int main(void)
     test_labdh_shutdown_waits_for_pause();
     test_fernet_split_every_offset();
     test_fernet_bad_token_is_error();
+    test_fernet_record_timeout();
+    test_plain_no_record_timeout();
     test_client_labdh_paced_key_and_echo();
     test_client_backpressure();
     test_client_marks_backpressure();
@@ -1058,6 +1155,7 @@ int main(void)
     CHECK(strstr(text, "event=connect peer=127.0.0.1:40000 conn=1\n") != NULL);
     CHECK(strstr(text, "event=timeout peer=") != NULL);
     CHECK(strstr(text, " what=handshake") != NULL);
+    CHECK(strstr(text, " what=record\n") != NULL);
     CHECK(strstr(text, "event=disconnect peer=127.0.0.1:40000 conn=1 reason=") != NULL);
     CHECK(strstr(text, "reason=shutdown\n") != NULL);
     CHECK(strstr(text, "event=message peer=127.0.0.1:40000 conn=") != NULL);

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: MIT
+"""--record-timeout (issue #10, slow-record slowloris): a peer that trickles a record a byte at
+a time, each byte refreshing the idle timer, is disconnected with reason timeout once the
+record is still incomplete record-timeout seconds after its first byte; a whole record in
+time is served, and plain (no records) is bounded by the idle timeout only."""
+
+import select
+import time
+import unittest
+
+from cryptography.fernet import Fernet
+
+from harness import T, each_model, peer_of, recv_exact, tcp_connect
+
+TRICKLE_GAP = 0.4  # seconds between bytes: well inside the idle timeout, never a whole record
+
+
+def fernet_token_len(n):
+    return (57 + 16 * (n // 16 + 1) + 2) // 3 * 4
+
+
+def trickle_until_closed(sock, data, limit):
+    """Sends data a byte every TRICKLE_GAP s until the server closes; returns the seconds from
+    the first byte to the close, or None if it never closed within `limit` seconds."""
+    start = time.monotonic()
+    for i in range(len(data)):
+        try:
+            sock.sendall(data[i:i + 1])
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - start
+        readable, _, _ = select.select([sock], [], [], TRICKLE_GAP)
+        if readable:
+            try:
+                if sock.recv(4096) == b"":
+                    return time.monotonic() - start
+            except ConnectionResetError:
+                return time.monotonic() - start
+        if time.monotonic() - start > limit:
+            return None
+    return None
+
+
+@each_model
+class SlowRecord:
+    def test_fernet_trickled_token_times_out(self):
+        srv = self.start_server("-P", "lab-fernet", "--record-timeout", "1")
+        sock = tcp_connect(self, srv.port)
+        f = Fernet(recv_exact(sock, 44))
+        token = f.encrypt(b"a record that never completes in time")
+        self.assertGreater(len(token) * TRICKLE_GAP, T(10))  # it could not finish in time
+        took = trickle_until_closed(sock, token, T(10))
+        self.assertIsNotNone(took, "a trickled token was never cut off")
+        self.assertGreaterEqual(took, 0.9)
+        peer = peer_of(sock)
+        srv.log.wait_for(event="timeout", what="record", peer=peer)
+        srv.log.wait_for(event="disconnect", reason="timeout", peer=peer)
+        # A whole token, sent at once, is still served.
+        sock2 = tcp_connect(self, srv.port)
+        f2 = Fernet(recv_exact(sock2, 44))
+        sock2.sendall(f2.encrypt(b"in time"))
+        self.assertEqual(f2.decrypt(recv_exact(sock2, fernet_token_len(7))), b"in time")
+
+    def test_plain_trickled_line_is_not_cut(self):
+        srv = self.start_server("-P", "plain", "--record-timeout", "1")
+        sock = tcp_connect(self, srv.port)
+        # Six bytes, no newline, over 2.4 s: longer than the record timeout; every byte
+        # is echoed as it comes and the connection stays open.
+        for ch in b"slowly":
+            sock.sendall(bytes([ch]))
+            self.assertEqual(recv_exact(sock, 1), bytes([ch]))
+            time.sleep(TRICKLE_GAP)
+        sock.sendall(b"\n")
+        self.assertEqual(recv_exact(sock, 1), b"\n")
+        self.assertIsNone(srv.log.find(event="timeout", peer=peer_of(sock)) or None)
+
+
+if __name__ == "__main__":
+    unittest.main()
