@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,6 +143,49 @@ int keys_make_parent(const char *path, char *err, size_t errlen)
             break;
     }
     return 0;
+}
+
+/* ---- trust file permissions ---- */
+
+/* Roughly ssh's secure_permissions (StrictModes): a trust file decides whom we believe, so
+ * one that another user could rewrite is refused: the file must belong to the caller or root
+ * and not be writable by group or others, and its directory must not be writable by others
+ * unless sticky (as /tmp), since whoever can write the directory can replace the file. */
+static int check_owner_mode(const char *what, const struct stat *st, bool dir, char *err,
+                            size_t errlen)
+{
+    if (st->st_uid != getuid() && st->st_uid != 0)
+        return fail(err, errlen, -EPERM,
+                    "%s is owned by another user (uid %u); refusing it, as ssh does", what,
+                    (unsigned)st->st_uid);
+    if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(dir && (st->st_mode & S_ISVTX)))
+        return fail(err, errlen, -EPERM,
+                    "%s is writable by others; refusing it, as ssh does (fix: chmod go-w %s)", what,
+                    what);
+    return 0;
+}
+
+static int check_trust_file(const char *path, int fd, char *err, size_t errlen)
+{
+    struct stat st;
+    char dir[4096];
+    if (fstat(fd, &st) != 0)
+        return fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+    int r = check_owner_mode(path, &st, false, err, errlen);
+    if (r != 0)
+        return r;
+    size_t len = strlen(path);
+    if (len >= sizeof(dir))
+        return fail(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+    memcpy(dir, path, len + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        memcpy(dir, ".", 2);
+    else
+        slash[slash == dir ? 1 : 0] = '\0';
+    if (stat(dir, &st) != 0)
+        return fail(err, errlen, -errno, "cannot read directory %s: %s", dir, strerror(errno));
+    return check_owner_mode(dir, &st, true, err, errlen);
 }
 
 /* ---- private keys ---- */
@@ -333,20 +377,14 @@ int keys_parse_known_host(const char *line, char *host, size_t hostcap,
     return 1;
 }
 
-int keys_known_hosts_check(const char *path, const char *host_id,
-                           const uint8_t key[static KEYS_LEN], uint8_t *old, char *err,
-                           size_t errlen)
+/* Scans an open known_hosts stream for host_id; see keys_known_hosts_check. */
+static int known_scan(FILE *f, const char *path, const char *host_id,
+                      const uint8_t key[static KEYS_LEN], uint8_t *old, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
     char *line = NULL, host[LINE_MAX_];
     size_t cap = 0;
     uint8_t k[KEYS_LEN];
     bool seen = false, match = false;
-    if (!f) {
-        if (errno == ENOENT)
-            return KEYS_HOST_UNKNOWN;
-        return fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
-    }
     while (getline(&line, &cap, f) >= 0) {
         if (keys_parse_known_host(line, host, sizeof(host), k) != 1 || strcmp(host, host_id) != 0)
             continue;
@@ -360,10 +398,26 @@ int keys_known_hosts_check(const char *path, const char *host_id,
     }
     int r = ferror(f) ? fail(err, errlen, -EIO, "cannot read %s", path) : 0;
     free(line);
-    fclose(f);
     if (r != 0)
         return r;
     return match ? KEYS_HOST_MATCH : seen ? KEYS_HOST_CHANGED : KEYS_HOST_UNKNOWN;
+}
+
+int keys_known_hosts_check(const char *path, const char *host_id,
+                           const uint8_t key[static KEYS_LEN], uint8_t *old, char *err,
+                           size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        if (errno == ENOENT)
+            return KEYS_HOST_UNKNOWN;
+        return fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+    }
+    int r = check_trust_file(path, fileno(f), err, errlen);
+    if (r == 0)
+        r = known_scan(f, path, host_id, key, old, err, errlen);
+    fclose(f);
+    return r;
 }
 
 int keys_known_hosts_line(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN])
@@ -403,6 +457,31 @@ int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t ke
     int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return fail(err, errlen, -errno, "cannot open %s: %s", path, strerror(errno));
+    if ((r = check_trust_file(path, fd, err, errlen)) != 0)
+        goto out;
+    /* Two first connections at once would both find the host unknown and both append; the
+     * lock makes check-then-append one step, and the file is read again under it so a key
+     * that the other connection just added is seen and not written twice. */
+    if (flock(fd, LOCK_EX) != 0) {
+        r = fail(err, errlen, -errno, "cannot lock %s: %s", path, strerror(errno));
+        goto out;
+    }
+    int dfd = dup(fd);
+    FILE *f = dfd < 0 ? NULL : fdopen(dfd, "re");
+    if (!f) {
+        r = fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        goto out;
+    }
+    r = known_scan(f, path, host_id, key, NULL, err, errlen);
+    fclose(f);
+    if (r < 0)
+        goto out;
+    if (r == KEYS_HOST_MATCH) {
+        r = 0;
+        goto out;
+    }
     /* A hand-edited file may lack its final newline; do not glue our line onto it. */
     if (fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
         last = '\n';
@@ -412,7 +491,8 @@ int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t ke
         r = fail(err, errlen, -ENAMETOOLONG, "host name too long");
     else if ((r = write_all(fd, line, (size_t)n)) != 0)
         fail(err, errlen, r, "cannot write %s: %s", path, strerror(-r));
-    close(fd);
+out:
+    close(fd); /* releases the lock */
     return r;
 }
 
@@ -514,6 +594,7 @@ int keys_set_load(const char *path, struct keys_set *set, char *err, size_t errl
     int r = 0;
     if (!f)
         return fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+    r = check_trust_file(path, fileno(f), err, errlen);
     while (r == 0 && getline(&line, &cap, f) >= 0) {
         lineno++;
         int p = keys_parse_key_line(line, k);

@@ -68,7 +68,10 @@ enum { KEYS_HOST_UNKNOWN = 0, KEYS_HOST_MATCH = 1, KEYS_HOST_CHANGED = 2 };
  * KEYS_HOST_CHANGED if lines for it exist but none carries key (the first such key goes to
  * old if non-NULL), KEYS_HOST_UNKNOWN if none (also when the file does not exist), or
  * -errno. Malformed lines are skipped, as ssh does, so a hand edit cannot lock a user out;
- * only well-formed lines can vouch for a key. */
+ * only well-formed lines can vouch for a key. An existing file owned by another user than
+ * the caller or root, writable by group or others, or in a directory others may write
+ * (unless sticky) is refused with -EPERM and a sentence naming the fix, as ssh's
+ * StrictModes. */
 int keys_known_hosts_check(const char *path, const char *host_id,
                            const uint8_t key[static KEYS_LEN], uint8_t *old, char *err,
                            size_t errlen);
@@ -77,8 +80,10 @@ int keys_known_hosts_check(const char *path, const char *host_id,
  * when the file does not exist), or -errno. */
 int keys_known_hosts_line(const char *path, const char *host_id,
                           const uint8_t key[static KEYS_LEN]);
-/* Appends "host_id KEY\n" (creating the file 0600 and its parents 0700 if needed).
- * Returns 0 or -errno. */
+/* Appends "host_id KEY\n" (creating the file 0600 and its parents 0700 if needed), under an
+ * exclusive flock(2) on the file, after reading it again under that lock: when a concurrent
+ * caller already added this very key, nothing is written. The file is refused (-EPERM) as
+ * in keys_known_hosts_check. Returns 0 or -errno with a sentence in err. */
 int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN],
                          char *err, size_t errlen) __attribute__((warn_unused_result));
 
@@ -104,8 +109,9 @@ int keys_parse_key_line(const char *line, uint8_t key[static KEYS_LEN]);
 int keys_set_add(struct keys_set *set, const uint8_t key[static KEYS_LEN])
     __attribute__((warn_unused_result));
 /* Reads a whole list file into set (which MUST be zeroed or previously freed). Any bad line
- * is an error naming FILE:LINE, since a typo would silently drop an admin. Returns 0, -errno
- * or KEYS_E_FORMAT. */
+ * is an error naming FILE:LINE, since a typo would silently drop an admin. A file others may
+ * write is refused with -EPERM, as in keys_known_hosts_check. Returns 0, -errno or
+ * KEYS_E_FORMAT; on error set is left freed. */
 int keys_set_load(const char *path, struct keys_set *set, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 bool keys_set_contains(const struct keys_set *set, const uint8_t key[static KEYS_LEN]);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmp[256];
@@ -286,6 +287,109 @@ static void test_admins(void)
     CHECK_INT(keys_set_load(path, &set, err, sizeof(err)), -ENOENT);
 }
 
+/* StrictModes: trust files (and their directories) that others may write are refused. */
+static void test_strict_modes(void)
+{
+    char path[600], dir[512], text[200], b64[KEYS_B64LEN + 1];
+    uint8_t k[32], old[32];
+    struct keys_set set = {0};
+    memset(k, 7, 32);
+    keys_b64_encode(k, b64);
+
+    path_of(path, sizeof(path), "kh_strict");
+    snprintf(text, sizeof(text), "h:1 %s\n", b64);
+    write_file(path, text, 0644);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", k, old, err, sizeof(err)), KEYS_HOST_MATCH);
+    write_file(path, text, 0666);
+    err[0] = '\0';
+    CHECK_INT(keys_known_hosts_check(path, "h:1", k, old, err, sizeof(err)), -EPERM);
+    CHECK(strstr(err, path) != NULL);
+    CHECK(strstr(err, "chmod go-w") != NULL);
+    CHECK_INT(keys_known_hosts_add(path, "h:2", k, err, sizeof(err)), -EPERM);
+    write_file(path, text, 0620);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", k, old, err, sizeof(err)), -EPERM);
+
+    path_of(path, sizeof(path), "admins_strict");
+    snprintf(text, sizeof(text), "%s\n", b64);
+    write_file(path, text, 0644);
+    CHECK_INT(keys_set_load(path, &set, err, sizeof(err)), 0);
+    CHECK_INT(set.n, 1);
+    keys_set_free(&set);
+    write_file(path, text, 0666);
+    err[0] = '\0';
+    CHECK_INT(keys_set_load(path, &set, err, sizeof(err)), -EPERM);
+    CHECK(strstr(err, path) != NULL);
+    CHECK(strstr(err, "chmod go-w") != NULL);
+    CHECK_INT(set.n, 0);
+
+    /* A directory others may write lets them replace the file: refused unless sticky. */
+    path_of(dir, sizeof(dir), "open_dir");
+    CHECK_INT(mkdir(dir, 0700), 0);
+    CHECK_INT(chmod(dir, 0777), 0);
+    snprintf(path, sizeof(path), "%s/known_hosts", dir);
+    snprintf(text, sizeof(text), "h:1 %s\n", b64);
+    write_file(path, text, 0600);
+    err[0] = '\0';
+    CHECK_INT(keys_known_hosts_check(path, "h:1", k, old, err, sizeof(err)), -EPERM);
+    CHECK(strstr(err, dir) != NULL);
+    CHECK_INT(chmod(dir, 01777), 0);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", k, old, err, sizeof(err)), KEYS_HOST_MATCH);
+    CHECK_INT(chmod(dir, 0700), 0);
+}
+
+static int count_lines(const char *path)
+{
+    char buf[4096];
+    int fd = open(path, O_RDONLY);
+    int lines = 0;
+    ssize_t n;
+    if (fd < 0)
+        return -1;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            lines += buf[i] == '\n';
+    close(fd);
+    return lines;
+}
+
+/* Several first connections at once add the same host: the file ends with one line. */
+static void test_known_hosts_concurrent_add(void)
+{
+    char path[512];
+    uint8_t k[32];
+    memset(k, 9, 32);
+    path_of(path, sizeof(path), "kh_race");
+    for (int round = 0; round < 20; round++) {
+        int go[2];
+        pid_t kids[4];
+        unlink(path);
+        CHECK_INT(pipe(go), 0);
+        for (int i = 0; i < 4; i++) {
+            kids[i] = fork();
+            if (kids[i] == 0) {
+                char c, e[256];
+                close(go[1]);
+                /* Every child starts when the pipe closes, to make the race as tight as it
+                 * can be; the ones that see the key already there write nothing. */
+                _exit(read(go[0], &c, 1) == 0 &&
+                              keys_known_hosts_add(path, "race:1", k, e, sizeof(e)) == 0
+                          ? 0
+                          : 1);
+            }
+            CHECK(kids[i] > 0);
+        }
+        close(go[0]);
+        close(go[1]);
+        for (int i = 0; i < 4; i++) {
+            int st = -1;
+            if (kids[i] > 0)
+                CHECK_INT(waitpid(kids[i], &st, 0), kids[i]);
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+        CHECK_INT(count_lines(path), 1);
+    }
+}
+
 static void test_default_path(void)
 {
     char out[512];
@@ -314,6 +418,8 @@ int main(void)
     test_known_hosts();
     test_known_hosts_remove();
     test_admins();
+    test_strict_modes();
+    test_known_hosts_concurrent_add();
     test_default_path();
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
