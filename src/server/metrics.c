@@ -26,6 +26,7 @@ enum mstate { M_FREE, M_READ, M_WRITE, M_LINGER };
 
 struct mclient {
     enum mstate state;
+    bool busy; /* taken beyond METRICS_MAX_CLIENTS: answered 503 at once */
     int fd;
     uint64_t deadline;
     char peer[NET_ADDRSTRLEN];
@@ -41,7 +42,9 @@ struct metrics {
     pthread_t thread;
     bool started;
     struct stats_info info;
-    struct mclient c[METRICS_MAX_CLIENTS];
+    /* The scrapes served, and as many more slots for telling others 503 (an answer needs
+     * its linger, or closing on their unread request would reset it away). */
+    struct mclient c[2 * METRICS_MAX_CLIENTS];
 };
 
 bool metrics_parse_spec(const char *spec, char *host, size_t hostcap, uint16_t *port)
@@ -131,7 +134,7 @@ struct metrics *metrics_open(struct server *srv, const char *spec, int fd)
                                                    : "reactors",
         .start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
     };
-    for (int i = 0; i < METRICS_MAX_CLIENTS; i++)
+    for (int i = 0; i < 2 * METRICS_MAX_CLIENTS; i++)
         m->c[i].fd = -1;
     return m;
 }
@@ -144,6 +147,7 @@ static void client_close(struct mclient *c)
     free(c->out);
     c->out = NULL;
     c->state = M_FREE;
+    c->busy = false;
 }
 
 /* Makes the answer to the request (or to its refusal, status = -result). */
@@ -233,6 +237,20 @@ static void on_writable(struct mclient *c, uint64_t now)
     c->deadline = now + METRICS_LINGER_MS;
 }
 
+/* Sets c up to send `text` (a whole answer), then linger. */
+static int answer_text(struct mclient *c, const char *text)
+{
+    size_t n = strlen(text);
+    c->out = malloc(n);
+    if (!c->out)
+        return -1;
+    memcpy(c->out, text, n);
+    c->out_len = n;
+    c->out_off = 0;
+    c->state = M_WRITE;
+    return 0;
+}
+
 static void on_accept(struct metrics *m, uint64_t now)
 {
     for (int k = 0; k < 16; k++) {
@@ -240,32 +258,38 @@ static void on_accept(struct metrics *m, uint64_t now)
         int fd = net_accept(m->lfd, &peer);
         if (fd < 0)
             return; /* -EAGAIN, or out of descriptors: the next poll tries again */
+        int serving = 0;
         struct mclient *c = NULL;
-        for (int i = 0; i < METRICS_MAX_CLIENTS && !c; i++)
-            if (m->c[i].state == M_FREE)
+        for (int i = 0; i < 2 * METRICS_MAX_CLIENTS; i++) {
+            if (m->c[i].state != M_FREE && !m->c[i].busy)
+                serving++;
+            else if (m->c[i].state == M_FREE && !c)
                 c = &m->c[i];
+        }
         char text[NET_ADDRSTRLEN];
         net_format_addr((const struct sockaddr *)&peer.ss, text, sizeof(text));
-        if (!c) {
-            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                       "Content-Type: " TEXT_CONTENT_TYPE "\r\n"
-                                       "Content-Length: 24\r\n"
-                                       "Connection: close\r\n\r\n"
-                                       "503 Service Unavailable\n";
-            ssize_t w = send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)w;
+        if (serving >= METRICS_MAX_CLIENTS || !c) {
             char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
             log_event(LOG_WARN, "denied", "peer=%s service=metrics reason=max_conns limit=%d",
                       log_value(pv, sizeof(pv), text), METRICS_MAX_CLIENTS);
-            close(fd);
+        }
+        if (!c) {
+            close(fd); /* even the 503 slots are taken */
             continue;
         }
         c->fd = fd;
         c->state = M_READ;
+        c->busy = serving >= METRICS_MAX_CLIENTS;
         c->deadline = now + METRICS_TIMEOUT_MS;
         memcpy(c->peer, text, sizeof(text));
         http_req_init(&c->req);
         c->out = NULL;
+        if (c->busy && answer_text(c, "HTTP/1.1 503 Service Unavailable\r\n"
+                                      "Content-Type: " TEXT_CONTENT_TYPE "\r\n"
+                                      "Content-Length: 24\r\n"
+                                      "Connection: close\r\n\r\n"
+                                      "503 Service Unavailable\n") < 0)
+            client_close(c);
     }
 }
 
@@ -274,12 +298,12 @@ static void *metrics_main(void *arg)
     struct metrics *m = arg;
     for (;;) {
         uint64_t now = loop_clock_ms();
-        struct pollfd p[2 + METRICS_MAX_CLIENTS];
-        int idx[2 + METRICS_MAX_CLIENTS];
+        struct pollfd p[2 + 2 * METRICS_MAX_CLIENTS];
+        int idx[2 + 2 * METRICS_MAX_CLIENTS];
         int np = 0, timeout = -1;
         p[np++] = (struct pollfd){.fd = m->wakefd, .events = POLLIN};
         p[np++] = (struct pollfd){.fd = m->lfd, .events = POLLIN};
-        for (int i = 0; i < METRICS_MAX_CLIENTS; i++) {
+        for (int i = 0; i < 2 * METRICS_MAX_CLIENTS; i++) {
             struct mclient *c = &m->c[i];
             if (c->state == M_FREE)
                 continue;
@@ -343,7 +367,7 @@ void metrics_stop(struct metrics *m)
         (void)w;
         pthread_join(m->thread, NULL);
     }
-    for (int i = 0; i < METRICS_MAX_CLIENTS; i++)
+    for (int i = 0; i < 2 * METRICS_MAX_CLIENTS; i++)
         if (m->c[i].state != M_FREE)
             client_close(&m->c[i]);
     if (m->lfd >= 0)
