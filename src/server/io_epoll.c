@@ -113,7 +113,10 @@ static void on_accept(struct loop *l, int lfd, unsigned events, void *arg)
     struct io_worker *w = li->w;
     struct server *srv = w->srv;
     uint64_t now = loop_now(l);
-    for (int i = 0; i < ACCEPT_BATCH && li->acc.lfd >= 0; i++) {
+    /* A listener shared by every reactor (inherited) takes one connection per wake-up, so
+     * that the next wakes another idle reactor instead of queueing behind this one. */
+    int batch = model_listener_shared(srv) ? 1 : ACCEPT_BATCH;
+    for (int i = 0; i < batch && li->acc.lfd >= 0; i++) {
         struct net_addr peer;
         int fd = model_accept(&li->acc, &peer, now);
         if (fd < 0) {

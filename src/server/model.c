@@ -246,6 +246,12 @@ int model_listen(struct server *srv, int nsock, struct model_listeners *out)
     return 0;
 }
 
+bool model_listener_shared(const struct server *srv)
+{
+    return srv->inherited && srv->inherited->n > 0 && !srv->conf.udp &&
+           srv->conf.model == SERVER_REACTORS && atomic_load(&srv->stats.used) > 1;
+}
+
 int model_listeners_take(struct model_listeners *l, int i, int *fds)
 {
     int n = 0;

@@ -42,6 +42,9 @@ struct model_listeners {
  * REASON" (or "secho: cannot resolve HOST: REASON") on stderr, with nothing left open.
  */
 int model_listen(struct server *srv, int nsock, struct model_listeners *out);
+/* True when the TCP listeners are inherited ones that several workers share (see
+ * model_listen). */
+bool model_listener_shared(const struct server *srv);
 /* Hands worker i's sockets (socket i of every address that has one for it) over to the
  * caller: fds[0..n-1] (room for MODEL_MAX_ADDRS), each then the caller's to close. Returns
  * n (naddrs when the server bound its own sockets). */
