@@ -18,6 +18,9 @@
 
 /* The first inherited descriptor (SD_LISTEN_FDS_START). */
 #define LISTEN_FDS_START 3
+#define STR_(x)          #x
+#define STR(x)           STR_(x)
+
 /* More than this many inherited descriptors is refused: every one must be served. */
 #define LISTEN_FDS_MAX (MODEL_MAX_ADDRS + 1)
 
@@ -147,6 +150,8 @@ int activation_take(struct activation *a, bool udp)
         reason = check_sock(s->fd, udp, metrics, &s->addr, why, sizeof(why));
         if (!reason && metrics && a->metrics.fd >= 0)
             reason = "a second socket named " ACTIVATION_METRICS_NAME;
+        if (!reason && !metrics && ngot >= MODEL_MAX_ADDRS)
+            reason = "more echo sockets than can be served (at most " STR(MODEL_MAX_ADDRS) ")";
         if (!reason && net_set_nonblock(s->fd, true) < 0)
             reason = "cannot make it non-blocking";
         if (reason) {

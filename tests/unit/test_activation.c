@@ -39,7 +39,7 @@ static int make_sock(int family, int type, bool listen_it)
 /* Puts fds[0..n-1] at descriptors 3.. and sets the variables as a service manager does. */
 static void pass(const int *fds, int n, const char *names, long pid)
 {
-    int tmp[8];
+    int tmp[32];
     for (int i = 0; i < n; i++)
         tmp[i] = fcntl(fds[i], F_DUPFD, 100);
     for (int i = 0; i < n; i++) {
@@ -184,6 +184,11 @@ static void test_refused(void)
     refused(fds, 2, "metrics:metrics", false);
     fds[0] = socket(AF_UNIX, SOCK_STREAM, 0); /* not IP */
     refused(fds, 1, NULL, false);
+    /* 17 echo sockets: one more than is served (a metrics one would have been fine). */
+    int many[17];
+    for (int i = 0; i < 17; i++)
+        many[i] = make_sock(AF_INET, SOCK_STREAM, true);
+    refused(many, 17, NULL, false);
     int p[2];
     CHECK_INT(pipe(p), 0); /* not a socket */
     close(p[1]);
