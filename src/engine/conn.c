@@ -10,6 +10,8 @@
 
 #include <openssl/crypto.h>
 
+#include "stats.h"
+
 const char *conn_reason_name(const struct conn *c)
 {
     switch (c->reason) {
@@ -297,6 +299,7 @@ size_t conn_read_buf(struct conn *c, uint64_t now, uint8_t **p)
 
 void conn_read_commit(struct conn *c, size_t n, uint64_t now)
 {
+    stats_add(STATS_BYTES_IN, n);
     if (!uses_input(c) || n == 0)
         return; /* closing: discarded */
     buf_commit(&c->in, n);
@@ -312,6 +315,7 @@ size_t conn_feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
         /* Nothing buffered: the protocol reads the driver's bytes where they are, and only
          * what it leaves (a partial record, or what back-pressure holds) is copied. */
         size_t take = n < c->conf.read_chunk ? n : c->conf.read_chunk;
+        stats_add(STATS_BYTES_IN, take);
         c->last_active = now;
         size_t used = run_input(c, p, take, now);
         if (used < take && uses_input(c)) {
@@ -411,6 +415,7 @@ size_t conn_out_peek(struct conn *c, uint64_t now, const uint8_t **p)
 
 void conn_out_sent(struct conn *c, size_t n, uint64_t now)
 {
+    stats_add(STATS_BYTES_OUT, n);
     if (c->state == CONN_CLOSED || n == 0)
         return;
     buf_consume(&c->out, n);

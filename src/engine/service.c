@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "stats.h"
 
 void server_msg_reset(struct server_msg *m)
 {
@@ -102,6 +103,7 @@ void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *pe
     char dv[LOG_VALUE_MAX(LOG_TEXT_BYTES)];
     bool has_detail = detail && detail[0];
     bool auth = err == PROTO_E_AUTH || err == PROTO_E_PARSE;
+    stats_add(auth ? STATS_AUTH_FAIL : STATS_ERR_PROTO, 1);
     log_event(auth ? LOG_WARN : LOG_ERROR, auth ? "auth_fail" : "error",
               "peer=%s conn=%llu error=%s%s%s", log_value(pv, sizeof(pv), peer),
               (unsigned long long)conn_id, log_value(ev, sizeof(ev), proto_strerror(err)),
@@ -112,6 +114,7 @@ enum server_action server_on_message(struct server *srv, uint64_t conn_id, const
                                      const struct sockaddr *peer_sa, int admin,
                                      const struct server_msg *m)
 {
+    stats_add(STATS_MSGS, 1);
     log_message(srv, conn_id, peer, m, false);
     if (msg_too_long(srv, m))
         return ACT_ECHO;
@@ -129,6 +132,7 @@ enum server_action server_on_message(struct server *srv, uint64_t conn_id, const
     else
         allowed = false;
     if (!allowed) {
+        stats_add(STATS_ERR_DENIED, 1);
         char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
         log_event(LOG_WARN, "denied", "peer=%s conn=%llu command=shutdown",
                   log_value(pv, sizeof(pv), peer), (unsigned long long)conn_id);
@@ -222,6 +226,7 @@ static void server_on_conn_handshake(void *arg, struct conn *c, uint64_t now)
     struct server_conn *sc = arg;
     char id[128] = "";
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], kv[LOG_VALUE_MAX(sizeof(id))];
+    stats_add(STATS_HANDSHAKES, 1);
     if (conn_peer_id(c, id, sizeof(id)))
         log_event(LOG_INFO, "handshake", "peer=%s conn=%llu peer_key=%s",
                   log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
@@ -234,14 +239,17 @@ static void server_on_conn_fault(void *arg, struct conn *c, enum conn_fault what
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], e[128], ev[LOG_VALUE_MAX(sizeof(e))];
     switch (what) {
     case CONN_FAULT_HANDSHAKE:
+        stats_add(STATS_ERR_HANDSHAKE_TIMEOUT, 1);
         log_event(LOG_WARN, "timeout", "peer=%s conn=%llu what=handshake",
                   log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
         break;
     case CONN_FAULT_RECORD:
+        stats_add(STATS_ERR_RECORD_TIMEOUT, 1);
         log_event(LOG_WARN, "timeout", "peer=%s conn=%llu what=record",
                   log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
         break;
     case CONN_FAULT_RECV:
+        stats_add(STATS_ERR_RECV, 1);
         snprintf(e, sizeof(e), "recv: %s", strerror(err));
         log_event(LOG_ERROR, "error", "peer=%s conn=%llu error=%s",
                   log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
@@ -263,6 +271,7 @@ static void server_on_conn_close(void *arg, struct conn *c)
     log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s",
               log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
               conn_reason_name(c));
+    stats_end(conn_reason_name(c));
     OPENSSL_cleanse(&sc->msg, sizeof(sc->msg));
 }
 
@@ -281,6 +290,7 @@ int server_conn_init(struct server_conn *sc, struct server *srv, const struct ne
     sc->id = atomic_fetch_add(&srv->next_id, 1);
     net_format_addr((const struct sockaddr *)&peer->ss, sc->peer_text, sizeof(sc->peer_text));
     server_msg_reset(&sc->msg);
+    stats_add(STATS_CONNS, 1);
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
     log_event(LOG_INFO, "connect", "peer=%s conn=%llu", log_value(pv, sizeof(pv), sc->peer_text),
               (unsigned long long)sc->id);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "net.h"
 #include "proto.h"
+#include "stats.h"
 
 enum server_model { SERVER_THREADS, SERVER_EPOLL, SERVER_REACTORS };
 enum server_allow { ALLOW_ANY, ALLOW_LOOPBACK, ALLOW_NONE };
@@ -51,10 +52,14 @@ struct server_conf {
     int record_timeout_ms;    /* TCP, framed protocols: a record's bound (conn_conf.record_ms) */
     const struct proto_vt *proto;
     struct proto_opts popts;
+    const char *pid_file; /* --pid-file, or NULL */
+    const char *metrics;  /* --metrics HOST:PORT, or NULL */
+    int stats_ms;         /* --stats: an event=stats line this often; 0 = none */
 };
 
 struct server;
 typedef void (*server_wake_fn)(struct server *srv);
+struct activation;
 
 struct server {
     struct server_conf conf;
@@ -68,6 +73,13 @@ struct server {
     server_wake_fn wake;
     pthread_mutex_t wake_mu; /* guards wake: a model clears it before freeing what it uses */
     void *model;
+    /* Every worker's counters (--stats, --metrics); the models say which thread counts for
+     * which worker (stats_enter). */
+    struct stats stats;
+    /* The server layer's: sockets inherited through socket activation, which the model
+     * serves instead of binding (NULL: none), and the locked --pid-file (-1: none). */
+    struct activation *inherited;
+    int pidfile_fd;
 };
 
 /* Starts shutdown from any thread: stop accepting, deliver what is owed, close all. */
