@@ -67,13 +67,12 @@ const char *crypto_strerror(int err)
 struct aead_slot {
     EVP_CIPHER_CTX *ctx;
     uint64_t owner; /* id of the key it holds; 0 = none */
-    uint64_t used;  /* cache clock at the last use */
 };
 
 struct aead_cache {
     struct aead_slot slot[2][CRYPTO_AEAD_CACHE]; /* by enum crypto_aead_alg */
-    uint64_t clock;
-    bool registered; /* the exit destructor knows this thread's cache */
+    unsigned hand[2]; /* the next slot to re-key when none is free (round robin) */
+    bool registered;  /* the exit destructor knows this thread's cache */
 };
 
 static _Thread_local struct aead_cache tl_aead;
@@ -88,7 +87,6 @@ static void slot_drop(struct aead_slot *s)
     EVP_CIPHER_CTX_free(s->ctx);
     s->ctx = NULL;
     s->owner = 0;
-    s->used = 0; /* an empty slot is the first to be taken */
 }
 
 static void cache_drain(struct aead_cache *c)
@@ -126,6 +124,7 @@ int crypto_aead_init(struct crypto_aead *a, enum crypto_aead_alg alg,
                      const uint8_t key[static CRYPTO_KEYLEN])
 {
     a->id = 0;
+    a->slot = 0;
     a->alg = alg;
     if ((unsigned)alg > CRYPTO_CHACHAPOLY)
         return -EINVAL;
@@ -137,24 +136,20 @@ int crypto_aead_init(struct crypto_aead *a, enum crypto_aead_alg alg,
     return 0;
 }
 
-/* The calling thread's context keyed with a's key: the one that already is, else the least
- * recently used one re-keyed (the key schedule is computed here, the IV is given later, with
- * the direction, per message). NULL if OpenSSL fails. */
-static EVP_CIPHER_CTX *aead_ctx(const struct crypto_aead *a)
+/* The calling thread's context keyed with a's key: the one a->slot names if it still is
+ * (one comparison), else a free slot or, with none free, the next in turn, re-keyed (the
+ * key schedule is computed here; the IV is given later, with the direction, per message).
+ * Round robin rather than least recently used: connections served in turn, more of them
+ * than there are slots, would otherwise evict each other every time. NULL if OpenSSL
+ * fails. */
+static EVP_CIPHER_CTX *aead_ctx(struct crypto_aead *a)
 {
     struct aead_cache *c = &tl_aead;
     if (a->id == 0 || (unsigned)a->alg > CRYPTO_CHACHAPOLY)
         return NULL;
-    struct aead_slot *slots = c->slot[a->alg], *s = &slots[0];
-    c->clock++;
-    for (int i = 0; i < CRYPTO_AEAD_CACHE; i++) {
-        if (slots[i].owner == a->id) {
-            slots[i].used = c->clock;
-            return slots[i].ctx;
-        }
-        if (slots[i].used < s->used)
-            s = &slots[i];
-    }
+    struct aead_slot *slots = c->slot[a->alg];
+    if (a->slot < CRYPTO_AEAD_CACHE && slots[a->slot].owner == a->id)
+        return slots[a->slot].ctx;
     if (!c->registered) {
         /* Without the exit destructor a thread's contexts would outlive it: keep none. */
         pthread_once(&aead_key_once, aead_key_make);
@@ -162,6 +157,14 @@ static EVP_CIPHER_CTX *aead_ctx(const struct crypto_aead *a)
             return NULL;
         c->registered = true;
     }
+    unsigned i = 0;
+    while (i < CRYPTO_AEAD_CACHE && slots[i].owner != 0)
+        i++;
+    if (i == CRYPTO_AEAD_CACHE) {
+        i = c->hand[a->alg];
+        c->hand[a->alg] = (i + 1) % CRYPTO_AEAD_CACHE;
+    }
+    struct aead_slot *s = &slots[i];
     s->owner = 0;
     if (!s->ctx) {
         s->ctx = EVP_CIPHER_CTX_new();
@@ -176,7 +179,7 @@ static EVP_CIPHER_CTX *aead_ctx(const struct crypto_aead *a)
         return NULL;
     }
     s->owner = a->id;
-    s->used = c->clock;
+    a->slot = i;
     return s->ctx;
 }
 
@@ -242,6 +245,7 @@ int crypto_aead_copy(struct crypto_aead *dst, const struct crypto_aead *src)
 {
     memcpy(dst->key, src->key, CRYPTO_KEYLEN);
     dst->alg = src->alg;
+    dst->slot = 0;
     /* Its own id: freeing one of the two never touches the other's context. */
     dst->id = src->id ? atomic_fetch_add(&aead_next_id, 1) : 0;
     return 0;
@@ -249,11 +253,11 @@ int crypto_aead_copy(struct crypto_aead *dst, const struct crypto_aead *src)
 
 void crypto_aead_free(struct crypto_aead *a)
 {
-    if (a->id != 0 && (unsigned)a->alg <= CRYPTO_CHACHAPOLY) {
-        struct aead_slot *slots = tl_aead.slot[a->alg];
-        for (int i = 0; i < CRYPTO_AEAD_CACHE; i++)
-            if (slots[i].owner == a->id)
-                slot_drop(&slots[i]);
+    /* An id is in at most one slot of a thread's cache: the one a->slot names. */
+    if (a->id != 0 && (unsigned)a->alg <= CRYPTO_CHACHAPOLY && a->slot < CRYPTO_AEAD_CACHE) {
+        struct aead_slot *s = &tl_aead.slot[a->alg][a->slot];
+        if (s->owner == a->id)
+            slot_drop(s);
     }
     OPENSSL_cleanse(a->key, sizeof(a->key));
     a->id = 0;

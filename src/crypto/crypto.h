@@ -32,23 +32,28 @@ enum crypto_hash_alg { CRYPTO_SHA256 = 0, CRYPTO_BLAKE2B = 1 };
 /*
  * A keyed AEAD: the key itself, not a library context. An OpenSSL cipher context costs about
  * a kilobyte, too much to keep per direction of every idle connection, so the contexts live
- * in a small cache of the calling thread (CRYPTO_AEAD_CACHE per algorithm, least recently
- * used first to go): seal and open take the thread's context that was last keyed with this
- * key, or re-key one (a key schedule: well under a microsecond), then set only the nonce. A context
- * is allocated only the first time a thread uses an algorithm (or after crypto_aead_free dropped
- * one), so sealing normally does not allocate. The caller owns the struct; crypto_aead_free MUST be
- * called (it accepts a zeroed or freed struct): it wipes the key and frees the calling
- * thread's context keyed with it. A struct must not be used by two threads at once; used by
- * several in turn, each keeps its own context for it until another key takes its place.
+ * in a bounded cache of the calling thread (CRYPTO_AEAD_CACHE per algorithm): seal and open
+ * take the thread's context that is still keyed with this key (found in one step), or
+ * re-key one (a key schedule: well under a microsecond), then set only the nonce. A thread
+ * serving up to CRYPTO_AEAD_CACHE directions in turn re-keys none. A context is allocated
+ * only when a thread fills a slot (the first uses of an algorithm, or after crypto_aead_free
+ * dropped one), so sealing normally does not allocate. The caller owns the struct;
+ * crypto_aead_free MUST be called (it accepts a zeroed or freed struct): it wipes the key
+ * and frees the calling thread's context keyed with it. A struct must not be used by two
+ * threads at once; used by several in turn, each keeps its own context for it until another
+ * key takes the slot.
  */
 struct crypto_aead {
     uint8_t key[CRYPTO_KEYLEN];
-    uint64_t id; /* names the key in the threads' caches (never reused); 0 = no key */
+    uint64_t id;   /* names the key in the threads' caches (never reused); 0 = no key */
+    unsigned slot; /* where a thread's cache last had its context (checked against id) */
     enum crypto_aead_alg alg;
 };
 
-/* Contexts per algorithm a thread keeps (the keys of the connections it served last). */
-#define CRYPTO_AEAD_CACHE 4
+/* Contexts per algorithm a thread keeps at most (about 1.1 KiB each): both directions of the
+ * 64 connections it served last. Served in turn, more connections than that re-key on every
+ * record (about 5% of a 64-byte echo's cost); none keeps a context while idle. */
+#define CRYPTO_AEAD_CACHE 128
 
 /* Frees the calling thread's cached contexts now (also done when the thread exits, and by
  * crypto_thread_stop). */
