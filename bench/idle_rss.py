@@ -12,7 +12,7 @@ process's RSS, so it is aside by construction). Then it closes every connection,
 the server to have closed its sockets, and prints the RSS left after that churn.
 
 Usage: bench/idle_rss.py [--secho build/secho] [-m epoll|reactors|threads] [-P plain|secure]
-                         [-n 15000] [--threads N] [--size 64] [--json]
+                         [-n 15000] [--threads N] [--size 64] [--rounds 1] [--json]
 
 The soft descriptor limit is raised to the hard one (both processes need N + a few) and
 the server gets --max-conns N + 16. This is a measurement, never a test assertion; run it
@@ -111,6 +111,8 @@ def main():
     ap.add_argument("--size", type=int, default=64, help="bytes of the one message")
     ap.add_argument("--suite", default="Noise_XX_25519_AESGCM_SHA256")
     ap.add_argument("--taskset", default="", help="CPU list for the server, e.g. 0")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="open, idle and close all N times (does churn leave RSS growing?)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     a = ap.parse_args()
 
@@ -149,21 +151,24 @@ def main():
             time.sleep(0.2)
         base = settled(pid)
         base_fds = fd_count(pid)
-        t0 = time.monotonic()
-        for _ in range(a.conns):
-            if a.proto == "plain":
-                socks.append(open_plain(port, a.size))
-            else:
-                socks.append(open_secure(port, a.size, noise_peer, a.suite))
-        took = time.monotonic() - t0
-        idle = settled(pid)
-        for s in socks:
-            s.close()
-        socks = []
-        end = time.monotonic() + 60
-        while fd_count(pid) > base_fds and time.monotonic() < end:
-            time.sleep(0.1)
-        churn = settled(pid)
+        waves = []
+        for _ in range(a.rounds):
+            t0 = time.monotonic()
+            for _ in range(a.conns):
+                if a.proto == "plain":
+                    socks.append(open_plain(port, a.size))
+                else:
+                    socks.append(open_secure(port, a.size, noise_peer, a.suite))
+            took = time.monotonic() - t0
+            idle = settled(pid)
+            for s in socks:
+                s.close()
+            socks = []
+            end = time.monotonic() + 60
+            while fd_count(pid) > base_fds and time.monotonic() < end:
+                time.sleep(0.1)
+            churn = settled(pid)
+            waves.append((took, idle, churn))
     finally:
         for s in socks:
             s.close()
@@ -178,23 +183,24 @@ def main():
         os.rmdir(tmp)
 
     n = a.conns
-    res = {
-        "model": a.model, "proto": a.proto, "conns": n, "size": a.size,
-        "threads": a.threads or None, "open_seconds": round(took, 2),
-        "base_rss_kib": base["VmRSS"], "idle_rss_kib": idle["VmRSS"],
-        "churn_rss_kib": churn["VmRSS"],
-        "rss_per_conn_bytes": round((idle["VmRSS"] - base["VmRSS"]) * 1024 / n),
-        "anon_per_conn_bytes": round((idle["RssAnon"] - base["RssAnon"]) * 1024 / n),
-        "churn_above_base_kib": churn["VmRSS"] - base["VmRSS"],
-    }
-    if a.json:
-        print(json.dumps(res))
-    else:
-        print("%-8s %-6s n=%d: base %d KiB, idle %d KiB -> %d B/conn RSS (%d B anon); "
-              "after closing all %d KiB (+%d over base); opened in %.1fs"
-              % (a.model, a.proto, n, base["VmRSS"], idle["VmRSS"], res["rss_per_conn_bytes"],
-                 res["anon_per_conn_bytes"], churn["VmRSS"], res["churn_above_base_kib"], took))
-
+    for i, (took, idle, churn) in enumerate(waves):
+        res = {
+            "model": a.model, "proto": a.proto, "conns": n, "size": a.size,
+            "threads": a.threads or None, "round": i + 1, "open_seconds": round(took, 2),
+            "base_rss_kib": base["VmRSS"], "idle_rss_kib": idle["VmRSS"],
+            "churn_rss_kib": churn["VmRSS"],
+            "rss_per_conn_bytes": round((idle["VmRSS"] - base["VmRSS"]) * 1024 / n),
+            "anon_per_conn_bytes": round((idle["RssAnon"] - base["RssAnon"]) * 1024 / n),
+            "churn_above_base_kib": churn["VmRSS"] - base["VmRSS"],
+        }
+        if a.json:
+            print(json.dumps(res))
+        else:
+            print("%-8s %-6s n=%d round %d: base %d KiB, idle %d KiB -> %d B/conn RSS "
+                  "(%d B anon); after closing all %d KiB (+%d over base); opened in %.1fs"
+                  % (a.model, a.proto, n, i + 1, base["VmRSS"], idle["VmRSS"],
+                     res["rss_per_conn_bytes"], res["anon_per_conn_bytes"], churn["VmRSS"],
+                     res["churn_above_base_kib"], took))
 
 if __name__ == "__main__":
     main()
