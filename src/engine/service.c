@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -180,27 +181,53 @@ static int echo(struct conn *c, const uint8_t *p, size_t n)
     return conn_send_msg(c, p, n);
 }
 
+/* Ends the fragmented message in progress, if any: wiped (it may be secret) and freed. */
+static void drop_partial(struct server_conn *sc)
+{
+    if (!sc->msg)
+        return;
+    OPENSSL_cleanse(sc->msg, sizeof(*sc->msg));
+    free(sc->msg);
+    sc->msg = NULL;
+}
+
 static int server_on_conn_message(void *arg, struct conn *c, const struct proto_msg *m,
                                   uint64_t now)
 {
     struct server_conn *sc = arg;
     struct server *srv = sc->srv;
     bool stream = srv->conf.proto->flags & PROTO_F_STREAM_ECHO;
+    struct server_msg whole, *msg;
     int r;
 
     if (m->first)
-        server_msg_reset(&sc->msg);
-    server_msg_add(&sc->msg, m->data, m->len);
+        drop_partial(sc);
+    if (m->first && m->last) {
+        msg = &whole; /* the usual case: nothing kept between calls */
+        server_msg_reset(msg);
+    } else {
+        if (!sc->msg) {
+            sc->msg = malloc(sizeof(*sc->msg));
+            if (!sc->msg)
+                return -ENOMEM;
+            server_msg_reset(sc->msg);
+        }
+        msg = sc->msg;
+    }
+    server_msg_add(msg, m->data, m->len);
     /* RFC 862: plain TCP echoes every byte at once, line or not. */
     if (stream && (r = echo(c, m->data, m->len)) < 0)
         return r;
     if (!m->last)
         return 0;
     if (stream)
-        server_msg_trim_eol(&sc->msg);
-    enum server_action act = server_on_message(
-        srv, sc->id, sc->peer_text, (const struct sockaddr *)&sc->peer.ss, conn_admin(c), &sc->msg);
-    server_msg_reset(&sc->msg);
+        server_msg_trim_eol(msg);
+    enum server_action act =
+        server_on_message(srv, sc->id, sc->peer_text, &sc->peer.sa, conn_admin(c), msg);
+    if (msg == &whole)
+        OPENSSL_cleanse(&whole, sizeof(whole));
+    else
+        drop_partial(sc);
     switch (act) {
     case ACT_DENIED:
         if (stream)
@@ -265,14 +292,14 @@ static void server_on_conn_fault(void *arg, struct conn *c, enum conn_fault what
 static void server_on_conn_close(void *arg, struct conn *c)
 {
     struct server_conn *sc = arg;
-    if (sc->msg.total > 0)
-        server_log_partial(sc->srv, sc->id, sc->peer_text, &sc->msg);
+    if (sc->msg && sc->msg->total > 0)
+        server_log_partial(sc->srv, sc->id, sc->peer_text, sc->msg);
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
     log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s",
               log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
               conn_reason_name(c));
     stats_end(conn_reason_name(c));
-    OPENSSL_cleanse(&sc->msg, sizeof(sc->msg));
+    drop_partial(sc);
 }
 
 static const struct conn_ops server_conn_ops = {
@@ -286,10 +313,12 @@ int server_conn_init(struct server_conn *sc, struct server *srv, const struct ne
                      uint64_t now)
 {
     sc->srv = srv;
-    sc->peer = *peer;
+    memset(&sc->peer, 0, sizeof(sc->peer));
+    memcpy(&sc->peer, &peer->ss,
+           (size_t)peer->len < sizeof(sc->peer) ? (size_t)peer->len : sizeof(sc->peer));
     sc->id = atomic_fetch_add(&srv->next_id, 1);
     net_format_addr((const struct sockaddr *)&peer->ss, sc->peer_text, sizeof(sc->peer_text));
-    server_msg_reset(&sc->msg);
+    sc->msg = NULL;
     stats_add(STATS_CONNS, 1);
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
     log_event(LOG_INFO, "connect", "peer=%s conn=%llu", log_value(pv, sizeof(pv), sc->peer_text),

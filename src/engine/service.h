@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 
 #include "conn.h"
 #include "log.h"
@@ -128,9 +129,15 @@ struct server_conn {
     struct conn c; /* the model drives this */
     struct server *srv;
     uint64_t id;
-    struct net_addr peer;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer; /* a TCP peer is IPv4 or IPv6: no room for a whole sockaddr_storage */
     char peer_text[NET_ADDRSTRLEN];
-    struct server_msg msg;
+    /* The message being received, allocated only while one spans several fragments (a
+     * message that arrives whole is handled where it lies), wiped and freed when it ends. */
+    struct server_msg *msg;
 };
 
 /* Sets up a connection from `peer` accepted at `now` under the server's policy: logs
