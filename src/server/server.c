@@ -110,8 +110,10 @@ int server_run(const struct server_conf *conf)
         status = io_reactors_run(srv);
         break;
     }
-    if (status == 0)
+    if (status == 0) {
+        log_limit_flush(); /* the counts of rate-limited events come before `stop` */
         log_event(LOG_INFO, "stop", "conns=%ld", atomic_load(&srv->nconns));
+    }
     if (sig_started) {
         pthread_kill(sigthread, SIGUSR1);
         pthread_join(sigthread, NULL);
