@@ -93,8 +93,10 @@ void log_event_limited(const struct log_kind *kind, const char *peer, const char
  * owed (the server calls it before `stop`, so the totals are complete by then). */
 void log_limit_flush(void);
 
-/* For tests: the millisecond clock of the rate limit (NULL: CLOCK_MONOTONIC again). Set it
- * before log_open and while no other thread logs. */
+/* For tests: the millisecond clock of the rate limit (NULL: CLOCK_MONOTONIC again); while
+ * one is set, the writer thread writes no summaries of its own (log_limit_flush and log_close
+ * still do), so what is written depends on the test alone. Set it before log_open and while
+ * no other thread logs. */
 void log_limit_clock(uint64_t (*now_ms)(void));
 
 /*

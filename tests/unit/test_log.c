@@ -592,6 +592,7 @@ static void test_limited(void)
         /* The overall limit: its burst (and what the clock allowed) for 300 + 10 events. */
         CHECK(count_in(text, " conn=") <=
               LOG_LIMIT_BURST + LOG_LIMIT_PEER_INTERVAL_MS / LOG_LIMIT_INTERVAL_MS + 1);
+        /* One aggregate per kind, at the flush. */
         CHECK_INT(count_in(text, "level=warn event=auth_fail suppressed="), 1);
         CHECK_INT(count_in(text, "level=info event=disconnect reason=evicted suppressed="), 1);
         /* Everything was reported before `stop`. */
