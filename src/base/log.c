@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "ratelimit.h"
 
 /* Queued bytes per logging thread (a power of two): as much as the one shared buffer held
  * before rings, so that one event-loop thread (the epoll model, a UDP flood of new peers)
@@ -117,6 +120,72 @@ static int line_head(char *line, size_t cap, enum log_level level, const char *e
 
 /* Set by the signal thread (SIGHUP), taken by the writer thread. */
 static atomic_int reopen_requested;
+
+/* The rate limit of log_event_limited: one for the process, so that its overall bound holds
+ * whatever thread logs. Guarded by lim_mu; the writer thread reports what it counted. */
+static pthread_mutex_t lim_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct ratelimit lim;
+static uint64_t (*lim_clock)(void);
+static atomic_uint_least64_t lim_next_flush; /* when the writer reports what is due next */
+
+static uint64_t lim_now(void)
+{
+    if (lim_clock)
+        return lim_clock();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void lim_reset(void)
+{
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+        seed = lim_now() ^ (uint64_t)(uintptr_t)&seed;
+    pthread_mutex_lock(&lim_mu);
+    rl_init(
+        &lim,
+        (struct rl_rate){.burst = LOG_LIMIT_PEER_BURST, .interval_ms = LOG_LIMIT_PEER_INTERVAL_MS},
+        (struct rl_rate){.burst = LOG_LIMIT_BURST, .interval_ms = LOG_LIMIT_INTERVAL_MS}, seed);
+    pthread_mutex_unlock(&lim_mu);
+    atomic_store(&lim_next_flush, 0);
+}
+
+/* rl_flush's report, as one line of the calling thread (under lim_mu: log_event takes no
+ * lock). */
+static void lim_emit(void *arg, const void *id, const char *peer, uint64_t n)
+{
+    (void)arg;
+    const struct log_kind *k = id;
+    if (!k) {
+        log_event(LOG_WARN, "log_suppressed", "suppressed=%llu", (unsigned long long)n);
+        return;
+    }
+    const char *f = k->fields ? k->fields : "";
+    const char *sep = *f ? " " : "";
+    if (peer) {
+        char pv[LOG_VALUE_MAX(RL_KEY_MAX)];
+        log_event(k->level, k->event, "peer=%s%s%s suppressed=%llu",
+                  log_value(pv, sizeof(pv), peer[0] ? peer : "-"), sep, f, (unsigned long long)n);
+    } else {
+        log_event(k->level, k->event, "%s%ssuppressed=%llu", f, sep, (unsigned long long)n);
+    }
+}
+
+/* Reports what the limit counted: what is due (every LOG_LIMIT_FLUSH_MS, from the writer),
+ * or everything (`all`). */
+static void lim_flush(bool all)
+{
+    uint64_t now = lim_now();
+    /* Under a test clock only log_limit_flush and log_close report: what the writer thread
+     * would report on its own would then depend on when it happens to run. */
+    if (!all && (lim_clock || now < atomic_load_explicit(&lim_next_flush, memory_order_relaxed)))
+        return;
+    pthread_mutex_lock(&lim_mu);
+    rl_flush(&lim, now, all, lim_emit, NULL);
+    pthread_mutex_unlock(&lim_mu);
+    atomic_store_explicit(&lim_next_flush, now + LOG_LIMIT_FLUSH_MS, memory_order_relaxed);
+}
 
 /* The calling thread's ring, registered on its first log_event. The key's destructor marks
  * it dead when the thread exits (the threads model runs one thread per connection). */
@@ -326,6 +395,9 @@ static void *writer_main(void *arg)
         }
         /* Read before draining: what was queued before log_close is then in this pass. */
         bool stopping = atomic_load_explicit(&lg.stopping, memory_order_acquire);
+        /* The rate limit's counts: those due, or at the end all (the lines go to this
+         * thread's own ring, drained below). */
+        lim_flush(stopping);
         bool busy = false;
         size_t n = drain_all(&busy);
         if (n == 0) {
@@ -385,6 +457,7 @@ int log_open(const char *path)
         return -ENOMEM;
     }
     rings_reset();
+    lim_reset();
     lg.fd = fd;
     lg.path = p;
     lg.journal = !p && stderr_is_journal();
@@ -506,10 +579,10 @@ static void ring_put(struct log_ring *r, const char *p, size_t n)
     wake_writer(fill >= RING_URGENT);
 }
 
-void log_event(enum log_level level, const char *event, const char *fmt, ...)
+/* One line: the header, the formatted fields, then `suffix` (NULL: none). */
+static void vlog(enum log_level level, const char *event, const char *suffix, const char *fmt,
+                 va_list ap)
 {
-    if (!atomic_load_explicit(&lg.running, memory_order_acquire))
-        return;
     struct log_ring *r = ring_mine();
     if (!r)
         return;
@@ -517,10 +590,12 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
     int n = line_head(line, sizeof(line), level, event);
     if (fmt && *fmt && n >= 0 && (size_t)n < sizeof(line) - 2) {
         line[n++] = ' ';
-        va_list ap;
-        va_start(ap, fmt);
         int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-        va_end(ap);
+        if (m > 0)
+            n += m;
+    }
+    if (suffix && n >= 0 && (size_t)n < sizeof(line) - 2) {
+        int m = snprintf(line + n, sizeof(line) - (size_t)n, "%s", suffix);
         if (m > 0)
             n += m;
     }
@@ -530,6 +605,46 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
         n = (int)sizeof(line) - 2; /* cut, still one line */
     line[n++] = '\n';
     ring_put(r, line, (size_t)n);
+}
+
+void log_event(enum log_level level, const char *event, const char *fmt, ...)
+{
+    if (!atomic_load_explicit(&lg.running, memory_order_acquire))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, event, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void log_event_limited(const struct log_kind *kind, const char *peer, const char *fmt, ...)
+{
+    if (!atomic_load_explicit(&lg.running, memory_order_acquire))
+        return;
+    uint64_t suppressed = 0;
+    pthread_mutex_lock(&lim_mu);
+    bool ok = rl_check(&lim, kind, peer, lim_now(), &suppressed);
+    pthread_mutex_unlock(&lim_mu);
+    if (!ok)
+        return;
+    char suffix[40] = "";
+    if (suppressed)
+        snprintf(suffix, sizeof(suffix), " suppressed=%llu", (unsigned long long)suppressed);
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(kind->level, kind->event, suffix, fmt, ap);
+    va_end(ap);
+}
+
+void log_limit_flush(void)
+{
+    if (atomic_load_explicit(&lg.running, memory_order_acquire))
+        lim_flush(true);
+}
+
+void log_limit_clock(uint64_t (*now_ms)(void))
+{
+    lim_clock = now_ms;
 }
 
 /* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, at most

@@ -52,6 +52,57 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
+ * Rate-limited events: a kind of event a peer can repeat at will (a failed authentication,
+ * a malformed datagram, an eviction), named by a static struct: its event name, level and
+ * the fixed fields (NULL, or a logfmt fragment such as "reason=evicted") that the summary
+ * lines of the kind carry.
+ */
+struct log_kind {
+    const char *event;
+    enum log_level level;
+    const char *fields;
+};
+
+/* Per peer and kind: LOG_LIMIT_PEER_BURST lines at once, then one per
+ * LOG_LIMIT_PEER_INTERVAL_MS. All rate-limited events together: LOG_LIMIT_BURST lines at
+ * once, then one per LOG_LIMIT_INTERVAL_MS. Summaries are written every LOG_LIMIT_FLUSH_MS. */
+#define LOG_LIMIT_PEER_BURST       5
+#define LOG_LIMIT_PEER_INTERVAL_MS 1000
+#define LOG_LIMIT_BURST            50
+#define LOG_LIMIT_INTERVAL_MS      100
+#define LOG_LIMIT_FLUSH_MS         1000
+
+/*
+ * Like log_event for one event of `kind` about `peer` (the peer's address as the line's
+ * peer= shows it; NULL or "" for none), within the limits above; `fmt` holds every field
+ * but `ts`, `level` and `event`, as for log_event. An event over a limit is not written but
+ * counted, and every count is reported exactly once:
+ *   - the peer's next line that is written carries ` suppressed=N`: the events of this kind
+ *     and peer left out since its previous line;
+ *   - otherwise, about once a second once the peer's limit has lifted, the writer thread
+ *     writes `event=EVENT peer=PEER FIELDS suppressed=N` for it;
+ *   - events left out by the overall limit (many peers at once, e.g. forged source ports),
+ *     and the counts of peers the bounded table had to forget, are written about once a
+ *     second as one `event=EVENT FIELDS suppressed=N` line per kind (no peer=);
+ *   - log_limit_flush and log_close write whatever is still counted.
+ * So the lines written for a kind plus the N of its suppressed= fields are exactly the
+ * events logged. Memory is bounded (a fixed table of recent peers). Thread-safe; takes a
+ * short internal lock (never held across I/O), so it never waits for the disk.
+ */
+void log_event_limited(const struct log_kind *kind, const char *peer, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes, from the calling thread, a line for every count of rate-limited events still
+ * owed (the server calls it before `stop`, so the totals are complete by then). */
+void log_limit_flush(void);
+
+/* For tests: the millisecond clock of the rate limit (NULL: CLOCK_MONOTONIC again); while
+ * one is set, the writer thread writes no summaries of its own (log_limit_flush and log_close
+ * still do), so what is written depends on the test alone. Set it before log_open and while
+ * no other thread logs. */
+void log_limit_clock(uint64_t (*now_ms)(void));
+
+/*
  * Escapes `n` bytes of `src` for a quoted logfmt value: `"` as \", `\` as \\, tab, CR, LF
  * as \t \r \n, other control bytes, DEL and bytes that are not part of valid UTF-8 as \xHH
  * (lowercase hex); the C1 controls U+0080-U+009F, the separators U+2028 and U+2029 and the

@@ -95,6 +95,12 @@ void server_log_partial(struct server *srv, uint64_t conn_id, const char *peer,
     log_message(srv, conn_id, peer, m, true);
 }
 
+/* Events a peer can repeat at will: rate-limited per peer and overall (log_event_limited). */
+static const struct log_kind kind_auth_fail = {"auth_fail", LOG_WARN, NULL};
+static const struct log_kind kind_proto_error = {"error", LOG_ERROR, NULL};
+static const struct log_kind kind_timeout_handshake = {"timeout", LOG_WARN, "what=handshake"};
+static const struct log_kind kind_timeout_record = {"timeout", LOG_WARN, "what=record"};
+
 void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *peer, int err,
                             const char *detail)
 {
@@ -105,10 +111,11 @@ void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *pe
     bool has_detail = detail && detail[0];
     bool auth = err == PROTO_E_AUTH || err == PROTO_E_PARSE;
     stats_add(auth ? STATS_AUTH_FAIL : STATS_ERR_PROTO, 1);
-    log_event(auth ? LOG_WARN : LOG_ERROR, auth ? "auth_fail" : "error",
-              "peer=%s conn=%llu error=%s%s%s", log_value(pv, sizeof(pv), peer),
-              (unsigned long long)conn_id, log_value(ev, sizeof(ev), proto_strerror(err)),
-              has_detail ? " detail=" : "", has_detail ? log_value(dv, sizeof(dv), detail) : "");
+    log_event_limited(auth ? &kind_auth_fail : &kind_proto_error, peer,
+                      "peer=%s conn=%llu error=%s%s%s", log_value(pv, sizeof(pv), peer),
+                      (unsigned long long)conn_id, log_value(ev, sizeof(ev), proto_strerror(err)),
+                      has_detail ? " detail=" : "",
+                      has_detail ? log_value(dv, sizeof(dv), detail) : "");
 }
 
 enum server_action server_on_message(struct server *srv, uint64_t conn_id, const char *peer,
@@ -267,13 +274,14 @@ static void server_on_conn_fault(void *arg, struct conn *c, enum conn_fault what
     switch (what) {
     case CONN_FAULT_HANDSHAKE:
         stats_add(STATS_ERR_HANDSHAKE_TIMEOUT, 1);
-        log_event(LOG_WARN, "timeout", "peer=%s conn=%llu what=handshake",
-                  log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
+        log_event_limited(&kind_timeout_handshake, sc->peer_text,
+                          "peer=%s conn=%llu what=handshake",
+                          log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
         break;
     case CONN_FAULT_RECORD:
         stats_add(STATS_ERR_RECORD_TIMEOUT, 1);
-        log_event(LOG_WARN, "timeout", "peer=%s conn=%llu what=record",
-                  log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
+        log_event_limited(&kind_timeout_record, sc->peer_text, "peer=%s conn=%llu what=record",
+                          log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
         break;
     case CONN_FAULT_RECV:
         stats_add(STATS_ERR_RECV, 1);

@@ -152,7 +152,8 @@ void server_log_partial(struct server *srv, uint64_t conn_id, const char *peer,
                         const struct server_msg *m);
 
 /* Logs a protocol failure of one connection or datagram: auth_fail (warn) for
- * authentication and parse errors, error otherwise. */
+ * authentication and parse errors, error otherwise; rate-limited per peer and overall
+ * (log_event_limited: repeated ones are counted and reported with `suppressed=N`). */
 void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *peer, int err,
                             const char *detail);
 

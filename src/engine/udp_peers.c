@@ -24,9 +24,10 @@
  * one table per thread, one shared count) hold the whole limit admits one all the same, so
  * the peers held never exceed --max-conns by more than the number of tables minus one, and
  * no new peer is ever denied for want of room.
- * Eviction lines are rate-limited so a flood cannot flood the log: at most EVICT_LOG_BURST
- * per second, and one `disconnect reason=evicted suppressed=N` line for the rest when their
- * second is over.
+ * Eviction lines are rate-limited so a flood cannot flood the log: they go through the log's
+ * limit of repeated events (log_event_limited, shared by every table and every rate-limited
+ * kind), and the left-out ones are counted in `disconnect reason=evicted suppressed=N`
+ * lines.
  *
  * A session created for a datagram that its protocol then refuses before any handshake is
  * done (a secure initiation with a valid cookie but an invalid key) is forgotten at once, so
@@ -47,9 +48,8 @@
 /* Sessions of peers that never said `exit` are forgotten after this much silence when no
  * --idle-timeout is given. */
 #define UDP_DEFAULT_IDLE_MS (180 * 1000)
-/* Eviction disconnect lines written per one-second window; the rest are counted. */
-#define EVICT_LOG_BURST 10
-#define EVICT_WINDOW_MS 1000
+/* Evictions: a peer's disconnect line within the log's rate limit (see log.h). */
+static const struct log_kind kind_evicted = {"disconnect", LOG_INFO, "reason=evicted"};
 
 /* The three orders a peer is kept in besides its hash bucket. */
 enum { BY_LAST, BY_CREATED, UNPROVEN, NLISTS };
@@ -201,15 +201,6 @@ static void mark_proven(struct udp_peers *t, struct udp_peer *p)
     p->proven = true;
 }
 
-/* Writes the count of eviction lines left out, if any, once their window is over. */
-static void evict_log_flush(struct udp_peers *t, uint64_t now)
-{
-    if (t->evict_suppressed && now / EVICT_WINDOW_MS != t->evict_window) {
-        log_event(LOG_INFO, "disconnect", "reason=evicted suppressed=%lu", t->evict_suppressed);
-        t->evict_suppressed = 0;
-    }
-}
-
 /* Which peer makes room for a new one (see the top of this file); NULL if none is held. */
 static struct udp_peer *evict_victim(const struct udp_peers *t)
 {
@@ -219,22 +210,12 @@ static struct udp_peer *evict_victim(const struct udp_peers *t)
 }
 
 /* Forgets p to make room, logging it within the rate limit. */
-static void peer_evict(struct udp_peers *t, struct udp_peer *p, uint64_t now)
+static void peer_evict(struct udp_peers *t, struct udp_peer *p)
 {
-    evict_log_flush(t, now);
-    uint64_t w = now / EVICT_WINDOW_MS;
-    if (w != t->evict_window) {
-        t->evict_window = w;
-        t->evict_logged = 0;
-    }
-    const char *reason = NULL;
-    if (t->evict_logged < EVICT_LOG_BURST) {
-        t->evict_logged++;
-        reason = "evicted";
-    } else {
-        t->evict_suppressed++;
-    }
-    peer_forget(t, p, reason);
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+    log_event_limited(&kind_evicted, p->text, "peer=%s conn=%llu reason=evicted",
+                      log_value(pv, sizeof(pv), p->text), (unsigned long long)p->id);
+    peer_forget(t, p, NULL);
 }
 
 /* Keeps by_created holding exactly the peers whose handshake is not done. A session is
@@ -294,7 +275,7 @@ static struct udp_peer *peer_new(struct udp_peers *t, const struct net_addr *fro
     if (atomic_load(&srv->nconns) >= srv->conf.max_conns) {
         struct udp_peer *victim = evict_victim(t);
         if (victim)
-            peer_evict(t, victim, now);
+            peer_evict(t, victim);
     }
     struct udp_peer *p = calloc(1, sizeof(*p));
     if (!p)
@@ -423,7 +404,6 @@ void udp_peers_expire(struct udp_peers *t, uint64_t now)
      * handshake, so admitted-but-silent peers cannot hold --max-conns slots. */
     while (hs && (p = t->by_created.head) && now - p->created >= hs)
         peer_forget(t, p, "timeout");
-    evict_log_flush(t, now);
 }
 
 uint64_t udp_peers_next_deadline(const struct udp_peers *t)
@@ -433,8 +413,6 @@ uint64_t udp_peers_next_deadline(const struct udp_peers *t)
         at = t->by_last.head->last + idle_ms(t);
     if (hs && t->by_created.head && t->by_created.head->created + hs < at)
         at = t->by_created.head->created + hs;
-    if (t->evict_suppressed && (t->evict_window + 1) * EVICT_WINDOW_MS < at)
-        at = (t->evict_window + 1) * EVICT_WINDOW_MS;
     return at;
 }
 
@@ -446,9 +424,6 @@ long udp_peers_count(const struct udp_peers *t)
 void udp_peers_close(struct udp_peers *t)
 {
     if (t->table) {
-        if (t->evict_suppressed)
-            log_event(LOG_INFO, "disconnect", "reason=evicted suppressed=%lu", t->evict_suppressed);
-        t->evict_suppressed = 0;
         for (struct udp_peer *p = t->by_last.head, *next; p; p = next) {
             next = p->link[BY_LAST].next;
             peer_forget(t, p, "shutdown");

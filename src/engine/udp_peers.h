@@ -43,11 +43,6 @@ struct udp_peers {
      * the first to make room when the table is full (see udp_peers.c). */
     struct udp_peer_list unproven;
     long nunproven;
-    /* Eviction log rate limit: the current one-second window, the disconnect lines written
-     * in it, and those left out (reported when the window ends). */
-    uint64_t evict_window;
-    unsigned evict_logged;
-    unsigned long evict_suppressed;
     struct buf reply, out;
 };
 
@@ -63,7 +58,8 @@ int udp_peers_init(struct udp_peers *t, struct server *srv, udp_peers_emit_fn em
  * replies and the echo, forgets the peer on `exit` (before its echo is emitted, so a client
  * that saw the echo can count on the freed slot) and asks the server to shut down on an
  * allowed `shutdown`. --max-conns bounds the table: when it is reached a new peer takes the
- * place of one held here (`disconnect reason=evicted`, rate-limited; see udp_peers.c for
+ * place of one held here (`disconnect reason=evicted`, rate-limited as log.h's
+ * log_event_limited; see udp_peers.c for
  * which), or, when this table holds none, is admitted all the same. A new session whose first
  * datagram the protocol refuses before its handshake is done is forgotten at once (reason=error),
  * so a failed handshake never blocks the next one from that address. `now` must not go backwards.
@@ -73,12 +69,11 @@ void udp_peers_on_datagram(struct udp_peers *t, const struct net_addr *from, con
 
 /* Forgets (logging `disconnect reason=timeout`) every peer silent for the idle timeout
  * (--idle-timeout, or 180 s when none) and every peer whose handshake is not done within
- * --handshake-timeout of its first datagram, and logs how many eviction lines the rate
- * limit left out once their one-second window is over. Visits only the peers it forgets. */
+ * --handshake-timeout of its first datagram. Visits only the peers it forgets. */
 void udp_peers_expire(struct udp_peers *t, uint64_t now);
 
-/* The earliest time at which udp_peers_expire would forget a peer or report left-out
- * eviction lines, or UINT64_MAX when there is nothing to do. */
+/* The earliest time at which udp_peers_expire would forget a peer, or UINT64_MAX when there
+ * is nothing to do. */
 uint64_t udp_peers_next_deadline(const struct udp_peers *t);
 
 /* Number of peer sessions held. */

@@ -52,6 +52,21 @@ static int wait_ms(const struct conn *c, uint64_t now)
     return due - now < MAX_WAIT_MS ? (int)(due - now) : MAX_WAIT_MS;
 }
 
+/*
+ * A thread whose connection ended during shutdown does not exit: the process is about to,
+ * and ending 15,000 threads one by one (each unmapping its stack, with a TLB shootdown across
+ * the cores, under the address-space lock every other exiting thread wants) took longer than
+ * the connections themselves, past SPEC's 2 s. Parked, the threads are ended all at once by
+ * the process's exit. A parked thread holds nothing (its connection is closed and freed, its
+ * crypto state released) and runs no code; signals are blocked in every connection thread,
+ * so pause() never returns.
+ */
+static _Noreturn void park_until_exit(void)
+{
+    for (;;)
+        pause();
+}
+
 static void *conn_main(void *arg)
 {
     struct tconn *t = arg;
@@ -117,10 +132,15 @@ static void *conn_main(void *arg)
      * destructor after `live` drops, it would race with the library's own cleanup at
      * process exit (the main thread does not join detached threads). */
     crypto_thread_stop();
+    /* Read before `live` drops: afterwards the server may be freed. */
+    bool park = atomic_load(&srv->stopping);
     pthread_mutex_lock(&m->mu);
-    m->live--;
-    pthread_cond_signal(&m->cv);
+    /* Only the last one wakes the acceptor thread, which waits for none but the last. */
+    if (--m->live == 0)
+        pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
+    if (park)
+        park_until_exit();
     return NULL;
 }
 

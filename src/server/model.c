@@ -333,8 +333,10 @@ int model_accept(struct model_acceptor *a, struct net_addr *peer, uint64_t now)
         char text[NET_ADDRSTRLEN];
         net_format_addr((const struct sockaddr *)&peer->ss, text, sizeof(text));
         char v[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
-        log_event(LOG_WARN, "denied", "peer=%s reason=max_conns limit=%ld",
-                  log_value(v, sizeof(v), text), srv->conf.max_conns);
+        /* A client retrying at will: rate-limited per peer and overall, as log.h says. */
+        static const struct log_kind kind = {"denied", LOG_WARN, "reason=max_conns"};
+        log_event_limited(&kind, text, "peer=%s reason=max_conns limit=%ld",
+                          log_value(v, sizeof(v), text), srv->conf.max_conns);
         close(fd);
         return -ECONNREFUSED;
     }

@@ -199,8 +199,10 @@ int server_run(const struct server_conf *conf)
     }
     if (status == 0 && conf->stats_ms > 0)
         log_stats(srv, sctx.started); /* the run's totals */
-    if (status == 0)
+    if (status == 0) {
+        log_limit_flush(); /* the counts of rate-limited events come before `stop` */
         log_event(LOG_INFO, "stop", "conns=%ld", atomic_load(&srv->nconns));
+    }
 out_ctx:
     metrics_stop(metrics);
     if (conf->proto->ctx_free && srv->pctx)

@@ -499,6 +499,110 @@ static void test_close_flushes(void)
     log_event(LOG_INFO, "seq", "thread=0 seq=0 pad=x");
 }
 
+/* ---- log_event_limited, on a fake clock ---- */
+
+static atomic_uint_least64_t lim_fake;
+
+static uint64_t lim_fake_clock(void)
+{
+    return atomic_load(&lim_fake);
+}
+
+static int count_in(const char *text, const char *s)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, s)) != NULL; p += strlen(s))
+        n++;
+    return n;
+}
+
+/* Lines holding `has` (and not `hasnt`), and the sum of their suppressed= counts. */
+static void limited_totals(const char *text, const char *has, const char *hasnt, long *lines,
+                           long *sup)
+{
+    *lines = *sup = 0;
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        char buf[4096];
+        if (len < sizeof(buf)) {
+            memcpy(buf, line, len);
+            buf[len] = '\0';
+            if (strstr(buf, has) && !(hasnt && strstr(buf, hasnt))) {
+                const char *q = strstr(buf, " suppressed=");
+                if (strstr(buf, " conn="))
+                    (*lines)++; /* an event's own line (a summary has no conn=) */
+                if (q)
+                    *sup += strtol(q + 12, NULL, 10);
+            }
+        }
+        line += len + (end ? 1 : 0);
+    }
+}
+
+/* One peer repeating itself: the burst is written, its next line after a second carries
+ * the count, a summary reports what is left at the end; many peers at once meet the
+ * overall limit, reported per kind; every event is accounted for exactly once. */
+static void test_limited(void)
+{
+    static const struct log_kind auth = {"auth_fail", LOG_WARN, NULL};
+    static const struct log_kind evict = {"disconnect", LOG_INFO, "reason=evicted"};
+    char path[] = "/tmp/secho-test-log-XXXXXX";
+    CHECK(temp_path(path));
+    atomic_store(&lim_fake, 0);
+    log_limit_clock(lim_fake_clock);
+    CHECK_INT(log_open(path), 0);
+    const char *peer = "a b"; /* not a bare token: the summary line must quote it */
+    for (int i = 0; i < LOG_LIMIT_PEER_BURST + 2; i++)
+        log_event_limited(&auth, peer, "peer=\"a b\" conn=1 error=x seq=%d", i);
+    atomic_store(&lim_fake, LOG_LIMIT_PEER_INTERVAL_MS);
+    log_event_limited(&auth, peer, "peer=\"a b\" conn=1 error=x seq=lifted");
+    for (int i = 0; i < 3; i++)
+        log_event_limited(&auth, peer, "peer=\"a b\" conn=1 error=x seq=late%d", i);
+    /* 300 peers at once, of two kinds. */
+    for (int i = 0; i < 300; i++) {
+        char p[32];
+        snprintf(p, sizeof(p), "10.0.0.1:%d", 1000 + i);
+        if (i % 3)
+            log_event_limited(&auth, p, "peer=%s conn=%d error=x", p, i + 2);
+        else
+            log_event_limited(&evict, p, "peer=%s conn=%d reason=evicted", p, i + 2);
+    }
+    /* Long after: the peer's limit has lifted, the overall one refilled. */
+    atomic_store(&lim_fake, 1000000);
+    log_limit_flush();
+    log_event(LOG_INFO, "stop", "conns=0");
+    log_close();
+    log_limit_clock(NULL);
+    char *text = slurp(path);
+    CHECK(text != NULL);
+    if (text) {
+        if (getenv("SHOW_LOG"))
+            fputs(text, stderr);
+        /* The burst, then the line that carries the two left out. */
+        CHECK_INT(count_in(text, "error=x seq="), LOG_LIMIT_PEER_BURST + 1);
+        CHECK_INT(count_in(text, "seq=lifted suppressed=2\n"), 1);
+        CHECK_INT(count_in(text, "level=warn event=auth_fail peer=\"a b\" suppressed=3\n"), 1);
+        /* Totals, per kind: lines + suppressed == events. */
+        long lines, sup;
+        limited_totals(text, "event=auth_fail", NULL, &lines, &sup);
+        CHECK_INT(lines + sup, LOG_LIMIT_PEER_BURST + 2 + 1 + 3 + 200);
+        limited_totals(text, "event=disconnect", NULL, &lines, &sup);
+        CHECK_INT(lines + sup, 100);
+        /* The overall limit: its burst (and what the clock allowed) for 300 + 10 events. */
+        CHECK(count_in(text, " conn=") <=
+              LOG_LIMIT_BURST + LOG_LIMIT_PEER_INTERVAL_MS / LOG_LIMIT_INTERVAL_MS + 1);
+        /* One aggregate per kind, at the flush. */
+        CHECK_INT(count_in(text, "level=warn event=auth_fail suppressed="), 1);
+        CHECK_INT(count_in(text, "level=info event=disconnect reason=evicted suppressed="), 1);
+        /* Everything was reported before `stop`. */
+        const char *stop = strstr(text, "event=stop");
+        CHECK(stop != NULL && strstr(stop, "suppressed=") == NULL);
+        free(text);
+    }
+    unlink(path);
+}
+
 /* A quiet writer is woken by the first line: it is on disk within milliseconds. */
 static void test_quiet_latency(void)
 {
@@ -603,5 +707,6 @@ int main(void)
     test_timestamp();
     test_value();
     test_reopen();
+    test_limited();
     return CHECK_DONE();
 }
