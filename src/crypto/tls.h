@@ -19,6 +19,9 @@
 /* What one record secho writes adds to its plaintext: the header, the inner content type
  * and a 16-byte AEAD tag (the suites offered: AES-GCM, ChaCha20-Poly1305; no padding). */
 #define CRYPTO_TLS_OVERHEAD (CRYPTO_TLS_HDR + 1 + 16)
+/* What a write may carry ahead of its records: the KeyUpdate (a 5-byte handshake message in
+ * a record of its own) that libssl owes a peer who asked for one, sent with the next write. */
+#define CRYPTO_TLS_WRITE_EXTRA (CRYPTO_TLS_OVERHEAD + 5)
 
 enum {
     CRYPTO_TLS_E_PROTO = -1201,  /* the handshake failed or the peer broke the protocol */
@@ -95,7 +98,8 @@ int crypto_tls_handshake(struct crypto_tls *t, char *err, size_t errlen)
 int crypto_tls_read(struct crypto_tls *t, uint8_t *p, size_t cap, size_t *n, char *err,
                     size_t errlen) __attribute__((warn_unused_result));
 /* After the handshake: encrypts n bytes (records of at most CRYPTO_TLS_PLAIN_MAX, each
- * CRYPTO_TLS_OVERHEAD longer) into the output. Returns 0 or <0 with err. */
+ * CRYPTO_TLS_OVERHEAD longer, maybe after CRYPTO_TLS_WRITE_EXTRA bytes of key update) into
+ * the output. Returns 0 or <0 with err. */
 int crypto_tls_write(struct crypto_tls *t, const uint8_t *p, size_t n, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* Queues close_notify (our side is done). Returns 0 or <0. */

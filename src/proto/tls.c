@@ -429,9 +429,9 @@ static int tls_conn_write(void *conn, const uint8_t *msg, size_t len, struct buf
         return 0; /* a stream: nothing to send */
     /* Room for every record first: once libssl encrypted them they must all go out. */
     size_t records = (len + CRYPTO_TLS_PLAIN_MAX - 1) / CRYPTO_TLS_PLAIN_MAX;
-    if (records > (SIZE_MAX - len) / CRYPTO_TLS_OVERHEAD)
+    if (records > (SIZE_MAX - len - CRYPTO_TLS_WRITE_EXTRA) / CRYPTO_TLS_OVERHEAD)
         return -ENOBUFS;
-    size_t need = len + records * CRYPTO_TLS_OVERHEAD;
+    size_t need = len + records * CRYPTO_TLS_OVERHEAD + CRYPTO_TLS_WRITE_EXTRA;
     int r = buf_reserve(out, need);
     if (r != 0)
         return r;
@@ -440,7 +440,7 @@ static int tls_conn_write(void *conn, const uint8_t *msg, size_t len, struct buf
     if (r != 0)
         return tls_fail(c, proto_code(r), "write: %s", why);
     size_t got = crypto_tls_out_len(&c->t);
-    if (got > need) /* libssl wrote more than a record's overhead: not recoverable */
+    if (got > need) /* libssl wrote more than it may: the stream cannot be mended */
         return tls_fail(c, PROTO_E_CRYPTO, "TLS records larger than expected");
     buf_commit(out, crypto_tls_out_take(&c->t, buf_tail(out), got));
     return 0;
