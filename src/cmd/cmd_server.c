@@ -28,9 +28,9 @@ static const char usage_tail[] =
     "  -k, --key FILE              secure: static key, created 0600 if absent\n"
     "                              (default ~/.config/secho/server.key);\n"
     "                              tls: the private key (PEM) of --cert\n"
-    "      --cert FILE             tls: certificate chain (PEM); without --cert and --key\n"
-    "                              a self-signed pair is made on first start and kept in\n"
-    "                              ~/.config/secho/server-tls.{crt,key}\n"
+    "      --cert FILE             tls: certificate chain (PEM); without it and -k\n"
+    "                              a self-signed pair is made on first start and\n"
+    "                              kept in ~/.config/secho/server-tls.{crt,key}\n"
     "      --admins FILE           secure: public keys allowed to run `shutdown`\n"
     "      --allow-shutdown WHO    plain/lab: any | loopback | none (default loopback)\n"
     "      --max-conns N           refuse connections beyond N (default: fd limit - 64)\n"
@@ -45,8 +45,8 @@ static const char usage_tail[] =
     "      --dh-params FILE        lab-dh: PKCS#3 PEM parameters (default RFC 7919 ffdhe2048)\n"
     "  -h, --help                  show this help\n"
     "\n"
-    "Options marked secure:, tls:, lab-dh: or plain/lab: belong to those protocols; given with\n"
-    "another -P they are a usage error (exit 2).\n"
+    "Options marked secure:, tls:, lab-dh: or plain/lab: belong to those protocols;\n"
+    "given with another -P they are a usage error (exit 2).\n"
     "\n"
     "Once it accepts traffic the server prints `listening on HOST:PORT` on stdout.\n"
     "SIGINT/SIGTERM shut it down gracefully; SIGHUP reopens the log file.\n"
@@ -55,8 +55,8 @@ static const char usage_tail[] =
     "  secho server -P plain -p 9090             # then: nc 127.0.0.1 9090\n"
     "  secho server -P plain -t udp -m epoll     # then: socat - UDP:127.0.0.1:9090\n"
     "  secho server -l /var/log/secho.log        # secure echo, keys in ~/.config/secho\n"
-    "  secho server -P tls -p 8443               # then: openssl s_client -quiet -connect\n"
-    "                                            #   127.0.0.1:8443\n";
+    "  secho server -P tls -p 8443               # then: openssl s_client -quiet\n"
+    "                                            #   -connect 127.0.0.1:8443\n";
 
 enum {
     OPT_THREADS = 256,
