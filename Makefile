@@ -9,7 +9,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 9090
 RUNARGS ?= -P plain
 
-.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench fuzz format format-check lint install clean
+.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench fuzz format format-check lint install uninstall clean
 
 all: build
 
@@ -81,8 +81,13 @@ lint: build
 	printf '%s\n' $(SRC_C) | xargs -P $(JOBS) -n 1 $(CLANG_TIDY) -p $(BUILD) --quiet || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "lint: FAILED"; else echo "lint: clean"; fi; exit $$rc
 
+# DESTDIR=/staging installs under /staging for packagers; uninstall takes the same PREFIX and
+# DESTDIR and removes what the manifest (PREFIX/share/secho/install_manifest.txt) lists.
 install: build
-	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+	DESTDIR="$(DESTDIR)" $(CMAKE) --install $(BUILD) --prefix $(PREFIX)
+
+uninstall:
+	DESTDIR="$(DESTDIR)" $(CMAKE) -DPREFIX=$(PREFIX) -P cmake/uninstall.cmake
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

@@ -3,10 +3,135 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+
+/* ---- the per-thread storage free-list ---- */
+
+#define POOL_MIN_SHIFT 8  /* BUF_POOL_MIN */
+#define POOL_CLASSES   10 /* 256 B .. 128 KiB */
+
+_Static_assert(BUF_POOL_MIN == 1 << POOL_MIN_SHIFT, "the smallest class");
+_Static_assert(BUF_POOL_MAX == BUF_POOL_MIN << (POOL_CLASSES - 1), "the largest class");
+
+struct pool_block {
+    struct pool_block *next;
+};
+
+struct pool {
+    struct pool_block *head[POOL_CLASSES];
+    unsigned n[POOL_CLASSES];
+    size_t bytes;
+    bool registered; /* the exit destructor knows this thread's list */
+    struct buf_pool_stats st;
+};
+
+static _Thread_local struct pool tl_pool;
+static pthread_key_t pool_key;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static bool pool_key_ok;
+
+static void pool_drain(struct pool *p)
+{
+    for (int i = 0; i < POOL_CLASSES; i++) {
+        while (p->head[i]) {
+            struct pool_block *b = p->head[i];
+            p->head[i] = b->next;
+            free(b);
+        }
+        p->n[i] = 0;
+    }
+    p->bytes = 0;
+}
+
+static void pool_thread_exit(void *arg)
+{
+    pool_drain(arg);
+}
+
+static void pool_key_make(void)
+{
+    pool_key_ok = pthread_key_create(&pool_key, pool_thread_exit) == 0;
+}
+
+/* The class of a storage size, or -1 when the size is not pooled. */
+static int pool_class(size_t size)
+{
+    if (size < BUF_POOL_MIN || size > BUF_POOL_MAX || (size & (size - 1)) != 0)
+        return -1;
+    int c = 0;
+    while (((size_t)BUF_POOL_MIN << c) < size)
+        c++;
+    return c;
+}
+
+static uint8_t *storage_get(size_t size)
+{
+    struct pool *p = &tl_pool;
+    int c = pool_class(size);
+    if (c >= 0 && p->head[c]) {
+        struct pool_block *b = p->head[c];
+        p->head[c] = b->next;
+        p->n[c]--;
+        p->bytes -= size;
+        p->st.reused++;
+        return (uint8_t *)b;
+    }
+    uint8_t *m = malloc(size);
+    if (m)
+        p->st.fresh++;
+    return m;
+}
+
+/* Takes storage whose written bytes the caller has wiped (or that only held public ones). */
+static void storage_put(uint8_t *m, size_t size)
+{
+    struct pool *p = &tl_pool;
+    if (!m)
+        return;
+    int c = pool_class(size);
+    if (c < 0 || p->n[c] >= BUF_POOL_PER_CLASS || p->bytes + size > BUF_POOL_BYTES) {
+        free(m);
+        p->st.freed++;
+        return;
+    }
+    if (!p->registered) {
+        /* A thread's list is freed when the thread exits; without the key (it could not be
+         * made) nothing is kept. */
+        pthread_once(&pool_once, pool_key_make);
+        if (!pool_key_ok || pthread_setspecific(pool_key, p) != 0) {
+            free(m);
+            p->st.freed++;
+            return;
+        }
+        p->registered = true;
+    }
+    struct pool_block *b = (struct pool_block *)(void *)m;
+    b->next = p->head[c];
+    p->head[c] = b;
+    p->n[c]++;
+    p->bytes += size;
+    p->st.kept++;
+}
+
+void buf_pool_stats(struct buf_pool_stats *out)
+{
+    *out = tl_pool.st;
+    out->bytes = tl_pool.bytes;
+    out->blocks = 0;
+    for (int i = 0; i < POOL_CLASSES; i++)
+        out->blocks += tl_pool.n[i];
+}
+
+void buf_pool_drain(void)
+{
+    pool_drain(&tl_pool);
+}
+
+/* ---- buffers ---- */
 
 void buf_init(struct buf *b, size_t limit)
 {
@@ -14,20 +139,49 @@ void buf_init(struct buf *b, size_t limit)
     b->limit = limit;
 }
 
-void buf_free_nowipe(struct buf *b)
+/* Gives the storage back with what it holds as it is; the caller wiped what needed it. */
+static void drop_storage(struct buf *b)
 {
-    free(b->data);
+    storage_put(b->data, b->cap);
     b->data = NULL;
     b->rd = b->wr = b->cap = b->dirty = 0;
+}
+
+static void wipe_written(struct buf *b)
+{
+    if (b->data && b->dirty)
+        OPENSSL_cleanse(b->data, b->dirty);
+    b->dirty = 0;
+}
+
+void buf_free_nowipe(struct buf *b)
+{
+    drop_storage(b);
     if (b->marks)
         b->marks->n = 0;
 }
 
 void buf_free(struct buf *b)
 {
-    if (b->data && b->dirty)
-        OPENSSL_cleanse(b->data, b->dirty);
+    wipe_written(b);
     buf_free_nowipe(b);
+}
+
+bool buf_release(struct buf *b)
+{
+    if (b->wr != b->rd)
+        return false;
+    if (b->data) {
+        wipe_written(b);
+        drop_storage(b);
+    }
+    return true;
+}
+
+void buf_clear(struct buf *b)
+{
+    buf_reset(b);
+    buf_release(b);
 }
 
 static void note_written(struct buf *b)
@@ -52,20 +206,19 @@ int buf_reserve(struct buf *b, size_t n)
         if (b->cap - b->wr >= n)
             return 0;
     }
-    size_t want = b->cap ? b->cap : 256;
+    size_t want = b->cap ? b->cap : BUF_POOL_MIN;
     while (want < used + n)
         want *= 2;
     if (want > b->limit)
         want = b->limit;
     /* Not realloc: it may leave the old bytes in freed memory unwiped. */
-    uint8_t *p = malloc(want);
+    uint8_t *p = storage_get(want);
     if (!p)
         return -ENOMEM;
     if (used)
         memcpy(p, b->data + b->rd, used);
-    if (b->data && b->dirty)
-        OPENSSL_cleanse(b->data, b->dirty);
-    free(b->data);
+    wipe_written(b);
+    drop_storage(b);
     b->data = p;
     b->cap = want;
     b->rd = 0;

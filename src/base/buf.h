@@ -9,6 +9,12 @@
 
 #define BUF_MAX_PAUSES 16
 
+/* The per-thread storage free-list (see struct buf). */
+#define BUF_POOL_MIN       256
+#define BUF_POOL_MAX       (128 * 1024)
+#define BUF_POOL_PER_CLASS 8
+#define BUF_POOL_BYTES     (512 * 1024)
+
 /*
  * Pause marks support peers that cannot frame (the notebook's protocols read each part
  * with one recv(1024)). They are opt-in: only a buffer whose owner attached a struct
@@ -25,10 +31,18 @@ struct buf_marks {
 /*
  * A FIFO of bytes: data[rd .. wr) is unread, data[wr .. cap) is free. Appends fail with
  * -ENOBUFS once the unread length would exceed `limit`. Storage is allocated lazily and
- * grows geometrically up to `limit`. The owner calls buf_free, which wipes every byte the
- * buffer ever held (and only those: pages never written are not touched), or, by name,
- * buf_free_nowipe for a buffer that only ever held public bytes. Growing moves the bytes to
- * new storage and wipes the old, so no copy is left behind in freed memory.
+ * grows geometrically up to `limit`; an owner that wants an idle buffer to cost nothing
+ * gives it back with buf_release once it is empty (the next append takes storage again).
+ * The owner calls buf_free, which wipes every byte the buffer ever held (and only those:
+ * pages never written are not touched), or, by name, buf_free_nowipe for a buffer that only
+ * ever held public bytes. Growing moves the bytes to new storage and wipes the old, so no
+ * copy is left behind in freed memory.
+ *
+ * Storage of a power-of-two size from BUF_POOL_MIN to BUF_POOL_MAX comes from, and goes back
+ * to, a small free-list of the calling thread (wiped before it goes there), so an event loop
+ * that takes a read buffer per event and gives it back does not call malloc for each, and
+ * the blocks kept are bounded per thread (BUF_POOL_PER_CLASS of a size, BUF_POOL_BYTES in
+ * all). A buffer may be freed on another thread than the one it grew on.
  */
 struct buf {
     uint8_t *data;
@@ -38,6 +52,12 @@ struct buf {
     uint64_t consumed;       /* bytes ever consumed from the front */
     struct buf_marks *marks; /* NULL: this buffer takes no pause marks */
 };
+
+/* Storage this buffer holds now (0 after buf_release or buf_free). */
+static inline size_t buf_cap(const struct buf *b)
+{
+    return b->cap;
+}
 
 /* Initialises an empty buffer that will never hold more than `limit` unread bytes. */
 void buf_init(struct buf *b, size_t limit);
@@ -75,8 +95,26 @@ int buf_put_u8(struct buf *b, uint8_t v) __attribute__((warn_unused_result));
 int buf_put_u16be(struct buf *b, uint16_t v) __attribute__((warn_unused_result));
 /* Drops `n` (<= buf_len) bytes from the front. */
 void buf_consume(struct buf *b, size_t n);
-/* Drops everything (pause marks too). */
+/* Drops everything (pause marks too). The storage stays. */
 void buf_reset(struct buf *b);
+/* If the buffer is empty, gives its storage back (wiping what was written); a buffer that
+ * holds unread bytes is left alone. Pause marks, the limit and the consumed count stay, so
+ * the buffer is used on as before. Returns true when no storage is held afterwards. */
+bool buf_release(struct buf *b);
+/* buf_reset, then buf_release: drops everything and holds no storage. */
+void buf_clear(struct buf *b);
+
+/* What the calling thread's storage free-list holds and has done (for tests and stats). */
+struct buf_pool_stats {
+    size_t blocks, bytes; /* kept now */
+    uint64_t fresh;       /* storage allocated with malloc */
+    uint64_t reused;      /* storage taken from the free-list */
+    uint64_t kept, freed; /* storage given back: kept in the list, or returned to malloc */
+};
+void buf_pool_stats(struct buf_pool_stats *out);
+/* Frees everything the calling thread's free-list keeps (a thread's free-list is also freed
+ * when the thread exits). */
+void buf_pool_drain(void);
 
 /* Lets b carry pause marks, kept in m (emptied here). The owner keeps m alive, at the same
  * address, for as long as b is used; buf_free and buf_reset empty it but leave it attached. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,8 +67,53 @@ static struct {
     _Atomic(struct log_ring *) rings; /* every registered ring; producers push, writer unlinks */
     char *chunk;
     int fd;
-    char *path; /* NULL for stderr */
+    char *path;   /* NULL for stderr */
+    bool journal; /* stderr is the systemd journal: "<N>" priorities, no ts= */
 } lg = {.fd = -1};
+
+static const char *level_name(enum log_level level);
+
+/* True when stderr is a stream the journal reads: systemd sets JOURNAL_STREAM to its
+ * "DEVICE:INODE" (decimal), which must match stderr itself, not a descriptor redirected
+ * since (sd_journal_stream_fd(3)). */
+static bool stderr_is_journal(void)
+{
+    const char *e = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    char end;
+    if (!e || sscanf(e, "%llu:%llu%c", &dev, &ino, &end) != 2)
+        return false;
+    struct stat st;
+    return fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
+
+/* The syslog priority journald reads from a "<N>" line prefix (sd-daemon(3)). */
+static int journal_priority(enum log_level level)
+{
+    switch (level) {
+    case LOG_DEBUG:
+        return 7;
+    case LOG_INFO:
+        return 6;
+    case LOG_WARN:
+        return 4;
+    default:
+        return 3;
+    }
+}
+
+/* The head of every line: "ts=... level=... event=EVENT", or for the journal, which stamps
+ * each line itself, "<N>level=... event=EVENT". Returns what snprintf returns. */
+static int line_head(char *line, size_t cap, enum log_level level, const char *event)
+{
+    if (lg.journal)
+        return snprintf(line, cap, "<%d>level=%s event=%s", journal_priority(level),
+                        level_name(level), event);
+    char ts[40];
+    log_timestamp(ts, sizeof(ts));
+    return snprintf(line, cap, "ts=%s level=%s event=%s", ts, level_name(level), event);
+}
 
 /* Set by the signal thread (SIGHUP), taken by the writer thread. */
 static atomic_int reopen_requested;
@@ -218,10 +264,10 @@ static size_t drain_all(bool *busy)
         }
         uint64_t dropped = atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
         if (dropped) {
-            char ts[40], note[128];
-            log_timestamp(ts, sizeof(ts));
-            int k = snprintf(note, sizeof(note), "ts=%s level=warn event=log_dropped lines=%llu\n",
-                             ts, (unsigned long long)dropped);
+            char note[128];
+            int k = line_head(note, sizeof(note), LOG_WARN, "log_dropped");
+            k += snprintf(note + k, sizeof(note) - (size_t)k, " lines=%llu\n",
+                          (unsigned long long)dropped);
             if ((size_t)k > CHUNK_SIZE - used)
                 flush_chunk(&used);
             memcpy(lg.chunk + used, note, (size_t)k);
@@ -257,14 +303,13 @@ static void writer_reopen(void)
             err = errno;
         }
     }
-    char ts[40], line[256], v[LOG_VALUE_MAX(64)];
-    log_timestamp(ts, sizeof(ts));
-    int k;
+    char line[256], v[LOG_VALUE_MAX(64)];
+    int k = line_head(line, sizeof(line), err ? LOG_ERROR : LOG_INFO, "reopen");
     if (err)
-        k = snprintf(line, sizeof(line), "ts=%s level=error event=reopen error=%s\n", ts,
-                     log_value(v, sizeof(v), strerror(err)));
+        k += snprintf(line + k, sizeof(line) - (size_t)k, " error=%s\n",
+                      log_value(v, sizeof(v), strerror(err)));
     else
-        k = snprintf(line, sizeof(line), "ts=%s level=info event=reopen\n", ts);
+        k += snprintf(line + k, sizeof(line) - (size_t)k, "\n");
     if (k > 0 && (size_t)k < sizeof(line))
         write_all(lg.fd, line, (size_t)k);
 }
@@ -342,6 +387,7 @@ int log_open(const char *path)
     rings_reset();
     lg.fd = fd;
     lg.path = p;
+    lg.journal = !p && stderr_is_journal();
     atomic_store(&lg.stopping, false);
     atomic_store(&lg.sleeping, WRITER_AWAKE);
     int r = pthread_create(&lg.thread, NULL, writer_main, NULL);
@@ -468,9 +514,7 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
     if (!r)
         return;
     char line[LINE_MAX_LEN];
-    char ts[40];
-    log_timestamp(ts, sizeof(ts));
-    int n = snprintf(line, sizeof(line), "ts=%s level=%s event=%s", ts, level_name(level), event);
+    int n = line_head(line, sizeof(line), level, event);
     if (fmt && *fmt && n >= 0 && (size_t)n < sizeof(line) - 2) {
         line[n++] = ' ';
         va_list ap;

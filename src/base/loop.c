@@ -18,6 +18,8 @@ struct loop_fd {
     void *arg;
     unsigned mask;
     bool used;
+    bool exclusive; /* LOOP_EXCLUSIVE: epoll cannot modify it, so a change re-adds it */
+    bool parked;    /* exclusive with mask 0: not in the epoll set at all */
 };
 
 struct loop {
@@ -178,8 +180,12 @@ static void run_timers(struct loop *l)
     }
 }
 
-static uint32_t to_epoll(unsigned mask)
+static uint32_t to_epoll(unsigned mask, bool exclusive)
 {
+    /* EPOLLEXCLUSIVE takes only in/out/err/hup (no EPOLLRDHUP). */
+    if (exclusive)
+        return EPOLLEXCLUSIVE | (mask & LOOP_READ ? EPOLLIN : 0) |
+               (mask & LOOP_WRITE ? EPOLLOUT : 0);
     return (mask & LOOP_READ ? EPOLLIN | EPOLLRDHUP : 0) | (mask & LOOP_WRITE ? EPOLLOUT : 0);
 }
 
@@ -198,10 +204,14 @@ int loop_add(struct loop *l, int fd, unsigned mask, loop_fd_cb cb, void *arg)
         l->fds = p;
         l->nfds = n;
     }
-    struct epoll_event ev = {.events = to_epoll(mask), .data.fd = fd};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+    bool exclusive = mask & LOOP_EXCLUSIVE;
+    mask &= ~(unsigned)LOOP_EXCLUSIVE;
+    bool parked = exclusive && mask == 0;
+    struct epoll_event ev = {.events = to_epoll(mask, exclusive), .data.fd = fd};
+    if (!parked && epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
         return -errno;
-    l->fds[fd] = (struct loop_fd){.cb = cb, .arg = arg, .mask = mask, .used = true};
+    l->fds[fd] = (struct loop_fd){
+        .cb = cb, .arg = arg, .mask = mask, .used = true, .exclusive = exclusive, .parked = parked};
     return 0;
 }
 
@@ -209,12 +219,26 @@ int loop_set(struct loop *l, int fd, unsigned mask)
 {
     if (fd < 0 || fd >= l->nfds || !l->fds[fd].used)
         return -EBADF;
-    if (l->fds[fd].mask == mask)
+    mask &= ~(unsigned)LOOP_EXCLUSIVE;
+    struct loop_fd *f = &l->fds[fd];
+    if (f->mask == mask)
         return 0;
-    struct epoll_event ev = {.events = to_epoll(mask), .data.fd = fd};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+    struct epoll_event ev = {.events = to_epoll(mask, f->exclusive), .data.fd = fd};
+    if (f->exclusive) {
+        /* Only EPOLL_CTL_ADD takes EPOLLEXCLUSIVE: take it out, then back in unless the
+         * new mask is empty (an exclusive entry cannot be left watching nothing). */
+        if (!f->parked)
+            epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+        f->parked = true;
+        if (mask != 0) {
+            if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+                return -errno;
+            f->parked = false;
+        }
+    } else if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
         return -errno;
-    l->fds[fd].mask = mask;
+    }
+    f->mask = mask;
     return 0;
 }
 
@@ -222,7 +246,8 @@ void loop_del(struct loop *l, int fd)
 {
     if (fd < 0 || fd >= l->nfds || !l->fds[fd].used)
         return;
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    if (!l->fds[fd].parked)
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
     l->fds[fd].used = false;
 }
 

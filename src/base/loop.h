@@ -14,6 +14,9 @@ enum {
     LOOP_READ = 1U << 0,
     LOOP_WRITE = 1U << 1,
     LOOP_HUP = 1U << 2, /* error or hang-up reported by the kernel */
+    /* loop_add only: the fd (a listener several loops watch) wakes one waiting loop, not
+     * all of them (EPOLLEXCLUSIVE); read/write readiness only, no peer half-close. */
+    LOOP_EXCLUSIVE = 1U << 3,
 };
 
 typedef void (*loop_fd_cb)(struct loop *l, int fd, unsigned events, void *arg);
@@ -39,7 +42,8 @@ struct loop *loop_new(void);
 /* Frees the loop (not the fds registered in it). Accepts NULL. */
 void loop_free(struct loop *l);
 
-/* Watches fd for the events in mask (LOOP_READ|LOOP_WRITE, may be 0). Returns 0 or -errno. */
+/* Watches fd for the events in mask (LOOP_READ|LOOP_WRITE, may be 0; plus LOOP_EXCLUSIVE).
+ * Returns 0 or -errno. */
 int loop_add(struct loop *l, int fd, unsigned mask, loop_fd_cb cb, void *arg);
 /* Changes the mask of a watched fd; cheap when unchanged. Returns 0 or -errno. */
 int loop_set(struct loop *l, int fd, unsigned mask);

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "keys.h"
+#include "metrics.h"
 #include "server.h"
 
 /* The help text, around the -P line (made from the registry by cli_help_proto). */
@@ -43,6 +44,12 @@ static const char usage_tail[] =
     "      --record-timeout SEC    close when a record is still incomplete this long\n"
     "                              after its first byte; not plain (default 30, 0 = none)\n"
     "      --dh-params FILE        lab-dh: PKCS#3 PEM parameters (default RFC 7919 ffdhe2048)\n"
+    "      --stats SEC             log event=stats (and event=stats_worker per worker)\n"
+    "                              every SEC seconds (fractions allowed)\n"
+    "      --metrics HOST:PORT     serve the same counters in the Prometheus text format\n"
+    "                              on GET /metrics (e.g. 127.0.0.1:9100)\n"
+    "      --pid-file FILE         write the pid to FILE once listening (locked while\n"
+    "                              the server runs; removed when it exits)\n"
     "  -h, --help                  show this help\n"
     "\n"
     "Options marked secure:, tls:, lab-dh: or plain/lab: belong to those protocols;\n"
@@ -50,6 +57,8 @@ static const char usage_tail[] =
     "\n"
     "Once it accepts traffic the server prints `listening on HOST:PORT` on stdout.\n"
     "SIGINT/SIGTERM shut it down gracefully; SIGHUP reopens the log file.\n"
+    "Sockets passed by systemd (LISTEN_FDS, socket activation) are served instead of\n"
+    "binding -H/-p; one named `metrics` (FileDescriptorName=metrics) serves --metrics.\n"
     "\n"
     "Examples:\n"
     "  secho server -P plain -p 9090             # then: nc 127.0.0.1 9090\n"
@@ -69,6 +78,9 @@ enum {
     OPT_HANDSHAKE_TIMEOUT,
     OPT_RECORD_TIMEOUT,
     OPT_DH_PARAMS,
+    OPT_STATS,
+    OPT_METRICS,
+    OPT_PID_FILE,
     OPT_CERT,
 };
 
@@ -87,6 +99,9 @@ static const struct option long_opts[] = {
     {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
     {"record-timeout", required_argument, NULL, OPT_RECORD_TIMEOUT},
     {"dh-params", required_argument, NULL, OPT_DH_PARAMS},
+    {"stats", required_argument, NULL, OPT_STATS},
+    {"metrics", required_argument, NULL, OPT_METRICS},
+    {"pid-file", required_argument, NULL, OPT_PID_FILE},
     {"cert", required_argument, NULL, OPT_CERT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -208,6 +223,27 @@ int server_main(int argc, char **argv)
             break;
         case OPT_CERT:
             conf.popts.cert_file = optarg;
+            break;
+        case OPT_STATS: {
+            double sec;
+            if (!cli_parse_seconds(cmd, "stats", optarg, 0.01, 86400, &sec))
+                return 2;
+            conf.stats_ms = (int)(sec * 1000 + 0.5);
+            break;
+        }
+        case OPT_METRICS: {
+            char host[256];
+            uint16_t port;
+            if (!metrics_parse_spec(optarg, host, sizeof(host), &port))
+                return cli_usage_error(cmd, "invalid --metrics '%s' (use HOST:PORT, [IPV6]:PORT)",
+                                       optarg);
+            conf.metrics = optarg;
+            break;
+        }
+        case OPT_PID_FILE:
+            if (!*optarg)
+                return cli_usage_error(cmd, "invalid --pid-file ''");
+            conf.pid_file = optarg;
             break;
         case 'h':
             return cli_help(usage_head, 28, usage_tail);

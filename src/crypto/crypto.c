@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
@@ -62,38 +63,135 @@ const char *crypto_strerror(int err)
 
 /* ---- AEAD ---- */
 
+/* The thread's cipher contexts, each keyed for one struct crypto_aead (by id). */
+struct aead_slot {
+    EVP_CIPHER_CTX *ctx;
+    uint64_t owner; /* id of the key it holds; 0 = none */
+};
+
+struct aead_cache {
+    struct aead_slot slot[2][CRYPTO_AEAD_CACHE]; /* by enum crypto_aead_alg */
+    unsigned hand[2]; /* the next slot to re-key when none is free (round robin) */
+    bool registered;  /* the exit destructor knows this thread's cache */
+};
+
+static _Thread_local struct aead_cache tl_aead;
+static pthread_key_t aead_key;
+static pthread_once_t aead_key_once = PTHREAD_ONCE_INIT;
+static bool aead_key_ok;
+static atomic_uint_fast64_t aead_next_id = 1;
+
+static void slot_drop(struct aead_slot *s)
+{
+    /* EVP_CIPHER_CTX_free cleanses the key schedule. */
+    EVP_CIPHER_CTX_free(s->ctx);
+    s->ctx = NULL;
+    s->owner = 0;
+}
+
+static void cache_drain(struct aead_cache *c)
+{
+    for (int a = 0; a < 2; a++)
+        for (int i = 0; i < CRYPTO_AEAD_CACHE; i++)
+            slot_drop(&c->slot[a][i]);
+}
+
+static void aead_thread_exit(void *arg)
+{
+    cache_drain(arg);
+}
+
+static void aead_key_make(void)
+{
+    aead_key_ok = pthread_key_create(&aead_key, aead_thread_exit) == 0;
+}
+
+void crypto_aead_cache_drain(void)
+{
+    cache_drain(&tl_aead);
+}
+
+unsigned crypto_aead_cache_size(void)
+{
+    unsigned n = 0;
+    for (int a = 0; a < 2; a++)
+        for (int i = 0; i < CRYPTO_AEAD_CACHE; i++)
+            n += tl_aead.slot[a][i].ctx != NULL;
+    return n;
+}
+
 int crypto_aead_init(struct crypto_aead *a, enum crypto_aead_alg alg,
                      const uint8_t key[static CRYPTO_KEYLEN])
 {
-    a->ctx = NULL;
+    a->id = 0;
+    a->slot = 0;
     a->alg = alg;
     if ((unsigned)alg > CRYPTO_CHACHAPOLY)
         return -EINVAL;
     pthread_once(&algs_once, algs_fetch);
     if (!algs.cipher[alg])
         return CRYPTO_E_LIB;
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    if (!c)
-        return CRYPTO_E_LIB;
-    /* The key schedule is computed once here; seal/open only install a nonce. The IV is
-     * given later, with the direction, per message. */
-    if (!EVP_CipherInit_ex2(c, algs.cipher[alg], key, NULL, 1, NULL)) {
-        EVP_CIPHER_CTX_free(c);
-        return CRYPTO_E_LIB;
-    }
-    a->ctx = c;
+    memcpy(a->key, key, CRYPTO_KEYLEN);
+    a->id = atomic_fetch_add(&aead_next_id, 1);
     return 0;
+}
+
+/* The calling thread's context keyed with a's key: the one a->slot names if it still is
+ * (one comparison), else a free slot or, with none free, the next in turn, re-keyed (the
+ * key schedule is computed here; the IV is given later, with the direction, per message).
+ * Round robin rather than least recently used: connections served in turn, more of them
+ * than there are slots, would otherwise evict each other every time. NULL if OpenSSL
+ * fails. */
+static EVP_CIPHER_CTX *aead_ctx(struct crypto_aead *a)
+{
+    struct aead_cache *c = &tl_aead;
+    if (a->id == 0 || (unsigned)a->alg > CRYPTO_CHACHAPOLY)
+        return NULL;
+    struct aead_slot *slots = c->slot[a->alg];
+    if (a->slot < CRYPTO_AEAD_CACHE && slots[a->slot].owner == a->id)
+        return slots[a->slot].ctx;
+    if (!c->registered) {
+        /* Without the exit destructor a thread's contexts would outlive it: keep none. */
+        pthread_once(&aead_key_once, aead_key_make);
+        if (!aead_key_ok || pthread_setspecific(aead_key, c) != 0)
+            return NULL;
+        c->registered = true;
+    }
+    unsigned i = 0;
+    while (i < CRYPTO_AEAD_CACHE && slots[i].owner != 0)
+        i++;
+    if (i == CRYPTO_AEAD_CACHE) {
+        i = c->hand[a->alg];
+        c->hand[a->alg] = (i + 1) % CRYPTO_AEAD_CACHE;
+    }
+    struct aead_slot *s = &slots[i];
+    s->owner = 0;
+    if (!s->ctx) {
+        s->ctx = EVP_CIPHER_CTX_new();
+        if (!s->ctx)
+            return NULL;
+        if (!EVP_CipherInit_ex2(s->ctx, algs.cipher[a->alg], a->key, NULL, 1, NULL)) {
+            slot_drop(s);
+            return NULL;
+        }
+    } else if (!EVP_CipherInit_ex2(s->ctx, NULL, a->key, NULL, 1, NULL)) {
+        slot_drop(s);
+        return NULL;
+    }
+    s->owner = a->id;
+    a->slot = i;
+    return s->ctx;
 }
 
 int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[static CRYPTO_NONCELEN],
                      const uint8_t *ad, size_t adlen, const uint8_t *pt, size_t len, uint8_t *out)
 {
-    EVP_CIPHER_CTX *c = a->ctx;
     int n;
-    if (!c)
-        return CRYPTO_E_LIB;
     if (adlen > INT_MAX || len > INT_MAX)
         return -EINVAL;
+    EVP_CIPHER_CTX *c = aead_ctx(a);
+    if (!c)
+        return CRYPTO_E_LIB;
     if (!EVP_CipherInit_ex2(c, NULL, NULL, nonce, 1, NULL))
         return CRYPTO_E_LIB;
     if (adlen && !EVP_CipherUpdate(c, NULL, &n, ad, (int)adlen))
@@ -110,16 +208,16 @@ int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[static CRYPTO_NO
 int crypto_aead_open(struct crypto_aead *a, const uint8_t nonce[static CRYPTO_NONCELEN],
                      const uint8_t *ad, size_t adlen, const uint8_t *ct, size_t len, uint8_t *out)
 {
-    EVP_CIPHER_CTX *c = a->ctx;
     uint8_t tag[CRYPTO_TAGLEN];
     int n, r = CRYPTO_E_LIB;
-    if (!c)
-        return CRYPTO_E_LIB;
     if (len < CRYPTO_TAGLEN)
         return CRYPTO_E_AUTH;
     if (adlen > INT_MAX || len > INT_MAX)
         return -EINVAL;
     size_t mlen = len - CRYPTO_TAGLEN;
+    EVP_CIPHER_CTX *c = aead_ctx(a);
+    if (!c)
+        return CRYPTO_E_LIB;
     /* Copy the tag first: with out == ct the plaintext never reaches it, but this keeps the
      * contract simple for any overlap. */
     memcpy(tag, ct + mlen, CRYPTO_TAGLEN);
@@ -145,24 +243,24 @@ out:
 
 int crypto_aead_copy(struct crypto_aead *dst, const struct crypto_aead *src)
 {
+    memcpy(dst->key, src->key, CRYPTO_KEYLEN);
     dst->alg = src->alg;
-    dst->ctx = NULL;
-    if (!src->ctx)
-        return 0;
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    if (!c || !EVP_CIPHER_CTX_copy(c, src->ctx)) {
-        EVP_CIPHER_CTX_free(c);
-        return CRYPTO_E_LIB;
-    }
-    dst->ctx = c;
+    dst->slot = 0;
+    /* Its own id: freeing one of the two never touches the other's context. */
+    dst->id = src->id ? atomic_fetch_add(&aead_next_id, 1) : 0;
     return 0;
 }
 
 void crypto_aead_free(struct crypto_aead *a)
 {
-    /* EVP_CIPHER_CTX_free cleanses the key schedule. */
-    EVP_CIPHER_CTX_free(a->ctx);
-    a->ctx = NULL;
+    /* An id is in at most one slot of a thread's cache: the one a->slot names. */
+    if (a->id != 0 && (unsigned)a->alg <= CRYPTO_CHACHAPOLY && a->slot < CRYPTO_AEAD_CACHE) {
+        struct aead_slot *s = &tl_aead.slot[a->alg][a->slot];
+        if (s->owner == a->id)
+            slot_drop(s);
+    }
+    OPENSSL_cleanse(a->key, sizeof(a->key));
+    a->id = 0;
 }
 
 /* ---- hashes ---- */
@@ -381,5 +479,6 @@ bool crypto_equal(const void *a, const void *b, size_t n)
 
 void crypto_thread_stop(void)
 {
+    cache_drain(&tl_aead);
     OPENSSL_thread_stop();
 }

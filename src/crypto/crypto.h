@@ -30,22 +30,45 @@ enum crypto_aead_alg { CRYPTO_AES256GCM = 0, CRYPTO_CHACHAPOLY = 1 };
 enum crypto_hash_alg { CRYPTO_SHA256 = 0, CRYPTO_BLAKE2B = 1 };
 
 /*
- * A keyed AEAD context. crypto_aead_init allocates the OpenSSL context and installs the key
- * once; each seal/open only sets the nonce, so sealing MUST NOT allocate. The caller owns
- * the struct; crypto_aead_free MUST be called (it accepts a zeroed or freed struct).
- * A context is not thread-safe.
+ * A keyed AEAD: the key itself, not a library context. An OpenSSL cipher context costs about
+ * a kilobyte, too much to keep per direction of every idle connection, so the contexts live
+ * in a bounded cache of the calling thread (CRYPTO_AEAD_CACHE per algorithm): seal and open
+ * take the thread's context that is still keyed with this key (found in one step), or
+ * re-key one (a key schedule: well under a microsecond), then set only the nonce. A thread
+ * serving up to CRYPTO_AEAD_CACHE directions in turn re-keys none. A context is allocated
+ * only when a thread fills a slot (the first uses of an algorithm, or after crypto_aead_free
+ * dropped one), so sealing normally does not allocate. The caller owns the struct;
+ * crypto_aead_free MUST be called (it accepts a zeroed or freed struct): it wipes the key
+ * and frees the calling thread's context keyed with it. A struct must not be used by two
+ * threads at once; used by several in turn, each keeps its own context for it until another
+ * key takes the slot.
  */
 struct crypto_aead {
-    void *ctx; /* EVP_CIPHER_CTX */
+    uint8_t key[CRYPTO_KEYLEN];
+    uint64_t id;   /* names the key in the threads' caches (never reused); 0 = no key */
+    unsigned slot; /* where a thread's cache last had its context (checked against id) */
     enum crypto_aead_alg alg;
 };
 
-/* Returns 0, -EINVAL (bad alg) or CRYPTO_E_LIB. On failure *a is left freed. */
-/* Releases the crypto library's per-thread state of the calling thread now
- * (OPENSSL_thread_stop). A detached thread MUST call it before it signals that it is done,
- * so that nothing of the library runs in it after the process may have begun to exit. */
+/* Contexts per algorithm a thread keeps at most (about 1.1 KiB each): both directions of the
+ * 64 connections it served last. Served in turn, more connections than that re-key on every
+ * record (about 5% of a 64-byte echo's cost); none keeps a context while idle. */
+#define CRYPTO_AEAD_CACHE 128
+
+/* Frees the calling thread's cached contexts now (also done when the thread exits, and by
+ * crypto_thread_stop). */
+void crypto_aead_cache_drain(void);
+/* Contexts the calling thread's cache holds now (for tests). */
+unsigned crypto_aead_cache_size(void);
+
+/* Releases the crypto library's per-thread state of the calling thread now (its cached AEAD
+ * contexts, then OPENSSL_thread_stop). A detached thread MUST call it before it signals that
+ * it is done, so that nothing of the library runs in it after the process may have begun to
+ * exit. */
 void crypto_thread_stop(void);
 
+/* Returns 0, -EINVAL (bad alg) or CRYPTO_E_LIB (the algorithm is not available). On failure
+ * *a is left freed. */
 int crypto_aead_init(struct crypto_aead *a, enum crypto_aead_alg alg,
                      const uint8_t key[static CRYPTO_KEYLEN]) __attribute__((warn_unused_result));
 /* Encrypts len bytes of pt into out (len bytes) followed by the tag (16 bytes). out may
@@ -59,9 +82,9 @@ int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[static CRYPTO_NO
 int crypto_aead_open(struct crypto_aead *a, const uint8_t nonce[static CRYPTO_NONCELEN],
                      const uint8_t *ad, size_t adlen, const uint8_t *ct, size_t len, uint8_t *out)
     __attribute__((warn_unused_result));
-/* Makes dst an independent copy of src (same key; a new OpenSSL context), for a caller that
- * must be able to roll back. dst MUST NOT hold a context. Returns 0 or CRYPTO_E_LIB (dst
- * then holds none). A src without a context gives a dst without one. */
+/* Makes dst an independent copy of src (same key, its own id), for a caller that must be
+ * able to roll back; dst is overwritten, not freed. Returns 0. A src without a key gives a
+ * dst without one. */
 int crypto_aead_copy(struct crypto_aead *dst, const struct crypto_aead *src)
     __attribute__((warn_unused_result));
 void crypto_aead_free(struct crypto_aead *a);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Noise Protocol Framework (revision 34), sans-IO: CipherState, SymmetricState and
  * HandshakeState for patterns NN, NK, XX, IK with DH 25519, ciphers AESGCM and ChaChaPoly and
- * hashes SHA256 and BLAKE2b. All state is caller-owned; the only allocations are the OpenSSL
- * cipher contexts behind each CipherState. Secrets are wiped on split and on free. */
+ * hashes SHA256 and BLAKE2b. All state is caller-owned; a CipherState holds its key, and the
+ * OpenSSL contexts it runs on are the calling thread's (crypto.h, struct crypto_aead).
+ * Secrets are wiped on split and on free. */
 #ifndef SECHO_NOISE_H
 #define SECHO_NOISE_H
 
@@ -57,7 +58,7 @@ bool noise_parse_name(const char *name, struct noise_suite *s);
 /* ---- CipherState (Noise section 5.1) ---- */
 
 struct noise_cipher {
-    struct crypto_aead aead; /* keyed once in InitializeKey; per message only the nonce */
+    struct crypto_aead aead; /* the key, set in InitializeKey; per message only the nonce */
     uint64_t n;
     bool has_key;
 };
@@ -176,7 +177,7 @@ int noise_handshake_split(struct noise_handshake *hs, struct noise_cipher *send,
 const uint8_t *noise_handshake_hash(const struct noise_handshake *hs, size_t *len);
 /* The peer's static public key, or NULL if not (yet) known. */
 const uint8_t *noise_handshake_remote_static(const struct noise_handshake *hs);
-/* Makes dst a deep, independent copy of src (its own cipher context), so a caller can try a
+/* Makes dst a deep, independent copy of src (its own key copy), so a caller can try a
  * message on the copy and keep the original if it fails (datagram transports, where a
  * forged message must not kill the handshake). dst is overwritten, not freed first.
  * Returns 0 or NOISE_E_CRYPTO; either way dst MUST be freed with noise_handshake_free. */

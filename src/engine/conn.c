@@ -10,6 +10,8 @@
 
 #include <openssl/crypto.h>
 
+#include "stats.h"
+
 const char *conn_reason_name(const struct conn *c)
 {
     switch (c->reason) {
@@ -56,6 +58,14 @@ static void close_now(struct conn *c, enum conn_reason r)
         c->reason = r;
     c->state = CONN_CLOSED;
     c->shut_owed = false;
+}
+
+/* Gives back the storage of every buffer that is empty now: an idle connection holds none.
+ * Cheap when there is none (the usual case after an echo went out at once). */
+static void trim(struct conn *c)
+{
+    buf_release(&c->in);
+    buf_release(&c->out);
 }
 
 void conn_drain(struct conn *c, enum conn_reason r, uint64_t deadline)
@@ -109,8 +119,15 @@ int conn_init(struct conn *c, const struct conn_conf *cf, const struct conn_ops 
     buf_init(&c->in, cf->in_limit);
     buf_init(&c->out, cf->out_limit);
     /* Only a paced protocol's output carries pause marks (and pays for them). */
-    if (cf->vt->flags & PROTO_F_PACED)
-        buf_attach_marks(&c->out, &c->marks);
+    if (cf->vt->flags & PROTO_F_PACED) {
+        c->marks = malloc(sizeof(*c->marks));
+        if (!c->marks) {
+            fault(c, CONN_FAULT_PROTO, -ENOMEM);
+            close_now(c, CONN_REASON_ERROR);
+            return -ENOMEM;
+        }
+        buf_attach_marks(&c->out, c->marks);
+    }
     int r = proto_conn_new(cf->vt, cf->pctx, cf->role, &c->out, &c->pconn);
     if (r < 0) {
         fault(c, CONN_FAULT_PROTO, r);
@@ -327,12 +344,19 @@ size_t conn_read_buf(struct conn *c, uint64_t now, uint8_t **p)
 
 void conn_read_commit(struct conn *c, size_t n, uint64_t now)
 {
-    if (!uses_input(c) || n == 0)
-        return; /* closing: discarded */
+    stats_add(STATS_BYTES_IN, n);
+    if (!uses_input(c) || n == 0) {
+        /* Closing: discarded (the scratch room goes back). */
+        if (!uses_input(c))
+            buf_reset(&c->in);
+        trim(c);
+        return;
+    }
     buf_commit(&c->in, n);
     c->last_active = now;
     process(c, now);
     settle(c, now);
+    trim(c);
 }
 
 size_t conn_feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
@@ -342,6 +366,7 @@ size_t conn_feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
         /* Nothing buffered: the protocol reads the driver's bytes where they are, and only
          * what it leaves (a partial record, or what back-pressure holds) is copied. */
         size_t take = n < c->conf.read_chunk ? n : c->conf.read_chunk;
+        stats_add(STATS_BYTES_IN, take);
         c->last_active = now;
         size_t used = run_input(c, p, take, now);
         if (used < take && uses_input(c)) {
@@ -350,6 +375,7 @@ size_t conn_feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
                 fail(c, e, now);
         }
         settle(c, now);
+        trim(c);
         return take;
     }
     uint8_t *dst;
@@ -364,6 +390,7 @@ size_t conn_feed(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 
 void conn_on_eof(struct conn *c, uint64_t now)
 {
+    trim(c); /* the room of the read that found EOF */
     if (c->state == CONN_CLOSED)
         return;
     c->peer_eof = true;
@@ -374,10 +401,12 @@ void conn_on_eof(struct conn *c, uint64_t now)
     }
     conn_drain(c, CONN_REASON_EOF, now + CONN_DRAIN_MS);
     settle(c, now);
+    trim(c);
 }
 
 void conn_on_recv_error(struct conn *c, int err)
 {
+    trim(c);
     if (c->state == CONN_CLOSED)
         return;
     if (c->state != CONN_OPEN || err == ECONNRESET || err == EPIPE || err == ETIMEDOUT) {
@@ -421,6 +450,9 @@ bool conn_can_send(const struct conn *c)
 
 size_t conn_out_peek(struct conn *c, uint64_t now, const uint8_t **p)
 {
+    /* A read room that received nothing (EAGAIN), or an output buffer already empty, goes
+     * back here: every driver asks for output after each event. */
+    trim(c);
     if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
         return 0;
     if (c->paused) {
@@ -441,6 +473,7 @@ size_t conn_out_peek(struct conn *c, uint64_t now, const uint8_t **p)
 
 void conn_out_sent(struct conn *c, size_t n, uint64_t now)
 {
+    stats_add(STATS_BYTES_OUT, n);
     if (c->state == CONN_CLOSED || n == 0)
         return;
     buf_consume(&c->out, n);
@@ -448,6 +481,7 @@ void conn_out_sent(struct conn *c, size_t n, uint64_t now)
     if (buf_pause_reached(&c->out))
         start_pause(c, now);
     settle(c, now);
+    trim(c);
 }
 
 void conn_shut_done(struct conn *c)
@@ -492,6 +526,7 @@ void conn_on_time(struct conn *c, uint64_t now)
             c->reason = CONN_REASON_TIMEOUT; /* what was awaited did not come */
         close_now(c, c->reason);
     }
+    trim(c);
 }
 
 void conn_begin_shutdown(struct conn *c, uint64_t now, uint64_t stop_at)
@@ -500,6 +535,7 @@ void conn_begin_shutdown(struct conn *c, uint64_t now, uint64_t stop_at)
         return;
     conn_drain(c, CONN_REASON_SHUTDOWN, stop_at > now ? stop_at : now);
     settle(c, now);
+    trim(c);
 }
 
 void conn_abort(struct conn *c)
@@ -571,5 +607,8 @@ void conn_free(struct conn *c)
     c->pconn = NULL;
     buf_free(&c->in);
     buf_free(&c->out);
+    free(c->marks);
+    c->marks = NULL;
+    c->out.marks = NULL;
     c->state = CONN_CLOSED;
 }

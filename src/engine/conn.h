@@ -20,6 +20,11 @@
  * (conn_read_buf, then conn_read_commit); a driver that already holds bytes hands them over
  * with conn_feed.
  *
+ * Memory: the input and output buffers take storage when bytes arrive or are queued and give
+ * it back as soon as they are empty again (buf_release: to the thread's bounded free-list),
+ * so a connection that has echoed everything and waits holds no buffer at all
+ * (conn_buffer_bytes is then 0), and the protocol's own idle state is all it costs.
+ *
  * What the connection means is its policy's (struct conn_ops): the server's echo and
  * commands (service.c), the client's printing, bench's verifying. The engine does the rest
  * once for all of them: the protocol, pacing (pause marks of PROTO_F_PACED protocols),
@@ -146,8 +151,8 @@ struct conn {
     const struct conn_ops *ops;
     void *arg;
     void *pconn;
-    struct buf in, out;
-    struct buf_marks marks; /* pause marks of out, attached for PROTO_F_PACED protocols */
+    struct buf in, out;      /* each holds storage only while it holds bytes (or a read room) */
+    struct buf_marks *marks; /* pause marks of out, allocated for PROTO_F_PACED protocols */
     enum conn_state state;
     enum conn_reason reason;
     bool ready;     /* handshake done */
@@ -178,7 +183,8 @@ int conn_init(struct conn *c, const struct conn_conf *cf, const struct conn_ops 
  * *p (then report them with conn_read_commit), or 0 when the connection wants no input now
  * (CONN_WANT_READ is clear, or the input buffer failed: that is handled here). While a
  * server connection is closing the room is a scratch area and what lands there is
- * discarded. */
+ * discarded. The room is valid until the next call into the connection; a driver whose
+ * receive brings nothing (EAGAIN) just goes on: the next call gives the room back. */
 size_t conn_read_buf(struct conn *c, uint64_t now, uint8_t **p);
 /* Readiness drivers: n > 0 bytes were received into the room of the last conn_read_buf. */
 void conn_read_commit(struct conn *c, size_t n, uint64_t now);
@@ -269,6 +275,12 @@ static inline enum conn_reason conn_reason(const struct conn *c)
 /* The reason as the log names it: "exit", "eof", "reset", "timeout", "shutdown" or
  * "error". */
 const char *conn_reason_name(const struct conn *c);
+/* Bytes of buffer storage the connection holds now (input and output; the protocol's state
+ * aside): 0 whenever it owes nothing and holds no partial input. */
+static inline size_t conn_buffer_bytes(const struct conn *c)
+{
+    return buf_cap(&c->in) + buf_cap(&c->out);
+}
 /* The protocol's explanation of its last failure, or NULL. */
 const char *conn_error_text(const struct conn *c);
 /* The protocol's opinion of the peer's right to `shutdown` (proto_vt.conn_admin): -1 none,

@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 #include "log.h"
 #include "loop.h"
+#include "stats.h"
 
 void server_msg_reset(struct server_msg *m)
 {
@@ -102,6 +104,7 @@ void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *pe
     char dv[LOG_VALUE_MAX(LOG_TEXT_BYTES)];
     bool has_detail = detail && detail[0];
     bool auth = err == PROTO_E_AUTH || err == PROTO_E_PARSE;
+    stats_add(auth ? STATS_AUTH_FAIL : STATS_ERR_PROTO, 1);
     log_event(auth ? LOG_WARN : LOG_ERROR, auth ? "auth_fail" : "error",
               "peer=%s conn=%llu error=%s%s%s", log_value(pv, sizeof(pv), peer),
               (unsigned long long)conn_id, log_value(ev, sizeof(ev), proto_strerror(err)),
@@ -112,6 +115,7 @@ enum server_action server_on_message(struct server *srv, uint64_t conn_id, const
                                      const struct sockaddr *peer_sa, int admin,
                                      const struct server_msg *m)
 {
+    stats_add(STATS_MSGS, 1);
     log_message(srv, conn_id, peer, m, false);
     if (msg_too_long(srv, m))
         return ACT_ECHO;
@@ -129,6 +133,7 @@ enum server_action server_on_message(struct server *srv, uint64_t conn_id, const
     else
         allowed = false;
     if (!allowed) {
+        stats_add(STATS_ERR_DENIED, 1);
         char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
         log_event(LOG_WARN, "denied", "peer=%s conn=%llu command=shutdown",
                   log_value(pv, sizeof(pv), peer), (unsigned long long)conn_id);
@@ -176,27 +181,53 @@ static int echo(struct conn *c, const uint8_t *p, size_t n)
     return conn_send_msg(c, p, n);
 }
 
+/* Ends the fragmented message in progress, if any: wiped (it may be secret) and freed. */
+static void drop_partial(struct server_conn *sc)
+{
+    if (!sc->msg)
+        return;
+    OPENSSL_cleanse(sc->msg, sizeof(*sc->msg));
+    free(sc->msg);
+    sc->msg = NULL;
+}
+
 static int server_on_conn_message(void *arg, struct conn *c, const struct proto_msg *m,
                                   uint64_t now)
 {
     struct server_conn *sc = arg;
     struct server *srv = sc->srv;
     bool stream = srv->conf.proto->flags & PROTO_F_STREAM_ECHO;
+    struct server_msg whole, *msg;
     int r;
 
     if (m->first)
-        server_msg_reset(&sc->msg);
-    server_msg_add(&sc->msg, m->data, m->len);
+        drop_partial(sc);
+    if (m->first && m->last) {
+        msg = &whole; /* the usual case: nothing kept between calls */
+        server_msg_reset(msg);
+    } else {
+        if (!sc->msg) {
+            sc->msg = malloc(sizeof(*sc->msg));
+            if (!sc->msg)
+                return -ENOMEM;
+            server_msg_reset(sc->msg);
+        }
+        msg = sc->msg;
+    }
+    server_msg_add(msg, m->data, m->len);
     /* RFC 862: plain TCP echoes every byte at once, line or not. */
     if (stream && (r = echo(c, m->data, m->len)) < 0)
         return r;
     if (!m->last)
         return 0;
     if (stream)
-        server_msg_trim_eol(&sc->msg);
-    enum server_action act = server_on_message(
-        srv, sc->id, sc->peer_text, (const struct sockaddr *)&sc->peer.ss, conn_admin(c), &sc->msg);
-    server_msg_reset(&sc->msg);
+        server_msg_trim_eol(msg);
+    enum server_action act =
+        server_on_message(srv, sc->id, sc->peer_text, &sc->peer.sa, conn_admin(c), msg);
+    if (msg == &whole)
+        OPENSSL_cleanse(&whole, sizeof(whole));
+    else
+        drop_partial(sc);
     switch (act) {
     case ACT_DENIED:
         if (stream)
@@ -222,6 +253,7 @@ static void server_on_conn_handshake(void *arg, struct conn *c, uint64_t now)
     struct server_conn *sc = arg;
     char id[128] = "";
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], kv[LOG_VALUE_MAX(sizeof(id))];
+    stats_add(STATS_HANDSHAKES, 1);
     if (conn_peer_id(c, id, sizeof(id)))
         log_event(LOG_INFO, "handshake", "peer=%s conn=%llu peer_key=%s",
                   log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
@@ -234,14 +266,17 @@ static void server_on_conn_fault(void *arg, struct conn *c, enum conn_fault what
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], e[128], ev[LOG_VALUE_MAX(sizeof(e))];
     switch (what) {
     case CONN_FAULT_HANDSHAKE:
+        stats_add(STATS_ERR_HANDSHAKE_TIMEOUT, 1);
         log_event(LOG_WARN, "timeout", "peer=%s conn=%llu what=handshake",
                   log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
         break;
     case CONN_FAULT_RECORD:
+        stats_add(STATS_ERR_RECORD_TIMEOUT, 1);
         log_event(LOG_WARN, "timeout", "peer=%s conn=%llu what=record",
                   log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
         break;
     case CONN_FAULT_RECV:
+        stats_add(STATS_ERR_RECV, 1);
         snprintf(e, sizeof(e), "recv: %s", strerror(err));
         log_event(LOG_ERROR, "error", "peer=%s conn=%llu error=%s",
                   log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
@@ -257,13 +292,14 @@ static void server_on_conn_fault(void *arg, struct conn *c, enum conn_fault what
 static void server_on_conn_close(void *arg, struct conn *c)
 {
     struct server_conn *sc = arg;
-    if (sc->msg.total > 0)
-        server_log_partial(sc->srv, sc->id, sc->peer_text, &sc->msg);
+    if (sc->msg && sc->msg->total > 0)
+        server_log_partial(sc->srv, sc->id, sc->peer_text, sc->msg);
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
     log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s",
               log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
               conn_reason_name(c));
-    OPENSSL_cleanse(&sc->msg, sizeof(sc->msg));
+    stats_end(conn_reason_name(c));
+    drop_partial(sc);
 }
 
 static const struct conn_ops server_conn_ops = {
@@ -277,10 +313,13 @@ int server_conn_init(struct server_conn *sc, struct server *srv, const struct ne
                      uint64_t now)
 {
     sc->srv = srv;
-    sc->peer = *peer;
+    memset(&sc->peer, 0, sizeof(sc->peer));
+    memcpy(&sc->peer, &peer->ss,
+           (size_t)peer->len < sizeof(sc->peer) ? (size_t)peer->len : sizeof(sc->peer));
     sc->id = atomic_fetch_add(&srv->next_id, 1);
     net_format_addr((const struct sockaddr *)&peer->ss, sc->peer_text, sizeof(sc->peer_text));
-    server_msg_reset(&sc->msg);
+    sc->msg = NULL;
+    stats_add(STATS_CONNS, 1);
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
     log_event(LOG_INFO, "connect", "peer=%s conn=%llu", log_value(pv, sizeof(pv), sc->peer_text),
               (unsigned long long)sc->id);

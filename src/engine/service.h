@@ -11,11 +11,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 
 #include "conn.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
+#include "stats.h"
 
 enum server_model { SERVER_THREADS, SERVER_EPOLL, SERVER_REACTORS };
 enum server_allow { ALLOW_ANY, ALLOW_LOOPBACK, ALLOW_NONE };
@@ -51,10 +53,14 @@ struct server_conf {
     int record_timeout_ms;    /* TCP, framed protocols: a record's bound (conn_conf.record_ms) */
     const struct proto_vt *proto;
     struct proto_opts popts;
+    const char *pid_file; /* --pid-file, or NULL */
+    const char *metrics;  /* --metrics HOST:PORT, or NULL */
+    int stats_ms;         /* --stats: an event=stats line this often; 0 = none */
 };
 
 struct server;
 typedef void (*server_wake_fn)(struct server *srv);
+struct activation;
 
 struct server {
     struct server_conf conf;
@@ -68,6 +74,13 @@ struct server {
     server_wake_fn wake;
     pthread_mutex_t wake_mu; /* guards wake: a model clears it before freeing what it uses */
     void *model;
+    /* Every worker's counters (--stats, --metrics); the models say which thread counts for
+     * which worker (stats_enter). */
+    struct stats stats;
+    /* The server layer's: sockets inherited through socket activation, which the model
+     * serves instead of binding (NULL: none), and the locked --pid-file (-1: none). */
+    struct activation *inherited;
+    int pidfile_fd;
 };
 
 /* Starts shutdown from any thread: stop accepting, deliver what is owed, close all. */
@@ -116,9 +129,15 @@ struct server_conn {
     struct conn c; /* the model drives this */
     struct server *srv;
     uint64_t id;
-    struct net_addr peer;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer; /* a TCP peer is IPv4 or IPv6: no room for a whole sockaddr_storage */
     char peer_text[NET_ADDRSTRLEN];
-    struct server_msg msg;
+    /* The message being received, allocated only while one spans several fragments (a
+     * message that arrives whole is handled where it lies), wiped and freed when it ends. */
+    struct server_msg *msg;
 };
 
 /* Sets up a connection from `peer` accepted at `now` under the server's policy: logs

@@ -41,6 +41,8 @@
 
 #include <openssl/rand.h>
 
+#include "stats.h"
+
 #define UDP_MAX_DGRAM 65536
 /* Sessions of peers that never said `exit` are forgotten after this much silence when no
  * --idle-timeout is given. */
@@ -166,6 +168,7 @@ static void peer_free(struct udp_peers *t, struct udp_peer *p, const char *reaso
     if (reason)
         log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s",
                   log_value(pv, sizeof(pv), p->text), (unsigned long long)p->id, reason);
+    stats_end(reason ? reason : "evicted"); /* only an eviction goes unlogged */
     proto_conn_free(vt, p->pconn);
     free(p);
     t->npeers--;
@@ -302,6 +305,7 @@ static struct udp_peer *peer_new(struct udp_peers *t, const struct net_addr *fro
     memcpy(p->text, text, sizeof(text));
     atomic_fetch_add(&srv->nconns, 1);
     t->npeers++;
+    stats_add(STATS_CONNS, 1);
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
     log_event(LOG_INFO, "connect", "peer=%s conn=%llu", log_value(pv, sizeof(pv), p->text),
               (unsigned long long)p->id);
@@ -346,6 +350,7 @@ void udp_peers_on_datagram(struct udp_peers *t, const struct net_addr *from, con
     track_ready(t, p);
     emit_buf(t, &t->reply, from, false);
     if (r == PROTO_HANDSHAKE) {
+        stats_add(STATS_HANDSHAKES, 1);
         char id[128] = "";
         char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], kv[LOG_VALUE_MAX(sizeof(id))];
         if (vt->conn_peer_id && vt->conn_peer_id(p->pconn, id, sizeof(id)))

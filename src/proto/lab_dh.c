@@ -301,6 +301,7 @@ static int handshake_read(struct labdh_conn *c, const uint8_t *in, size_t *inlen
             return ret;
     }
     ret = derive(c);
+    buf_clear(&c->hs); /* the handshake text is done with: an idle conn keeps no buffer */
     return ret < 0 ? ret : PROTO_HANDSHAKE;
 }
 

@@ -203,6 +203,8 @@ static int lf_conn_read(void *connp, const uint8_t *in, size_t *inlen, struct bu
 
     if (c->failed)
         return PROTO_E_STATE;
+    /* What an earlier call left empty goes back: an idle conn keeps no buffer. */
+    buf_release(&c->acc);
     if (!c->have_key) {
         /* Client: the first 44 characters are the key. */
         size_t want = FERNET_KEY_TEXT_LEN - buf_len(&c->acc);

@@ -113,7 +113,10 @@ static void on_accept(struct loop *l, int lfd, unsigned events, void *arg)
     struct io_worker *w = li->w;
     struct server *srv = w->srv;
     uint64_t now = loop_now(l);
-    for (int i = 0; i < ACCEPT_BATCH && li->acc.lfd >= 0; i++) {
+    /* A listener shared by every reactor (inherited) takes one connection per wake-up, so
+     * that the next wakes another idle reactor instead of queueing behind this one. */
+    int batch = model_listener_shared(srv) ? 1 : ACCEPT_BATCH;
+    for (int i = 0; i < batch && li->acc.lfd >= 0; i++) {
         struct net_addr peer;
         int fd = model_accept(&li->acc, &peer, now);
         if (fd < 0) {
@@ -255,7 +258,8 @@ int io__worker_init(struct io_worker *w, struct server *srv, const int *fds, int
             struct io_listener *li = &w->lis[w->nlis++];
             li->w = w;
             model_acceptor_init(&li->acc, srv, fds[taken]);
-            if ((r = loop_add(w->loop, li->acc.lfd, LOOP_READ, on_accept, li)) < 0)
+            /* Exclusive: an inherited listener is shared by every reactor. */
+            if ((r = loop_add(w->loop, li->acc.lfd, LOOP_READ | LOOP_EXCLUSIVE, on_accept, li)) < 0)
                 goto fail_next;
         }
     }
@@ -270,11 +274,13 @@ fail:
 
 void io__worker_run(struct io_worker *w)
 {
+    stats_enter(&w->srv->stats, w->stats_worker, NULL);
     /* Shutdown may have been requested before this loop ran. */
     if (atomic_load(&w->srv->stopping))
         begin_stop(w);
     if (!w->stop_seen || w->nconns > 0)
         loop_run(w->loop);
+    stats_leave();
 }
 
 void io__worker_wake(struct io_worker *w)
@@ -284,6 +290,7 @@ void io__worker_wake(struct io_worker *w)
 
 void io__worker_free(struct io_worker *w)
 {
+    stats_enter(&w->srv->stats, w->stats_worker, NULL); /* its thread is done */
     for (struct worker_conn *wc = w->conns, *next; wc; wc = next) {
         next = wc->next;
         conn_abort(&wc->sc.c);
@@ -292,6 +299,7 @@ void io__worker_free(struct io_worker *w)
     close_sockets(w);
     loop_free(w->loop);
     w->loop = NULL;
+    stats_leave();
 }
 
 static void wake_one(struct server *srv)

@@ -45,10 +45,13 @@ int io_reactors_run(struct server *srv)
         free(r.workers);
         return 1;
     }
+    n = ls.nsock; /* inherited UDP sockets: no more workers than sockets */
+    stats_set_workers(&srv->stats, n);
     for (int i = 0; i < n; i++) {
         int fds[MODEL_MAX_ADDRS];
         int nfds = model_listeners_take(&ls, i, fds);
         int e = io__worker_init(&r.workers[i], srv, fds, nfds);
+        r.workers[i].stats_worker = i;
         r.n = i + 1;
         if (e < 0) {
             fprintf(stderr, "secho: cannot start: %s\n", strerror(-e));

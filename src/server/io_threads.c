@@ -32,6 +32,7 @@ struct tconn {
     struct server *srv;
     int fd;
     struct net_addr peer;
+    struct stats_slot stats; /* this thread's counters, in worker 0's */
 };
 
 static void wake_threads(struct server *srv)
@@ -60,6 +61,7 @@ static void *conn_main(void *arg)
     int fd = t->fd;
     uint64_t now = loop_clock_ms();
     bool stop_seen = false;
+    stats_enter(&srv->stats, 0, &t->stats);
 
     if (server_conn_init(&t->sc, srv, &t->peer, now) == 0) {
         model_conn_send(c, fd, now);
@@ -109,6 +111,7 @@ static void *conn_main(void *arg)
     conn_free(c);
     close(fd);
     model_release(srv);
+    stats_leave();
     free(t);
     /* OpenSSL's thread-exit cleanup takes one of its global locks; done from the key
      * destructor after `live` drops, it would race with the library's own cleanup at
@@ -162,6 +165,7 @@ static void serve_tcp(struct server *srv, struct tmodel *m, struct model_accepto
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, THREAD_STACK);
+    stats_enter(&srv->stats, 0, NULL); /* the acceptor counts what it refuses */
 
     while (!atomic_load(&srv->stopping)) {
         uint64_t now = loop_clock_ms();
@@ -189,6 +193,7 @@ static void serve_tcp(struct server *srv, struct tmodel *m, struct model_accepto
     for (int i = 0; i < nacc; i++)
         model_acceptor_close(&acc[i]);
     pthread_attr_destroy(&attr);
+    stats_leave();
 
     /* Every thread delivers what it owes and closes by stop_at; wait for them. */
     pthread_mutex_lock(&m->mu);

@@ -42,6 +42,7 @@ struct io_worker {
     long nconns;
     bool stop_seen;
     pthread_t thread;
+    int stats_worker; /* which worker of srv->stats it counts for (set after io__worker_init) */
 };
 
 /* Sets up a worker around n (1..MODEL_MAX_ADDRS) already bound sockets: TCP listeners or UDP

@@ -13,24 +13,42 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "activation.h"
 #include "log.h"
+#include "stats.h"
 
 void server_ready(struct server *srv, const struct net_addr *addrs, int n)
 {
     char addr[NET_ADDRSTRLEN];
+    const struct activation *inh = srv->inherited && srv->inherited->n > 0 ? srv->inherited : NULL;
     for (int i = 0; i < n; i++) {
         net_format_addr((const struct sockaddr *)&addrs[i].ss, addr, sizeof(addr));
-        char v[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
-        log_event(LOG_INFO, "listening", "addr=%s transport=%s proto=%s model=%s",
+        char v[LOG_VALUE_MAX(NET_ADDRSTRLEN)], nv[LOG_VALUE_MAX(64)];
+        log_event(LOG_INFO, "listening", "addr=%s transport=%s proto=%s model=%s%s%s",
                   log_value(v, sizeof(v), addr), srv->conf.udp ? "udp" : "tcp",
                   srv->conf.proto->name,
                   srv->conf.model == SERVER_THREADS ? "threads"
                   : srv->conf.model == SERVER_EPOLL ? "epoll"
-                                                    : "reactors");
+                                                    : "reactors",
+                  inh && i < inh->n ? " fdname=" : "",
+                  inh && i < inh->n ? log_value(nv, sizeof(nv), inh->socks[i].name) : "");
+    }
+    /* Written once listening (a pid file names a server that accepts traffic), before the
+     * readiness line, so that whoever waits for that line finds it. */
+    if (srv->pidfile_fd >= 0) {
+        int r = pidfile_write(srv->pidfile_fd);
+        if (r < 0) {
+            char e[128], ev[LOG_VALUE_MAX(128)];
+            snprintf(e, sizeof(e), "pid file: %s", strerror(-r));
+            log_event(LOG_ERROR, "error", "error=%s", log_value(ev, sizeof(ev), e));
+        }
     }
     net_format_addr((const struct sockaddr *)&addrs[0].ss, addr, sizeof(addr));
     printf("listening on %s\n", addr);
     fflush(stdout);
+    char state[64 + NET_ADDRSTRLEN];
+    snprintf(state, sizeof(state), "READY=1\nSTATUS=listening on %s", addr);
+    activation_notify(state);
 }
 
 /* With -p 0, how many times the whole set is tried when the port the first address got is
@@ -108,9 +126,55 @@ static int open_set(struct server *srv, const struct net_addr *addrs, int n, uns
     return out->naddrs > 0 ? 0 : first_err;
 }
 
+/*
+ * The inherited sockets instead of binding. A TCP listener is shared by every worker (each
+ * gets its own descriptor of it, watched with EPOLLEXCLUSIVE, so the kernel wakes one idle
+ * worker per connection). A UDP socket is never shared, since a peer's datagrams must all
+ * reach the one worker that holds its session: each goes to one worker, round robin, and
+ * there are only as many workers as sockets (out->nsock says how many).
+ */
+static int listen_inherited(struct server *srv, int nsock, struct model_listeners *out)
+{
+    struct activation *a = srv->inherited;
+    int k = srv->conf.udp && a->n < nsock ? a->n : nsock;
+    out->naddrs = a->n;
+    out->nsock = k;
+    out->fds = malloc(sizeof(int) * (size_t)a->n * (size_t)k);
+    if (!out->fds) {
+        fprintf(stderr, "secho: out of memory\n");
+        return -1;
+    }
+    for (int i = 0; i < a->n * k; i++)
+        out->fds[i] = -1;
+    for (int s = 0; s < a->n; s++) {
+        out->addrs[s] = a->socks[s].addr;
+        if (srv->conf.udp) {
+            out->fds[s * k + s % k] = a->socks[s].fd;
+            a->socks[s].fd = -1;
+            continue;
+        }
+        for (int i = 1; i < k; i++) {
+            out->fds[s * k + i] = fcntl(a->socks[s].fd, F_DUPFD_CLOEXEC, 3);
+            if (out->fds[s * k + i] < 0) {
+                fprintf(stderr, "secho: cannot share inherited socket %d: %s\n", a->socks[s].fd,
+                        strerror(errno));
+                close_opened(out);
+                free(out->fds);
+                out->fds = NULL;
+                return -1;
+            }
+        }
+        out->fds[s * k] = a->socks[s].fd;
+        a->socks[s].fd = -1;
+    }
+    return 0;
+}
+
 int model_listen(struct server *srv, int nsock, struct model_listeners *out)
 {
     memset(out, 0, sizeof(*out));
+    if (srv->inherited && srv->inherited->n > 0 && nsock >= 1)
+        return listen_inherited(srv, nsock, out);
     struct net_addr addrs[MODEL_MAX_ADDRS];
     char err[256];
     int n =
@@ -182,13 +246,21 @@ int model_listen(struct server *srv, int nsock, struct model_listeners *out)
     return 0;
 }
 
+bool model_listener_shared(const struct server *srv)
+{
+    return srv->inherited && srv->inherited->n > 0 && !srv->conf.udp &&
+           srv->conf.model == SERVER_REACTORS && atomic_load(&srv->stats.used) > 1;
+}
+
 int model_listeners_take(struct model_listeners *l, int i, int *fds)
 {
+    int n = 0;
     for (int a = 0; a < l->naddrs; a++) {
-        fds[a] = l->fds[a * l->nsock + i];
+        if (l->fds[a * l->nsock + i] >= 0)
+            fds[n++] = l->fds[a * l->nsock + i];
         l->fds[a * l->nsock + i] = -1;
     }
-    return l->naddrs;
+    return n;
 }
 
 void model_listeners_close(struct model_listeners *l)
@@ -234,6 +306,7 @@ static void out_of_fds(struct model_acceptor *a, int err, uint64_t now)
             net_format_addr((const struct sockaddr *)&peer.ss, text, sizeof(text));
             char v[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
             log_event(LOG_WARN, "denied", "peer=%s reason=no_fds", log_value(v, sizeof(v), text));
+            stats_add(STATS_ERR_NO_FDS, 1);
             close(fd);
         }
         a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -256,6 +329,7 @@ int model_accept(struct model_acceptor *a, struct net_addr *peer, uint64_t now)
     }
     if (atomic_fetch_add(&srv->nconns, 1) >= srv->conf.max_conns) {
         atomic_fetch_sub(&srv->nconns, 1);
+        stats_add(STATS_ERR_MAX_CONNS, 1);
         char text[NET_ADDRSTRLEN];
         net_format_addr((const struct sockaddr *)&peer->ss, text, sizeof(text));
         char v[LOG_VALUE_MAX(NET_ADDRSTRLEN)];

@@ -19,7 +19,10 @@
 /*
  * Every socket the server serves on, per srv->conf.udp TCP listeners or UDP sockets: for
  * each address the host names, `nsock` of them, one per worker (more than one forms an
- * SO_REUSEPORT group that only this server founded, see net_listen_group).
+ * SO_REUSEPORT group that only this server founded, see net_listen_group). Inherited
+ * sockets (srv->inherited) are laid out the same way: a TCP listener's descriptor is
+ * duplicated for every worker; a UDP socket goes to one worker alone (the others' entries
+ * are -1), and nsock may then be smaller than asked (no more workers than sockets).
  */
 struct model_listeners {
     int naddrs;
@@ -29,7 +32,8 @@ struct model_listeners {
 };
 
 /*
- * Resolves srv->conf.host and opens nsock (>= 1) sockets on every address it names, IPv4
+ * With inherited sockets (srv->inherited), serves those instead (see above). Otherwise:
+ * resolves srv->conf.host and opens nsock (>= 1) sockets on every address it names, IPv4
  * ones first (so the readiness line shows the address most clients try), all on one port:
  * with -p 0 the first address picks it and the others take the same (the whole set is
  * tried again if another holds it there). An address whose family or address the machine
@@ -38,8 +42,12 @@ struct model_listeners {
  * REASON" (or "secho: cannot resolve HOST: REASON") on stderr, with nothing left open.
  */
 int model_listen(struct server *srv, int nsock, struct model_listeners *out);
-/* Hands socket i of every address over to the caller: fds[0..naddrs-1] (room for
- * MODEL_MAX_ADDRS), each then the caller's to close. Returns naddrs. */
+/* True when the TCP listeners are inherited ones that several workers share (see
+ * model_listen). */
+bool model_listener_shared(const struct server *srv);
+/* Hands worker i's sockets (socket i of every address that has one for it) over to the
+ * caller: fds[0..n-1] (room for MODEL_MAX_ADDRS), each then the caller's to close. Returns
+ * n (naddrs when the server bound its own sockets). */
 int model_listeners_take(struct model_listeners *l, int i, int *fds);
 /* Closes every socket not taken and frees the table. */
 void model_listeners_close(struct model_listeners *l);

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "stats.h"
+
 #define UDP_IO_MAX_DGRAM 65536
 #define UDP_IO_BATCH     64
 
@@ -21,6 +23,8 @@ static void send_dgram(void *arg, const struct net_addr *to, const uint8_t *data
         r = sendto(u->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)&to->ss,
                    to->len);
     while (r < 0 && errno == EINTR);
+    if (r > 0)
+        stats_add(STATS_BYTES_OUT, (uint64_t)r);
 }
 
 int udp_init(struct udp_service *u, struct server *srv, int fd)
@@ -52,6 +56,7 @@ void udp_on_readable(struct udp_service *u, uint64_t now)
                 return;
             continue;
         }
+        stats_add(STATS_BYTES_IN, (uint64_t)n);
         udp_peers_on_datagram(&u->peers, &from, data, (size_t)n, now);
     }
 }

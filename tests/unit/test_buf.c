@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for the bounded byte buffer. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
 
 #include "buf.h"
 #include "check.h"
@@ -165,6 +168,173 @@ static void test_wipe_only_written(void)
     buf_free(&b);
 }
 
+/* An empty buffer gives its storage back and takes it again when bytes come; one that holds
+ * bytes keeps it. Marks, limit and the consumed count survive. */
+static void test_release(void)
+{
+    struct buf b;
+    struct buf_marks m;
+    buf_init(&b, 1 << 20);
+    buf_attach_marks(&b, &m);
+    CHECK(buf_release(&b)); /* nothing held: nothing to do */
+    CHECK_INT(buf_cap(&b), 0);
+    CHECK_INT(buf_append(&b, "hello", 5), 0);
+    CHECK_INT(buf_mark_pause(&b), 0);
+    CHECK(buf_cap(&b) > 0);
+    CHECK(!buf_release(&b)); /* holds bytes: kept */
+    CHECK(b.data != NULL);
+    CHECK_MEM(buf_head(&b), "hello", 5);
+    buf_consume(&b, 5);
+    CHECK(buf_release(&b));
+    CHECK(b.data == NULL);
+    CHECK_INT(buf_cap(&b), 0);
+    CHECK_INT(b.dirty, 0);
+    CHECK_INT(b.consumed, 5);
+    CHECK_INT(buf_pauses(&b), 1); /* the pause at offset 5 is still owed */
+    CHECK(buf_pause_reached(&b));
+    CHECK_INT(buf_append(&b, "again", 5), 0); /* storage comes back when needed */
+    CHECK_MEM(buf_head(&b), "again", 5);
+    CHECK_INT(b.limit, 1 << 20);
+    buf_clear(&b);
+    CHECK(b.data == NULL);
+    CHECK(buf_empty(&b));
+    CHECK_INT(b.consumed, 10);
+    buf_free(&b);
+}
+
+/* Released storage goes to the thread's free-list wiped, and the next buffer of that size
+ * takes it from there instead of from malloc. */
+static void test_pool_reuse_and_wipe(void)
+{
+    struct buf_pool_stats st0, st1;
+    buf_pool_drain();
+    buf_pool_stats(&st0);
+    CHECK_INT(st0.blocks, 0);
+    CHECK_INT(st0.bytes, 0);
+
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    CHECK_INT(buf_reserve(&b, 65536), 0);
+    CHECK_INT(buf_cap(&b), 65536);
+    uint8_t *first = b.data;
+    memset(buf_tail(&b), 'S', 100); /* a secret */
+    buf_commit(&b, 100);
+    buf_consume(&b, 100);
+    CHECK(buf_release(&b));
+    buf_pool_stats(&st1);
+    CHECK_INT(st1.blocks, 1);
+    CHECK_INT(st1.bytes, 65536);
+    CHECK_INT(st1.kept, st0.kept + 1);
+
+    /* The block in the list holds no byte of what was written (past the list's own link). */
+    bool wiped = true;
+    for (size_t i = sizeof(void *); i < 100; i++)
+        wiped = wiped && first[i] == 0;
+    CHECK(wiped);
+
+    /* A read room of the same size, for another buffer, is that block: no malloc. */
+    struct buf c;
+    buf_init(&c, 1 << 20);
+    CHECK_INT(buf_reserve(&c, 65536), 0);
+    CHECK(c.data == first);
+    buf_pool_stats(&st1);
+    CHECK_INT(st1.reused, st0.reused + 1);
+    CHECK_INT(st1.fresh, st0.fresh + 1);
+    CHECK_INT(st1.blocks, 0);
+
+    /* An event loop's pattern, a room per read given back after it: one block serves all. */
+    for (int i = 0; i < 1000; i++) {
+        CHECK_INT(buf_append(&b, "ping\n", 5), 0);
+        buf_consume(&b, 5);
+        CHECK(buf_release(&b));
+    }
+    buf_free(&c);
+    buf_pool_stats(&st1);
+    CHECK(st1.fresh <= st0.fresh + 2);
+
+    /* Sizes that are not a power of two (a limit caps them) are never kept. */
+    struct buf odd;
+    buf_init(&odd, 1000);
+    CHECK_INT(buf_reserve(&odd, 1000), 0);
+    CHECK_INT(buf_cap(&odd), 1000);
+    size_t before = st1.blocks;
+    buf_free(&odd);
+    buf_pool_stats(&st1);
+    CHECK_INT(st1.blocks, before);
+    buf_free(&b);
+    buf_pool_drain();
+}
+
+/* The free-list is bounded: per size, and in bytes over all sizes. */
+static void test_pool_bounded(void)
+{
+    enum { N = 3 * BUF_POOL_PER_CLASS };
+    static struct buf bs[N];
+    struct buf_pool_stats st;
+    buf_pool_drain();
+    for (int i = 0; i < N; i++) {
+        buf_init(&bs[i], 1 << 20);
+        CHECK_INT(buf_reserve(&bs[i], 300), 0); /* 512-byte storage */
+    }
+    for (int i = 0; i < N; i++)
+        buf_free(&bs[i]);
+    buf_pool_stats(&st);
+    CHECK_INT(st.blocks, BUF_POOL_PER_CLASS);
+    CHECK_INT(st.bytes, BUF_POOL_PER_CLASS * 512);
+    buf_pool_drain();
+    for (int i = 0; i < N; i++) {
+        buf_init(&bs[i], 1 << 20);
+        CHECK_INT(buf_reserve(&bs[i], BUF_POOL_MAX), 0);
+    }
+    for (int i = 0; i < N; i++)
+        buf_free(&bs[i]);
+    buf_pool_stats(&st);
+    CHECK(st.bytes <= BUF_POOL_BYTES);
+    CHECK_INT(st.blocks, BUF_POOL_BYTES / BUF_POOL_MAX);
+    /* Storage larger than the largest class goes straight back to malloc. */
+    buf_init(&bs[0], 1 << 20);
+    CHECK_INT(buf_reserve(&bs[0], BUF_POOL_MAX + 1), 0);
+    size_t before = st.blocks;
+    buf_free(&bs[0]);
+    buf_pool_stats(&st);
+    CHECK_INT(st.blocks, before);
+    buf_pool_drain();
+    buf_pool_stats(&st);
+    CHECK_INT(st.blocks, 0);
+    CHECK_INT(st.bytes, 0);
+}
+
+/* A thread's free-list dies with the thread (the sanitizer build reports it if it leaks);
+ * storage grown on one thread may be freed on another. */
+static void *pool_thread(void *arg)
+{
+    struct buf *shared = arg;
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    CHECK_INT(buf_append(&b, "abc", 3), 0);
+    buf_consume(&b, 3);
+    CHECK(buf_release(&b));
+    CHECK_INT(buf_reserve(&b, 4000), 0);
+    buf_free(&b);
+    struct buf_pool_stats st;
+    buf_pool_stats(&st);
+    CHECK_INT(st.blocks, 2);
+    CHECK_INT(buf_append(shared, "from a thread", 13), 0);
+    return NULL;
+}
+
+static void test_pool_threads(void)
+{
+    struct buf shared;
+    buf_init(&shared, 1 << 20);
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, pool_thread, &shared), 0);
+    CHECK_INT(pthread_join(t, NULL), 0);
+    CHECK_MEM(buf_head(&shared), "from a thread", 13);
+    buf_free(&shared); /* into this thread's list */
+    buf_pool_drain();
+}
+
 int main(void)
 {
     test_append_consume();
@@ -174,5 +344,9 @@ int main(void)
     test_pauses();
     test_no_marks();
     test_wipe_only_written();
+    test_release();
+    test_pool_reuse_and_wipe();
+    test_pool_bounded();
+    test_pool_threads();
     return CHECK_DONE();
 }

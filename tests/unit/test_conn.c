@@ -3,6 +3,7 @@
  * fake socket (a byte sink with a chosen write size and peer window); plain, lab-dh, lab-fernet. */
 #include "check.h"
 #include "conn.h"
+#include "crypto.h"
 #include "service.h"
 #include "log.h"
 #include "proto.h"
@@ -29,6 +30,9 @@ struct rig {
 
 /* The record timeout rig_start gives the server (0: none, as most tests want). */
 static int rig_record_ms;
+/* The server key file rig_start gives a secure server; client contexts accept a new key. */
+static const char *rig_key_file;
+static bool client_accept_new;
 
 static void rig_start(struct rig *r, const struct proto_vt *vt, int idle_ms, int hs_ms)
 {
@@ -40,6 +44,7 @@ static void rig_start(struct rig *r, const struct proto_vt *vt, int idle_ms, int
     r->srv.conf.record_timeout_ms = rig_record_ms;
     r->srv.conf.allow_shutdown = ALLOW_NONE;
     r->srv.conf.popts.max_msg = 65535;
+    r->srv.conf.popts.key_file = rig_key_file;
     atomic_init(&r->srv.next_id, 1);
     pthread_mutex_init(&r->srv.wake_mu, NULL);
     if (vt->ctx_new) {
@@ -144,7 +149,7 @@ static bool wants(const struct rig *r, unsigned bits)
 static void *ctx_client(const struct proto_vt *vt)
 {
     void *ctx = NULL;
-    struct proto_opts o = {.max_msg = 65535};
+    struct proto_opts o = {.max_msg = 65535, .accept_new = client_accept_new};
     char err[PROTO_ERRLEN] = "";
     CHECK_INT(vt->ctx_new(&o, PROTO_CLIENT, &ctx, err, sizeof(err)), 0);
     return ctx;
@@ -1103,6 +1108,175 @@ static void test_client_timeouts(void)
 
 /* ---- the log a user reads ---- */
 
+/* ---- memory: an idle connection holds no buffer ---- */
+
+/* After a message is echoed and has gone out, a connection holds no buffer; the next
+ * message takes storage again (from the thread's free-list, not malloc) and is echoed. */
+static void test_idle_holds_no_buffer(void)
+{
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 0);
+    CHECK_INT(conn_buffer_bytes(&r.sc.c), 0); /* nothing yet: nothing held */
+    CHECK_INT(rig_recv(&r, "hello\n", 6, SIZE_MAX), 6);
+    CHECK(conn_buffer_bytes(&r.sc.c) > 0); /* the echo is owed */
+    CHECK(r.sc.c.in.data == NULL);         /* the input, used up, already went back */
+    CHECK_INT(rig_send_all(&r), 6);
+    CHECK_INT(conn_buffer_bytes(&r.sc.c), 0);
+    CHECK(r.sc.msg == NULL); /* no message head kept either */
+
+    /* A readiness driver whose receive found nothing (EAGAIN) does not keep the room: the
+     * next call into the connection gives it back. */
+    uint8_t *dst;
+    size_t room = conn_read_buf(&r.sc.c, r.now, &dst);
+    CHECK(room > 0);
+    CHECK(conn_buffer_bytes(&r.sc.c) >= room);
+    const uint8_t *p;
+    CHECK_INT(conn_out_peek(&r.sc.c, r.now, &p), 0);
+    CHECK_INT(conn_buffer_bytes(&r.sc.c), 0);
+
+    /* Many echoes later: each took storage and gave it back, and the storage came from the
+     * thread's free-list (a bounded handful of blocks), not from malloc each time. */
+    struct buf_pool_stats st0, st1;
+    buf_pool_stats(&st0);
+    for (int i = 0; i < 200; i++) {
+        CHECK_INT(rig_recv(&r, "again\n", 6, SIZE_MAX), 6);
+        CHECK_INT(rig_send_all(&r), 6);
+        CHECK_INT(conn_buffer_bytes(&r.sc.c), 0);
+    }
+    buf_pool_stats(&st1);
+    CHECK(st1.fresh - st0.fresh <= 2);
+    CHECK(st1.reused - st0.reused >= 400); /* an input room and an output buffer each time */
+    CHECK(st1.blocks <= 2 * BUF_POOL_PER_CLASS);
+    CHECK_INT(r.wirelen, 6 + 200 * 6);
+    CHECK_MEM(r.wire + r.wirelen - 6, "again\n", 6);
+
+    /* A line that arrives in pieces is echoed as it comes (RFC 862); the head kept for the
+     * log lives only until the line ends. */
+    CHECK_INT(rig_recv(&r, "spl", 3, SIZE_MAX), 3);
+    CHECK(r.sc.msg != NULL);
+    CHECK_INT(rig_send_all(&r), 3);
+    CHECK_INT(conn_buffer_bytes(&r.sc.c), 0);
+    CHECK_INT(rig_recv(&r, "it\n", 3, SIZE_MAX), 3);
+    CHECK(r.sc.msg == NULL);
+    CHECK_INT(rig_send_all(&r), 3);
+    CHECK_INT(conn_buffer_bytes(&r.sc.c), 0);
+    rig_end(&r);
+}
+
+/* Partial writes keep exactly what is owed, and the buffer goes back with the last byte. */
+static void test_partial_writes_then_idle(void)
+{
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 0);
+    static uint8_t line[3000];
+    memset(line, 'p', sizeof(line) - 1);
+    line[sizeof(line) - 1] = '\n';
+    CHECK_INT(rig_recv(&r, line, sizeof(line), SIZE_MAX), sizeof(line));
+    size_t sent = 0;
+    while (sent < sizeof(line) - 100) {
+        CHECK_INT(rig_send(&r, 100, 100), 100);
+        sent += 100;
+        CHECK(conn_buffer_bytes(&r.sc.c) >= sizeof(line) - sent); /* what is owed stays */
+        CHECK(wants(&r, CONN_WANT_WRITE));
+    }
+    CHECK_INT(rig_send_all(&r), 100);
+    CHECK_INT(conn_buffer_bytes(&r.sc.c), 0);
+    CHECK_INT(r.wirelen, sizeof(line));
+    CHECK_MEM(r.wire, line, sizeof(line));
+    CHECK(wants(&r, CONN_WANT_READ));
+    rig_end(&r);
+}
+
+/* Back-pressure holds the input that waits, and once the peer has read everything the
+ * connection holds nothing again. */
+static void test_backpressure_then_idle(void)
+{
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 0);
+    static uint8_t chunk[SERVER_READ_CHUNK];
+    memset(chunk, 'b', sizeof(chunk));
+    for (size_t i = 1023; i < sizeof(chunk); i += 1024)
+        chunk[i] = '\n';
+    size_t fed = 0;
+    for (int i = 0; i < 64 && wants(&r, CONN_WANT_READ); i++)
+        fed += rig_recv(&r, chunk, sizeof(chunk), sizeof(chunk));
+    CHECK(!wants(&r, CONN_WANT_READ));
+    CHECK(conn_buffer_bytes(&r.sc.c) >= SERVER_OUT_HIGH);
+    /* The peer reads a little at a time; the engine stays bounded and correct. */
+    while (rig_send(&r, 5000, 5000) > 0) {
+        CHECK(buf_len(&r.sc.c.out) <= SERVER_OUT_LIMIT);
+        if (wants(&r, CONN_WANT_READ))
+            break;
+    }
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, fed);
+    CHECK_INT(conn_buffer_bytes(&r.sc.c), 0);
+    rig_end(&r);
+}
+
+/* Moves what each side of a secure pair sends to the other until nothing moves. cw and sw
+ * count the bytes of each wire already delivered. */
+static void pump(struct rig *s, struct crig *c, size_t *cw, size_t *sw)
+{
+    for (int round = 0; round < 8; round++) {
+        crig_send(c);
+        if (c->wirelen > *cw)
+            *cw += rig_recv(s, c->wire + *cw, c->wirelen - *cw, SIZE_MAX);
+        rig_send_all(s);
+        while (s->wirelen > *sw) {
+            uint8_t *dst;
+            size_t room = conn_read_buf(&c->c, c->now, &dst);
+            if (room == 0)
+                break;
+            size_t k = s->wirelen - *sw < room ? s->wirelen - *sw : room;
+            memcpy(dst, s->wire + *sw, k);
+            conn_read_commit(&c->c, k, c->now);
+            *sw += k;
+        }
+    }
+}
+
+/* A secure connection after its handshake and an echo holds no buffer either, in both
+ * roles, and the cipher contexts it ran on are the thread's bounded cache, not its own. */
+static void test_secure_idle_after_handshake(void)
+{
+    char key[] = "/tmp/secho-test-conn-key-XXXXXX";
+    int kfd = mkstemp(key);
+    CHECK(kfd >= 0);
+    close(kfd);
+    unlink(key); /* created 0600 by the server's context */
+    rig_key_file = key;
+    client_accept_new = true;
+    struct rig s;
+    struct crig c;
+    rig_start(&s, &proto_secure, 0, 10000);
+    CHECK_INT(s.init_rc, 0);
+    crig_start(&c, &proto_secure, 1 << 16, 10000);
+    size_t cw = 0, sw = 0;
+    pump(&s, &c, &cw, &sw);
+    CHECK(conn_ready(&s.sc.c));
+    CHECK(conn_ready(&c.c));
+    CHECK_INT(c.handshakes, 1);
+    CHECK_INT(conn_buffer_bytes(&s.sc.c), 0);
+    CHECK_INT(conn_buffer_bytes(&c.c), 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(crig_queue(&c, "secret text"), 0);
+        pump(&s, &c, &cw, &sw);
+        CHECK_INT(c.msgs, i + 1);
+        CHECK_INT(c.owed, 0);
+        CHECK_INT(conn_buffer_bytes(&s.sc.c), 0);
+        CHECK_INT(conn_buffer_bytes(&c.c), 0);
+    }
+    CHECK_INT(c.gotlen, 3 * 11);
+    CHECK_MEM(c.got + 22, "secret text", 11);
+    CHECK(crypto_aead_cache_size() <= 2 * CRYPTO_AEAD_CACHE);
+    rig_end(&s);
+    crig_end(&c);
+    unlink(key);
+    rig_key_file = NULL;
+    client_accept_new = false;
+}
+
 static size_t count(const char *hay, const char *needle)
 {
     size_t n = 0;
@@ -1140,6 +1314,10 @@ int main(void)
     test_client_finish_sequence();
     test_client_peer_closes_first();
     test_client_timeouts();
+    test_idle_holds_no_buffer();
+    test_partial_writes_then_idle();
+    test_backpressure_then_idle();
+    test_secure_idle_after_handshake();
 
     log_close();
     static char text[1 << 20];

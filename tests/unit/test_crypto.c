@@ -5,7 +5,9 @@
 #include "hexutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <string.h>
 
 static void test_aead_vector(enum crypto_aead_alg alg, const char *key_hex, const char *nonce_hex,
                              const char *ad_hex, const char *pt_hex, const char *ct_hex)
@@ -156,6 +158,86 @@ static void test_pem(void)
     CHECK_INT(crypto_x25519_from_pem("garbage", 7, back), CRYPTO_E_KEY);
 }
 
+/* A keyed AEAD is its key: the OpenSSL contexts are the thread's, a bounded LRU cache. Many
+ * keys used in turn each get the right context back (re-keyed when evicted); freeing a key
+ * drops its context; a copy is independent; the cache dies with its thread. */
+static void test_aead_cache(void)
+{
+    enum { K = 3 * CRYPTO_AEAD_CACHE };
+    static const uint8_t nonce[12] = {1};
+    struct crypto_aead a[K];
+    uint8_t key[32], ct[K][16 + 16], pt[16], back[16];
+    crypto_aead_cache_drain();
+    CHECK_INT(crypto_aead_cache_size(), 0);
+    for (int i = 0; i < K; i++) {
+        memset(key, i + 1, sizeof(key));
+        CHECK_INT(crypto_aead_init(&a[i], i % 2 ? CRYPTO_CHACHAPOLY : CRYPTO_AES256GCM, key), 0);
+    }
+    CHECK_INT(crypto_aead_cache_size(), 0); /* keying allocates nothing */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < K; i++) {
+            memset(pt, 'a' + i, sizeof(pt));
+            uint8_t out[32];
+            CHECK_INT(crypto_aead_seal(&a[i], nonce, NULL, 0, pt, sizeof(pt), out), 0);
+            if (round == 0)
+                memcpy(ct[i], out, sizeof(out));
+            CHECK_MEM(out, ct[i], sizeof(out)); /* the same key gives the same bytes */
+            CHECK(crypto_aead_cache_size() <= 2 * CRYPTO_AEAD_CACHE);
+        }
+    }
+    /* Each key opens its own record and no other, whichever context is where now. */
+    for (int i = K - 1; i >= 0; i--) {
+        CHECK_INT(crypto_aead_open(&a[i], nonce, NULL, 0, ct[i], sizeof(ct[i]), back), 0);
+        memset(pt, 'a' + i, sizeof(pt));
+        CHECK_MEM(back, pt, sizeof(pt));
+        int j = (i + 2) % K; /* same algorithm, another key */
+        CHECK_INT(crypto_aead_open(&a[j], nonce, NULL, 0, ct[i], sizeof(ct[i]), back),
+                  CRYPTO_E_AUTH);
+    }
+    CHECK_INT(crypto_aead_cache_size(), 2 * CRYPTO_AEAD_CACHE);
+    /* A copy has its own id: freeing the original leaves it working. */
+    struct crypto_aead cp;
+    CHECK_INT(crypto_aead_copy(&cp, &a[0]), 0);
+    CHECK(cp.id != a[0].id);
+    CHECK_INT(crypto_aead_seal(&a[0], nonce, NULL, 0, pt, sizeof(pt), ct[0]), 0);
+    unsigned before = crypto_aead_cache_size();
+    crypto_aead_free(&a[0]);
+    CHECK_INT(crypto_aead_cache_size(), before - 1); /* its context went with the key */
+    CHECK_INT(a[0].id, 0);
+    uint8_t zero[32] = {0};
+    CHECK_MEM(a[0].key, zero, sizeof(zero)); /* the key is wiped */
+    CHECK_INT(crypto_aead_open(&cp, nonce, NULL, 0, ct[0], sizeof(ct[0]), back), 0);
+    CHECK_MEM(back, pt, sizeof(pt));
+    CHECK_INT(crypto_aead_seal(&a[0], nonce, NULL, 0, pt, sizeof(pt), ct[0]), CRYPTO_E_LIB);
+    crypto_aead_free(&cp);
+    for (int i = 1; i < K; i++)
+        crypto_aead_free(&a[i]);
+    crypto_aead_cache_drain();
+    CHECK_INT(crypto_aead_cache_size(), 0);
+}
+
+static void *aead_thread(void *arg)
+{
+    struct crypto_aead *a = arg;
+    uint8_t out[4 + 16];
+    static const uint8_t nonce[12] = {2};
+    CHECK_INT(crypto_aead_seal(a, nonce, NULL, 0, (const uint8_t *)"abcd", 4, out), 0);
+    CHECK_INT(crypto_aead_cache_size(), 1);
+    return NULL; /* the thread's context is freed as it exits (the sanitizer build checks) */
+}
+
+static void test_aead_cache_threads(void)
+{
+    uint8_t key[32] = {9};
+    struct crypto_aead a;
+    CHECK_INT(crypto_aead_init(&a, CRYPTO_AES256GCM, key), 0);
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, aead_thread, &a), 0);
+    CHECK_INT(pthread_join(t, NULL), 0);
+    CHECK_INT(crypto_aead_cache_size(), 0); /* that context was the other thread's */
+    crypto_aead_free(&a);
+}
+
 static void test_misc(void)
 {
     uint8_t a[64] = {0}, b[64] = {0};
@@ -195,6 +277,8 @@ int main(void)
                      "0000000000000000000000000000000000000000000000000000000000000000",
                      "000000000000000000000000", "", "00000000000000000000000000000000",
                      "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919");
+    test_aead_cache();
+    test_aead_cache_threads();
     test_hash();
     test_x25519();
     test_pem();

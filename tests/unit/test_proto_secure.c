@@ -8,6 +8,7 @@
 #include "keys.h"
 #include "proto.h"
 #include "secure.h"
+#include "secure_int.h" /* white-box: what a conn holds when idle */
 
 #include <errno.h>
 #include <stdbool.h>
@@ -208,6 +209,73 @@ static void test_sessions(void)
         session(sctx, cctx, 0, large, large_len, 2);
         proto_secure.ctx_free(cctx);
     }
+    proto_secure.ctx_free(sctx);
+}
+
+/* After its handshake a conn keeps the transport's keys and nothing of the handshake: the
+ * state is freed at the split (and wiped: noise_handshake_free), no library context is
+ * kept per conn, and after a message the plaintext and frame buffers hold no storage. */
+static void test_idle_state(void)
+{
+    struct proto_opts so = server_opts();
+    void *sctx = make_ctx(&so, PROTO_SERVER);
+    struct proto_opts co = client_opts(suites[0]);
+    void *cctx = make_ctx(&co, PROTO_CLIENT);
+    struct peer s, c;
+    peer_open(&s, sctx, PROTO_SERVER);
+    peer_open(&c, cctx, PROTO_CLIENT);
+    struct secure_conn *sc = s.conn, *cc = c.conn;
+    CHECK(sc->hs == NULL); /* nothing before the client speaks */
+    CHECK(cc->hs != NULL);
+    CHECK_INT(transfer(&c, &s, 0, NULL, NULL), 0);
+    CHECK(sc->hs != NULL);         /* while the handshake runs */
+    CHECK(buf_cap(&s.out) < 1024); /* message 2 reserved its size, not a whole frame */
+    CHECK_INT(transfer(&s, &c, 0, NULL, NULL), 0);
+    CHECK(cc->hs == NULL);
+    CHECK_INT(proto_secure.conn_write(c.conn, (const uint8_t *)"quiet", 5, &c.out), 0);
+    CHECK_INT(transfer(&c, &s, 1, NULL, NULL), 0); /* byte by byte: frames gathered in rx */
+    CHECK_INT(transfer(&s, &c, 1, NULL, NULL), 0);
+    CHECK_INT(s.nmsgs, 1);
+    CHECK_INT(c.nmsgs, 1);
+    struct secure_conn *both[2] = {sc, cc};
+    for (int i = 0; i < 2; i++) {
+        struct secure_conn *x = both[i];
+        CHECK(x->hs == NULL);
+        CHECK_INT(x->state, ST_TRANSPORT);
+        CHECK(x->has_rs);
+        CHECK(x->send.has_key && x->recv.has_key);
+        CHECK(x->send.aead.id != 0 && x->recv.aead.id != x->send.aead.id);
+        CHECK_INT(buf_cap(&x->rx), 0);
+        CHECK(x->udp == NULL); /* a TCP conn has no UDP state */
+        CHECK(x->err == NULL); /* nothing went wrong: no error text allocated */
+    }
+    /* The last plaintext is held only until the next read, which wipes it and gives back
+     * its storage. */
+    CHECK_INT(buf_cap(&sc->pt), 0);
+    CHECK_INT(proto_secure.conn_write(c.conn, (const uint8_t *)"again", 5, &c.out), 0);
+    struct proto_msg m;
+    size_t n = buf_len(&c.out);
+    CHECK_INT(proto_secure.conn_read(s.conn, buf_head(&c.out), &n, &s.out, &m), PROTO_MSG);
+    CHECK_INT(n, buf_len(&c.out));
+    buf_consume(&c.out, n);
+    CHECK_INT(m.len, 5);
+    CHECK_MEM(m.data, "again", 5);
+    CHECK(buf_cap(&sc->pt) > 0);
+    size_t zero = 0;
+    uint8_t none[1];
+    CHECK_INT(proto_secure.conn_read(s.conn, none, &zero, &s.out, &m), PROTO_NEED_MORE);
+    CHECK_INT(buf_cap(&sc->pt), 0);
+    /* What an idle secure conn costs, the contexts aside (they are the thread's). */
+    CHECK(proto_secure.conn_size <= 512);
+    CHECK(crypto_aead_cache_size() <= 2 * CRYPTO_AEAD_CACHE);
+    /* A failure allocates the error text. */
+    uint8_t junk[2 + 20] = {0, 20};
+    CHECK(feed(&s, junk, sizeof(junk), 0) < 0);
+    CHECK(sc->err != NULL);
+    CHECK(proto_secure.conn_error(s.conn)[0] != '\0');
+    peer_close(&s);
+    peer_close(&c);
+    proto_secure.ctx_free(cctx);
     proto_secure.ctx_free(sctx);
 }
 
@@ -597,6 +665,7 @@ int main(void)
     CHECK_INT(keys_load_or_create(admin_key, priv, pub, &created, err, sizeof(err)), 0);
 
     test_sessions();
+    test_idle_state();
     test_tamper();
     test_bad_input();
     test_trust();

@@ -134,6 +134,8 @@ static int secure_conn_init(void *conn, void *ctx, enum proto_role role, struct 
     buf_init(&c->pt, NOISE_MAX_MSG);
     if (!x || x->role != role)
         return secure__fail(c, PROTO_E_STATE, "context made for the other role");
+    if (x->datagram && !(c->udp = calloc(1, sizeof(*c->udp))))
+        return secure__fail(c, -ENOMEM, "no memory for a session");
     if (role == PROTO_SERVER) {
         c->state = ST_PREAMBLE; /* both forms: the client speaks first */
         return 0;
@@ -155,7 +157,7 @@ static int secure_conn_admin(const void *conn)
 static bool secure_conn_peer_id(const void *conn, char *out, size_t outlen)
 {
     const struct secure_conn *c = conn;
-    const uint8_t *rs = noise_handshake_remote_static(&c->hs);
+    const uint8_t *rs = secure__remote_static(c);
     char b64[KEYS_B64LEN + 1];
     if (!rs || c->state != ST_TRANSPORT || outlen <= KEYS_B64LEN)
         return false;
@@ -164,21 +166,32 @@ static bool secure_conn_peer_id(const void *conn, char *out, size_t outlen)
     return true;
 }
 
-/* Releases what the conn owns outside itself (cipher contexts, buffers); proto_conn_free
- * wipes the conn's own bytes afterwards. */
+/* Releases what the conn owns outside itself (the handshake, keys, buffers, UDP state, error text);
+ * proto_conn_free wipes the conn's own bytes afterwards. */
 static void secure_conn_free(void *conn)
 {
     struct secure_conn *c = conn;
-    noise_handshake_free(&c->hs);
+    secure__hs_end(c);
     noise_cipher_free(&c->send);
     noise_cipher_free(&c->recv);
     buf_free(&c->rx);
     buf_free(&c->pt);
+    if (c->udp) {
+        crypto_wipe(c->udp, sizeof(*c->udp));
+        free(c->udp);
+        c->udp = NULL;
+    }
+    if (c->err) {
+        crypto_wipe(c->err, SECURE_ERRLEN);
+        free(c->err);
+        c->err = NULL;
+    }
 }
 
 const char *proto_secure_last_error(const void *conn)
 {
-    return ((const struct secure_conn *)conn)->err;
+    const char *e = ((const struct secure_conn *)conn)->err;
+    return e ? e : "";
 }
 
 const struct proto_vt proto_secure = {

@@ -5,7 +5,9 @@
 #include "secure_common.h"
 
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crypto.h"
@@ -41,11 +43,20 @@ size_t secure__prologue(uint8_t out[static SECURE_PROLOGUE_MAX], enum secure_for
     return k + 2 + n;
 }
 
+char *secure__errbuf(struct secure_conn *c)
+{
+    if (!c->err)
+        c->err = calloc(1, SECURE_ERRLEN);
+    return c->err;
+}
+
 int secure__fail(struct secure_conn *c, int code, const char *fmt, ...)
 {
+    char *e = secure__errbuf(c);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    if (e)
+        vsnprintf(e, SECURE_ERRLEN, fmt, ap);
     va_end(ap);
     c->state = ST_DEAD;
     c->dead_err = code;
@@ -54,9 +65,11 @@ int secure__fail(struct secure_conn *c, int code, const char *fmt, ...)
 
 int secure__drop(struct secure_conn *c, int code, const char *fmt, ...)
 {
+    char *e = secure__errbuf(c);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err, sizeof(c->err), fmt, ap);
+    if (e)
+        vsnprintf(e, SECURE_ERRLEN, fmt, ap);
     va_end(ap);
     return code;
 }
@@ -82,13 +95,60 @@ int secure__trust_server(struct secure_conn *c, const uint8_t rs[static NOISE_DH
     if (r != 0)
         return secure__fail(c, r, "%s", msg);
     /* On success c->err is empty or holds the notice the user is owed (the key was added). */
-    memcpy(c->err, msg, strlen(msg) + 1);
+    if (msg[0]) {
+        char *e = secure__errbuf(c); /* held only while there is something to say */
+        if (e)
+            memcpy(e, msg, strlen(msg) + 1);
+    } else if (c->err) {
+        c->err[0] = '\0';
+    }
     return 0;
 }
 
 void secure__set_admin(struct secure_conn *c)
 {
+    const uint8_t *rs = secure__remote_static(c);
     if (c->role == PROTO_SERVER)
-        c->admin =
-            keys_set_contains(&c->ctx->admins, noise_handshake_remote_static(&c->hs)) ? 1 : 0;
+        c->admin = rs && keys_set_contains(&c->ctx->admins, rs) ? 1 : 0;
+}
+
+int secure__hs_begin(struct secure_conn *c)
+{
+    secure__hs_end(c);
+    c->hs = calloc(1, sizeof(*c->hs));
+    if (!c->hs)
+        return secure__fail(c, -ENOMEM, "no memory for a handshake");
+    return 0;
+}
+
+void secure__hs_end(struct secure_conn *c)
+{
+    if (!c->hs)
+        return;
+    noise_handshake_free(c->hs);
+    crypto_wipe(c->hs, sizeof(*c->hs));
+    free(c->hs);
+    c->hs = NULL;
+}
+
+int secure__split(struct secure_conn *c)
+{
+    if (!c->hs)
+        return secure__fail(c, PROTO_E_STATE, "split: no handshake");
+    int r = secure__noise(noise_handshake_split(c->hs, &c->send, &c->recv));
+    if (r != 0)
+        return secure__fail(c, r, "split: %s", proto_strerror(r));
+    const uint8_t *rs = noise_handshake_remote_static(c->hs);
+    c->has_rs = rs != NULL;
+    if (rs)
+        memcpy(c->rs, rs, NOISE_DHLEN);
+    secure__hs_end(c);
+    return 0;
+}
+
+const uint8_t *secure__remote_static(const struct secure_conn *c)
+{
+    if (c->hs)
+        return noise_handshake_remote_static(c->hs);
+    return c->has_rs ? c->rs : NULL;
 }

@@ -50,4 +50,18 @@ int secure__trust_server(struct secure_conn *c, const uint8_t rs[static NOISE_DH
 /* Server: records whether the peer is an admin; call once the handshake is split. */
 void secure__set_admin(struct secure_conn *c);
 
+/* Gives the conn a fresh, zeroed handshake state (a previous one is ended first). Returns 0
+ * or a fatal -ENOMEM (conn dead). */
+int secure__hs_begin(struct secure_conn *c);
+/* Wipes and frees the handshake state, if any. */
+void secure__hs_end(struct secure_conn *c);
+/* Splits the finished handshake into c->send and c->recv, keeps the peer's static key in
+ * c->rs and ends the handshake state. Returns 0 or a fatal error (conn dead). */
+int secure__split(struct secure_conn *c);
+/* The peer's static key: from the handshake while it runs, then c->rs; NULL if unknown. */
+const uint8_t *secure__remote_static(const struct secure_conn *c);
+/* The conn's SECURE_ERRLEN-byte error text buffer, allocated on first use; NULL when there
+ * is no memory for it (the text is then lost, never the error code). */
+char *secure__errbuf(struct secure_conn *c);
+
 #endif

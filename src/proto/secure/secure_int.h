@@ -76,18 +76,25 @@ struct secure_udp {
     bool confirmed; /* client: a data message from the server authenticated */
 };
 
+/* What a conn holds once its handshake is done is only what the transport needs: the two
+ * keys (struct noise_cipher: a key and a nonce each, no library context), the peer's static
+ * key, and two empty buffers. The handshake state lives on the heap while it runs and is
+ * wiped and freed when it is split; the UDP form's state and the error text are allocated
+ * only by conns that need them. */
 struct secure_conn {
     const struct secure_ctx *ctx;
     enum proto_role role;
     uint8_t state;
     int8_t admin;
-    int dead_err; /* the error that killed the conn, returned again on later calls */
-    struct noise_handshake hs;
+    bool has_rs;                /* rs holds the peer's static key (after the split) */
+    int dead_err;               /* the error that killed the conn, returned again on later calls */
+    struct noise_handshake *hs; /* while the handshake runs (secure__hs_begin), else NULL */
+    uint8_t rs[NOISE_DHLEN];
     struct noise_cipher send, recv;
-    struct buf rx; /* TCP: one partial frame, at most SECURE_TCP_FRAME_MAX bytes */
-    struct buf pt; /* the last decrypted message */
-    struct secure_udp udp;
-    char err[SECURE_ERRLEN];
+    struct buf rx;          /* TCP: one partial frame, at most SECURE_TCP_FRAME_MAX bytes */
+    struct buf pt;          /* the last decrypted message, until the next read */
+    struct secure_udp *udp; /* the UDP form's state: a datagram conn's, else NULL */
+    char *err;              /* SECURE_ERRLEN bytes once there was something to say */
 };
 
 #endif

@@ -27,15 +27,16 @@ static void put_frame_len(uint8_t p[static FRAME_HDR], size_t n)
     p[1] = (uint8_t)n;
 }
 
-/* Appends one frame holding the next handshake message (empty payload) to out. */
+/* Appends one frame holding the next handshake message (empty payload) to out. Reserves
+ * that message's size, not a whole frame's: the output buffer stays as small as it is. */
 static int emit_handshake(struct secure_conn *c, struct buf *out)
 {
-    size_t n = 0;
-    int r = buf_reserve(out, FRAME_MAX);
+    size_t n = 0, len = xx_msg_len[c->hs->msg];
+    int r = buf_reserve(out, FRAME_HDR + len);
     if (r != 0)
         return secure__fail(c, r, "output buffer full");
     uint8_t *p = buf_tail(out);
-    r = secure__noise(noise_handshake_write(&c->hs, NULL, 0, p + FRAME_HDR, NOISE_MAX_MSG, &n));
+    r = secure__noise(noise_handshake_write(c->hs, NULL, 0, p + FRAME_HDR, len, &n));
     if (r != 0)
         return secure__fail(c, r, "handshake: %s", proto_strerror(r));
     put_frame_len(p, n);
@@ -53,10 +54,10 @@ static int check_len(struct secure_conn *c, size_t n)
             return secure__fail(c, PROTO_E_PARSE, "not a secho/1 client (preamble length %zu)", n);
         return 0;
     case ST_HANDSHAKE:
-        if (n != xx_msg_len[c->hs.msg])
+        if (n != xx_msg_len[c->hs->msg])
             return secure__fail(c, PROTO_E_PARSE,
                                 "handshake message %u has length %zu, expected %zu",
-                                (unsigned)c->hs.msg + 1, n, xx_msg_len[c->hs.msg]);
+                                (unsigned)c->hs->msg + 1, n, xx_msg_len[c->hs->msg]);
         return 0;
     case ST_TRANSPORT:
         if (n < NOISE_TAGLEN)
@@ -126,8 +127,10 @@ int secure__tcp_client_init(struct secure_conn *c, struct buf *out)
     int r = buf_append(out, prologue + SECURE_TCP_LABEL_LEN, plen - SECURE_TCP_LABEL_LEN);
     if (r != 0)
         return secure__fail(c, r, "output buffer full");
+    if ((r = secure__hs_begin(c)) != 0)
+        return r;
     r = secure__noise(
-        noise_handshake_init(&c->hs, x->noise_name, true, prologue, plen, &x->s, NULL));
+        noise_handshake_init(c->hs, x->noise_name, true, prologue, plen, &x->s, NULL));
     if (r != 0)
         return secure__fail(c, r, "handshake init: %s", proto_strerror(r));
     c->state = ST_HANDSHAKE;
@@ -148,8 +151,11 @@ static int on_preamble(struct secure_conn *c, const uint8_t *name, size_t len)
         return secure__fail(c, PROTO_E_PARSE, "unsupported protocol name \"%s\"", cname);
     }
     size_t plen = secure__prologue(prologue, SECURE_FORM_TCP, (unsigned)suite);
-    int r = secure__noise(noise_handshake_init(&c->hs, secure__suites[suite], false, prologue, plen,
-                                               &c->ctx->s, NULL));
+    int r = secure__hs_begin(c);
+    if (r != 0)
+        return r;
+    r = secure__noise(noise_handshake_init(c->hs, secure__suites[suite], false, prologue, plen,
+                                           &c->ctx->s, NULL));
     if (r != 0)
         return secure__fail(c, r, "handshake init: %s", proto_strerror(r));
     c->state = ST_HANDSHAKE;
@@ -161,24 +167,25 @@ static int on_handshake(struct secure_conn *c, const uint8_t *msg, size_t len, s
 {
     uint8_t payload[1];
     size_t plen = 0;
-    int r = secure__noise(noise_handshake_read(&c->hs, msg, len, payload, 0, &plen));
+    int r = secure__noise(noise_handshake_read(c->hs, msg, len, payload, 0, &plen));
     if (r != 0)
-        return secure__fail(c, r, "handshake message %u: %s", (unsigned)c->hs.msg + 1,
+        return secure__fail(c, r, "handshake message %u: %s", (unsigned)c->hs->msg + 1,
                             proto_strerror(r));
     if (c->role == PROTO_CLIENT) {
         /* Message 2 revealed the server's static key: decide before sending anything. */
-        const uint8_t *rs = noise_handshake_remote_static(&c->hs);
+        const uint8_t *rs = noise_handshake_remote_static(c->hs);
         if (!rs)
             return secure__fail(c, PROTO_E_STATE, "no server key after message 2");
         if ((r = secure__trust_server(c, rs)) != 0)
             return r;
     }
-    if (noise_handshake_action(&c->hs) == NOISE_ACTION_WRITE && (r = emit_handshake(c, out)))
+    if (noise_handshake_action(c->hs) == NOISE_ACTION_WRITE && (r = emit_handshake(c, out)))
         return r;
-    if (noise_handshake_action(&c->hs) != NOISE_ACTION_SPLIT)
+    if (noise_handshake_action(c->hs) != NOISE_ACTION_SPLIT)
         return 0;
-    if ((r = secure__noise(noise_handshake_split(&c->hs, &c->send, &c->recv))) != 0)
-        return secure__fail(c, r, "split: %s", proto_strerror(r));
+    /* The handshake state is wiped and freed here: the transport keeps its keys alone. */
+    if ((r = secure__split(c)) != 0)
+        return r;
     secure__set_admin(c);
     c->state = ST_TRANSPORT;
     return PROTO_HANDSHAKE;
@@ -210,6 +217,9 @@ int secure__tcp_read(void *conn, const uint8_t *in, size_t *inlen, struct buf *o
     size_t total = *inlen, pos = 0;
     int r = PROTO_NEED_MORE;
 
+    /* The last message's plaintext is the caller's no longer: wiped, and its storage goes
+     * back, so an idle conn keeps neither. */
+    buf_clear(&c->pt);
     while (r == PROTO_NEED_MORE) {
         const uint8_t *frame = NULL;
         size_t flen = 0, used = 0;
@@ -233,7 +243,7 @@ int secure__tcp_read(void *conn, const uint8_t *in, size_t *inlen, struct buf *o
             break;
         }
         /* The frame is processed (plaintext, if any, now lives in c->pt). */
-        buf_reset(&c->rx);
+        buf_clear(&c->rx);
     }
     *inlen = pos;
     return r;
