@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* TLS 1.3 through libssl over memory BIOs, and the certificate work it needs. Every call that
+/* TLS 1.3 through libssl over a BIO on the caller's memory, and the certificate work it needs.
+ * Every call that
  * can fail clears OpenSSL's (per-thread) error queue first and reads its reason after, so a
  * failure of one connection never shows up as another's. */
 #include "tls.h"
@@ -266,9 +267,12 @@ static SSL_CTX *new_ctx(bool server)
     }
     /* Nothing outlives a connection: no tickets, no session cache (no resumption). */
     SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
+    /* Decrypted application data is wiped in libssl's buffers once handed over. */
+    SSL_CTX_set_options(s, SSL_OP_NO_TICKET | SSL_OP_CLEANSE_PLAINTEXT);
     if (server)
         SSL_CTX_set_num_tickets(s, 0);
+    /* An idle session keeps no record buffers (libssl frees them when empty). */
+    SSL_CTX_set_mode(s, SSL_MODE_RELEASE_BUFFERS);
     return s;
 }
 
@@ -410,72 +414,110 @@ void crypto_tls_ctx_fingerprint(const struct crypto_tls_ctx *ctx,
 
 /* ---- sessions ---- */
 
+/*
+ * The BIO of every session: reads come from t->in, writes go onto t->out (struct crypto_tls
+ * is its data). Between steps both are unset, so a stray read wants more and a stray write
+ * fails; libssl never reads past the record the caller offered.
+ */
+static BIO_METHOD *io_method;
+static CRYPTO_ONCE io_once = CRYPTO_ONCE_STATIC_INIT;
+
+static int io_read(BIO *b, char *dst, size_t cap, size_t *got)
+{
+    struct crypto_tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (!t || t->in_len == 0) {
+        BIO_set_retry_read(b); /* more to come, never end of file */
+        *got = 0;
+        return 0;
+    }
+    size_t k = cap < t->in_len ? cap : t->in_len;
+    memcpy(dst, t->in, k);
+    t->in += k;
+    t->in_len -= k;
+    *got = k;
+    return 1;
+}
+
+static int io_write(BIO *b, const char *src, size_t n, size_t *put)
+{
+    struct crypto_tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    *put = 0;
+    if (!t || !t->out) {
+        if (t)
+            t->out_err = -EPIPE;
+        return 0;
+    }
+    int r = buf_append(t->out, src, n);
+    if (r != 0) {
+        t->out_err = r;
+        return 0;
+    }
+    *put = n;
+    return 1;
+}
+
+static long io_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    const struct crypto_tls *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;
+    case BIO_CTRL_PENDING:
+        return t ? (long)t->in_len : 0;
+    default:
+        return 0;
+    }
+}
+
+static int io_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static void io_method_make(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "secho-tls");
+    if (m && BIO_meth_set_read_ex(m, io_read) && BIO_meth_set_write_ex(m, io_write) &&
+        BIO_meth_set_ctrl(m, io_ctrl) && BIO_meth_set_create(m, io_create)) {
+        io_method = m; /* lives as long as the process */
+        return;
+    }
+    BIO_meth_free(m);
+}
+
 int crypto_tls_new(struct crypto_tls *t, const struct crypto_tls_ctx *ctx)
 {
     memset(t, 0, sizeof(*t));
     ERR_clear_error();
+    if (!CRYPTO_THREAD_run_once(&io_once, io_method_make) || !io_method)
+        return CRYPTO_TLS_E_LIB;
     SSL *s = SSL_new(ctx->ssl);
-    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
-    if (!s || !rb || !wb) {
+    BIO *b = BIO_new(io_method);
+    if (!s || !b) {
         SSL_free(s);
-        BIO_free(rb);
-        BIO_free(wb);
+        BIO_free(b);
         ERR_clear_error();
         return CRYPTO_TLS_E_LIB;
     }
-    /* An empty input BIO means "more to come", never end of file. */
-    BIO_set_mem_eof_return(rb, -1);
-    SSL_set_bio(s, rb, wb); /* s owns both now */
+    BIO_set_data(b, t);
+    SSL_set_bio(s, b, b); /* one BIO both ways; s owns its one reference */
     if (ctx->server)
         SSL_set_accept_state(s);
     else
         SSL_set_connect_state(s);
     t->ssl = s;
-    t->rbio = rb;
-    t->wbio = wb;
     return 0;
 }
 
 void crypto_tls_free(struct crypto_tls *t)
 {
-    SSL_free(t->ssl); /* frees and clears both BIOs, wipes the keys */
+    SSL_free(t->ssl); /* wipes the keys and libssl's buffers */
     memset(t, 0, sizeof(*t));
-}
-
-int crypto_tls_feed(struct crypto_tls *t, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        int k = n > INT_MAX ? INT_MAX : (int)n;
-        int w = BIO_write(t->rbio, p, k);
-        if (w <= 0) {
-            ERR_clear_error();
-            return CRYPTO_TLS_E_LIB;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-size_t crypto_tls_out_len(const struct crypto_tls *t)
-{
-    return t->wbio ? BIO_ctrl_pending(t->wbio) : 0;
-}
-
-size_t crypto_tls_out_take(struct crypto_tls *t, uint8_t *dst, size_t cap)
-{
-    size_t got = 0;
-    if (cap == 0 || !t->wbio || !BIO_read_ex(t->wbio, dst, cap, &got))
-        return 0;
-    return got;
-}
-
-void crypto_tls_out_drop(struct crypto_tls *t)
-{
-    uint8_t scratch[1024];
-    while (crypto_tls_out_take(t, scratch, sizeof(scratch)) > 0)
-        ;
-    OPENSSL_cleanse(scratch, sizeof(scratch));
 }
 
 /* The outcome of a failed SSL call as a code and a sentence. */
@@ -483,6 +525,8 @@ static int step_error(struct crypto_tls *t, int ret, char *err, size_t errlen)
 {
     char why[256];
     SSL *s = t->ssl;
+    if (t->out_err)
+        return fail(err, errlen, t->out_err, "output buffer: %s", strerror(-t->out_err));
     switch (SSL_get_error(s, ret)) {
     case SSL_ERROR_WANT_READ:
         ERR_clear_error();
@@ -504,40 +548,64 @@ static int step_error(struct crypto_tls *t, int ret, char *err, size_t errlen)
     }
 }
 
-int crypto_tls_handshake(struct crypto_tls *t, char *err, size_t errlen)
+static void io_begin(struct crypto_tls *t, const uint8_t *in, size_t n, struct buf *out)
 {
+    t->in = in;
+    t->in_len = n;
+    t->out = out;
+    t->out_err = 0;
     ERR_clear_error();
+}
+
+/* Ends a step that returned r: everything offered must have been taken. */
+static int io_end(struct crypto_tls *t, int r, char *err, size_t errlen)
+{
+    size_t left = t->in_len;
+    t->in = NULL;
+    t->in_len = 0;
+    t->out = NULL;
+    if (r >= 0 && left > 0)
+        return fail(err, errlen, CRYPTO_TLS_E_LIB, "%zu bytes offered past a record", left);
+    return r;
+}
+
+int crypto_tls_handshake(struct crypto_tls *t, const uint8_t *in, size_t n, struct buf *out,
+                         char *err, size_t errlen)
+{
+    io_begin(t, in, n, out);
     int r = SSL_do_handshake(t->ssl);
-    return r == 1 ? 1 : step_error(t, r, err, errlen);
+    return io_end(t, r == 1 ? 1 : step_error(t, r, err, errlen), err, errlen);
 }
 
-int crypto_tls_read(struct crypto_tls *t, uint8_t *p, size_t cap, size_t *n, char *err,
-                    size_t errlen)
+int crypto_tls_read(struct crypto_tls *t, const uint8_t *in, size_t n, struct buf *out, uint8_t *p,
+                    size_t cap, size_t *got, char *err, size_t errlen)
 {
-    *n = 0;
-    ERR_clear_error();
-    int r = SSL_read_ex(t->ssl, p, cap, n);
-    return r == 1 ? 1 : step_error(t, r, err, errlen);
+    *got = 0;
+    io_begin(t, in, n, out);
+    int r = SSL_read_ex(t->ssl, p, cap, got);
+    return io_end(t, r == 1 ? 1 : step_error(t, r, err, errlen), err, errlen);
 }
 
-int crypto_tls_write(struct crypto_tls *t, const uint8_t *p, size_t n, char *err, size_t errlen)
+int crypto_tls_write(struct crypto_tls *t, const uint8_t *p, size_t n, struct buf *out, char *err,
+                     size_t errlen)
 {
     size_t w = 0;
-    ERR_clear_error();
-    /* A memory BIO takes everything: one call writes every record of the message. */
+    io_begin(t, NULL, 0, out);
+    /* Every record goes onto out in this one call: out has room (the caller reserved it). */
     int r = SSL_write_ex(t->ssl, p, n, &w);
     if (r == 1 && w == n)
-        return 0;
-    r = step_error(t, r, err, errlen);
-    return r < 0 ? r : fail(err, errlen, CRYPTO_TLS_E_LIB, "short TLS write");
+        r = 0;
+    else if ((r = step_error(t, r, err, errlen)) >= 0)
+        r = fail(err, errlen, CRYPTO_TLS_E_LIB, "short TLS write");
+    return io_end(t, r, err, errlen);
 }
 
-int crypto_tls_close(struct crypto_tls *t)
+int crypto_tls_close(struct crypto_tls *t, struct buf *out)
 {
-    ERR_clear_error();
+    io_begin(t, NULL, 0, out);
     int r = SSL_shutdown(t->ssl);
     ERR_clear_error();
-    return r >= 0 ? 0 : CRYPTO_TLS_E_PROTO;
+    return io_end(t, r >= 0 ? 0 : CRYPTO_TLS_E_PROTO, NULL, 0);
 }
 
 int crypto_tls_peer_fingerprint(const struct crypto_tls *t, uint8_t fp[static CRYPTO_TLS_FPLEN])

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Thin layer over OpenSSL's libssl for TLS 1.3, driven sans-IO over two memory BIOs: the
- * caller feeds the peer's bytes in (crypto_tls_feed), steps the session, and takes the bytes
- * to send out (crypto_tls_out_take). Nothing here touches a socket or knows secho's
+/* Thin layer over OpenSSL's libssl for TLS 1.3, driven sans-IO: each step of a session
+ * reads the peer's bytes from the caller's memory and appends what it sends to the caller's
+ * buffer, through a memory BIO over the two; nothing here touches a socket or knows secho's
  * protocol. Also the certificate work: PEM files, a self-signed pair made and kept on first
  * use, SHA-256 fingerprints. Errors come back as codes plus one sentence in a caller buffer
  * (OpenSSL's own reason, e.g. "wrong version number"); nothing here prints. */
@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "buf.h"
 
 #define CRYPTO_TLS_FPLEN      32            /* SHA-256 fingerprint of a certificate (DER) */
 #define CRYPTO_TLS_PLAIN_MAX  16384         /* plaintext of one record (RFC 8446 5.1) */
@@ -60,50 +62,50 @@ void crypto_tls_ctx_fingerprint(const struct crypto_tls_ctx *ctx,
                                 uint8_t fp[static CRYPTO_TLS_FPLEN]);
 
 /*
- * One session. The caller owns the struct; crypto_tls_free MUST be called (it accepts a
- * zeroed or freed struct) and releases everything the session holds, its secrets wiped by
- * libssl (SSL_free; the memory BIOs clear their buffers when freed). Only one thread at a
- * time may use a session.
+ * One session. The caller owns the struct, which MUST NOT move while the session lives (the
+ * session's BIO points at it); crypto_tls_free MUST be called (it accepts a zeroed or freed
+ * struct) and releases everything the session holds, its keys wiped by libssl (SSL_free).
+ * Only one thread at a time may use a session.
  *
- * Output: every step may produce bytes to send (a handshake flight, an alert after a
- * failure, a key update answer); the caller takes them all with crypto_tls_out_take after
- * each step, failed or not: after a failure they are the alert owed to the peer.
+ * I/O without copies of our own: each step reads the peer's bytes in[0..n) where they are
+ * and appends what it sends to `out` (a handshake flight, our records, an alert after a
+ * failure: owed to the peer either way), through a BIO over those two, so nothing is
+ * buffered between steps but what libssl keeps of a partial record. A step offered part of
+ * one record takes it all and waits for the rest (libssl reads no further than one record;
+ * the caller offers no more than that). libssl's own record buffers are released while
+ * idle (SSL_MODE_RELEASE_BUFFERS).
  */
 struct crypto_tls {
-    void *ssl; /* SSL, which owns both BIOs */
-    void *rbio, *wbio;
+    void *ssl;         /* SSL, which owns the BIO */
+    const uint8_t *in; /* the current step's input, and how much of it is left */
+    size_t in_len;
+    struct buf *out; /* the current step's output */
+    int out_err;     /* out refused bytes during the current step (-ENOBUFS, -ENOMEM) */
 };
 
 /* Returns 0 or CRYPTO_TLS_E_LIB (the struct is then freed). The role is the ctx's. */
 int crypto_tls_new(struct crypto_tls *t, const struct crypto_tls_ctx *ctx)
     __attribute__((warn_unused_result));
 void crypto_tls_free(struct crypto_tls *t);
-/* Hands n bytes from the peer to the session (they are processed by the next step).
- * Returns 0 or CRYPTO_TLS_E_LIB. */
-int crypto_tls_feed(struct crypto_tls *t, const uint8_t *p, size_t n)
-    __attribute__((warn_unused_result));
-/* Bytes waiting to be sent, and taking up to cap of them into dst (returns the count). */
-size_t crypto_tls_out_len(const struct crypto_tls *t);
-size_t crypto_tls_out_take(struct crypto_tls *t, uint8_t *dst, size_t cap);
-/* Discards what waits to be sent (a client that refuses the server sends nothing more). */
-void crypto_tls_out_drop(struct crypto_tls *t);
 
-/* Advances the handshake over what was fed. Returns 1 once complete, 0 when it needs more
- * input, or CRYPTO_TLS_E_PROTO / CRYPTO_TLS_E_LIB with the reason in err. */
-int crypto_tls_handshake(struct crypto_tls *t, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-/* After the handshake: decrypts into p (up to cap bytes). Returns 1 with *n > 0 bytes, 0
- * when what was fed held no application data (a partial record, a key update),
+/* Advances the handshake over in[0..n) (all of it taken). Returns 1 once complete, 0 when it
+ * needs more input, or CRYPTO_TLS_E_PROTO / CRYPTO_TLS_E_LIB with the reason in err. */
+int crypto_tls_handshake(struct crypto_tls *t, const uint8_t *in, size_t n, struct buf *out,
+                         char *err, size_t errlen) __attribute__((warn_unused_result));
+/* After the handshake: takes in[0..n) and decrypts into p (up to cap bytes). Returns 1 with
+ * *got > 0 bytes, 0 when no application data came (a partial record, a key update),
  * CRYPTO_TLS_E_CLOSED after the peer's close_notify, or <0 with err. */
-int crypto_tls_read(struct crypto_tls *t, uint8_t *p, size_t cap, size_t *n, char *err,
-                    size_t errlen) __attribute__((warn_unused_result));
-/* After the handshake: encrypts n bytes (records of at most CRYPTO_TLS_PLAIN_MAX, each
- * CRYPTO_TLS_OVERHEAD longer, maybe after CRYPTO_TLS_WRITE_EXTRA bytes of key update) into
- * the output. Returns 0 or <0 with err. */
-int crypto_tls_write(struct crypto_tls *t, const uint8_t *p, size_t n, char *err, size_t errlen)
+int crypto_tls_read(struct crypto_tls *t, const uint8_t *in, size_t n, struct buf *out, uint8_t *p,
+                    size_t cap, size_t *got, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-/* Queues close_notify (our side is done). Returns 0 or <0. */
-int crypto_tls_close(struct crypto_tls *t);
+/* After the handshake: encrypts n bytes (records of at most CRYPTO_TLS_PLAIN_MAX, each
+ * CRYPTO_TLS_OVERHEAD longer, maybe after CRYPTO_TLS_WRITE_EXTRA bytes of key update) onto
+ * out, which MUST have room for them all (buf_reserve) or the session fails. Returns 0 or
+ * <0 with err. */
+int crypto_tls_write(struct crypto_tls *t, const uint8_t *p, size_t n, struct buf *out, char *err,
+                     size_t errlen) __attribute__((warn_unused_result));
+/* Appends close_notify (our side is done) to out. Returns 0 or <0. */
+int crypto_tls_close(struct crypto_tls *t, struct buf *out);
 /* Client, after the handshake: the SHA-256 of the server's certificate. Returns 0, or
  * CRYPTO_TLS_E_PROTO if it presented none. */
 int crypto_tls_peer_fingerprint(const struct crypto_tls *t, uint8_t fp[static CRYPTO_TLS_FPLEN])

@@ -7,11 +7,12 @@
  * certificate against --ca.
  *
  * Input is taken one TLS record at a time: each record header is checked as soon as its
- * bytes come (type, version, a length of at most 2^14 + 256), and libssl only ever sees
- * whole records, so the session never buffers more than one record and every record that
- * completes is reported (a fragment of the line it carries, or an empty one). A record's
- * plaintext (at most 16 KiB) may hold several lines: they are handed over one call at a time
- * (conn_pending). */
+ * bytes come (type, version, a length of at most 2^14 + 256), and libssl is offered bytes no
+ * further than the current record's end, so it holds at most one partial record, and every
+ * record that completes is reported (a fragment of the line it carries, or an empty one). A
+ * record's plaintext (at most 16 KiB) may hold several lines: they are handed over one call
+ * at a time (conn_pending). An idle conn holds no buffer of its own, and libssl none of its
+ * record buffers (SSL_MODE_RELEASE_BUFFERS). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,19 +81,6 @@ static int tls_fail(struct tls_conn *c, int code, const char *fmt, ...)
 static int proto_code(int r)
 {
     return r == CRYPTO_TLS_E_LIB ? PROTO_E_CRYPTO : r == -ENOMEM ? -ENOMEM : PROTO_E_AUTH;
-}
-
-/* Moves everything the session wants sent into out. */
-static int pump(struct tls_conn *c, struct buf *out)
-{
-    size_t n = crypto_tls_out_len(&c->t);
-    if (n == 0)
-        return 0;
-    int r = buf_reserve(out, n);
-    if (r != 0)
-        return tls_fail(c, r, "output buffer full");
-    buf_commit(out, crypto_tls_out_take(&c->t, buf_tail(out), n));
-    return 0;
 }
 
 /* ---- context ---- */
@@ -238,10 +226,10 @@ static int tls_conn_init(void *conn, void *ctx, enum proto_role role, struct buf
     if (role == PROTO_SERVER)
         return 0; /* the client speaks first */
     char why[256] = "";
-    r = crypto_tls_handshake(&c->t, why, sizeof(why)); /* the ClientHello */
+    r = crypto_tls_handshake(&c->t, NULL, 0, out, why, sizeof(why)); /* the ClientHello */
     if (r < 0)
         return tls_fail(c, proto_code(r), "handshake: %s", why);
-    return pump(c, out);
+    return 0;
 }
 
 /* Checks the header of a record as soon as its bytes are known. */
@@ -276,8 +264,8 @@ static int check_header(struct tls_conn *c)
     return 0;
 }
 
-/* Passes the bytes of the current record in p[0..n) to the session, up to its end. Returns
- * the count taken (*r = 0) or sets *r < 0. */
+/* How many bytes of p[0..n) belong to the current record (its header checked as it comes).
+ * Returns the count (*r = 0) or sets *r < 0. */
 static size_t take_record(struct tls_conn *c, const uint8_t *p, size_t n, int *r)
 {
     size_t take = 0;
@@ -298,10 +286,7 @@ static size_t take_record(struct tls_conn *c, const uint8_t *p, size_t n, int *r
         return take;
     }
     c->body_left -= body;
-    take += body;
-    if (crypto_tls_feed(&c->t, p, take) != 0)
-        *r = tls_fail(c, PROTO_E_CRYPTO, "cannot buffer a TLS record");
-    return take;
+    return take + body;
 }
 
 /* The next line fragment of c->pt. */
@@ -339,49 +324,57 @@ static int trust_server(struct tls_conn *c)
     return 0;
 }
 
-/* One whole record was fed: run the session over it. */
-static int on_record(struct tls_conn *c, struct buf *out, struct proto_msg *msg)
+/* The session takes p[0..n), bytes of one record; `whole` says the record ends there. */
+static int on_bytes(struct tls_conn *c, const uint8_t *p, size_t n, bool whole, struct buf *out,
+                    struct proto_msg *msg)
 {
     char why[256] = "";
     int r, e;
     if (c->state == TS_HANDSHAKE) {
-        r = crypto_tls_handshake(&c->t, why, sizeof(why));
-        if (r < 0) {
-            (void)pump(c, out); /* the alert that tells the peer why */
-            return tls_fail(c, proto_code(r), "handshake: %s", why);
-        }
+        /* The flight goes aside first: a client that refuses the server sends nothing more,
+         * not even its Finished. */
+        struct buf hs;
+        buf_init(&hs, out->limit);
+        r = crypto_tls_handshake(&c->t, p, n, &hs, why, sizeof(why));
         if (r == 1 && c->role == PROTO_CLIENT && (e = trust_server(c)) != 0) {
-            crypto_tls_out_drop(&c->t); /* not even our Finished */
+            buf_free(&hs);
             return e;
         }
-        if ((e = pump(c, out)) != 0)
-            return e;
+        e = buf_empty(&hs) ? 0 : buf_append(out, buf_head(&hs), buf_len(&hs));
+        buf_free(&hs);
+        if (r < 0) /* its alert (in out now) tells the peer why */
+            return tls_fail(c, proto_code(r), "handshake: %s", why);
+        if (e != 0)
+            return tls_fail(c, e, "output buffer full");
         if (r == 0)
             return PROTO_NEED_MORE;
         c->state = TS_OPEN;
         c->ready = true;
         return PROTO_HANDSHAKE;
     }
-    size_t n = 0;
-    e = buf_reserve(&c->pt, CRYPTO_TLS_PLAIN_MAX);
-    if (e != 0)
+    size_t got = 0;
+    uint8_t none[1];
+    if (whole && (e = buf_reserve(&c->pt, CRYPTO_TLS_PLAIN_MAX)) != 0)
         return tls_fail(c, e, "message buffer: %s", strerror(-e));
-    r = crypto_tls_read(&c->t, buf_tail(&c->pt), CRYPTO_TLS_PLAIN_MAX, &n, why, sizeof(why));
-    if (r == 1)
-        buf_commit(&c->pt, n);
-    if (r >= 0 && (e = pump(c, out)) != 0) /* a key update's answer */
-        return e;
-    if (r == 1)
+    /* Part of a record yields nothing yet: libssl keeps it until the record is whole. */
+    r = whole ? crypto_tls_read(&c->t, p, n, out, buf_tail(&c->pt), CRYPTO_TLS_PLAIN_MAX, &got, why,
+                                sizeof(why))
+              : crypto_tls_read(&c->t, p, n, out, none, sizeof(none), &got, why, sizeof(why));
+    if (r == 1 && !whole)
+        return tls_fail(c, PROTO_E_CRYPTO, "TLS data before the end of its record");
+    if (r == 1) {
+        buf_commit(&c->pt, got);
         return hand_out(c, msg);
+    }
     if (r == CRYPTO_TLS_E_CLOSED) {
         c->peer_closed = true;
         c->err[0] = '\0';
         return PROTO_CLOSED;
     }
-    if (r < 0) {
-        (void)pump(c, out);
+    if (r < 0)
         return tls_fail(c, proto_code(r), "record: %s", why);
-    }
+    if (!whole)
+        return PROTO_NEED_MORE;
     /* A record without application data (a key update): an empty fragment says it ended. */
     msg->data = buf_head(&c->pt);
     msg->len = 0;
@@ -401,15 +394,16 @@ static int tls_conn_read(void *conn, const uint8_t *in, size_t *inlen, struct bu
         return c->dead_err ? c->dead_err : PROTO_E_STATE;
     if (!buf_empty(&c->pt))
         return hand_out(c, msg);
+    buf_release(&c->pt); /* its last message was handed over last call: an idle conn holds none */
     while (pos < n && !c->peer_closed) {
         int r;
-        pos += take_record(c, in + pos, n - pos, &r);
-        if (r == 0 && (c->hdr_have < CRYPTO_TLS_HDR || c->body_left > 0))
-            continue; /* the record goes on in the next input */
-        if (r == 0) {
+        size_t take = take_record(c, in + pos, n - pos, &r);
+        bool whole = c->hdr_have == CRYPTO_TLS_HDR && c->body_left == 0;
+        if (r == 0 && take > 0)
+            r = on_bytes(c, in + pos, take, whole, out, msg);
+        pos += take;
+        if (whole && r >= 0)
             c->hdr_have = 0; /* the next record starts */
-            r = on_record(c, out, msg);
-        }
         if (r != PROTO_NEED_MORE) {
             *inlen = pos;
             return r;
@@ -436,13 +430,9 @@ static int tls_conn_write(void *conn, const uint8_t *msg, size_t len, struct buf
     if (r != 0)
         return r;
     char why[256] = "";
-    r = crypto_tls_write(&c->t, msg, len, why, sizeof(why));
+    r = crypto_tls_write(&c->t, msg, len, out, why, sizeof(why));
     if (r != 0)
         return tls_fail(c, proto_code(r), "write: %s", why);
-    size_t got = crypto_tls_out_len(&c->t);
-    if (got > need) /* libssl wrote more than it may: the stream cannot be mended */
-        return tls_fail(c, PROTO_E_CRYPTO, "TLS records larger than expected");
-    buf_commit(out, crypto_tls_out_take(&c->t, buf_tail(out), got));
     return 0;
 }
 
@@ -462,9 +452,8 @@ static int tls_conn_goodbye(void *conn, struct buf *out)
     if (c->state != TS_OPEN || c->said_bye)
         return 0;
     c->said_bye = true;
-    if (crypto_tls_close(&c->t) != 0)
-        return 0; /* nothing owed: the peer just sees our FIN */
-    return pump(c, out);
+    (void)crypto_tls_close(&c->t, out); /* failing, nothing is owed: the peer sees our FIN */
+    return 0;
 }
 
 static const char *tls_conn_error(const void *conn)
@@ -472,7 +461,8 @@ static const char *tls_conn_error(const void *conn)
     return ((const struct tls_conn *)conn)->err;
 }
 
-/* SSL_free wipes the session's keys and its BIOs; buf_free wipes the plaintext; and
+/* SSL_free wipes the session's keys (and libssl cleanses the plaintext it decrypted:
+ * SSL_OP_CLEANSE_PLAINTEXT); buf_free wipes our plaintext buffer; and
  * proto_conn_free wipes the conn itself afterwards. */
 static void tls_conn_free(void *conn)
 {
