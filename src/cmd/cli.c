@@ -150,6 +150,10 @@ bool cli_popt_applies(enum cli_popt o, const struct proto_vt *vt)
     switch (o) {
     case CLI_POPT_KEY_FILES:
         return vt->flags & PROTO_F_KEY_FILES;
+    case CLI_POPT_CLIENT_KEY:
+        return (vt->flags & PROTO_F_KEY_FILES) && !(vt->flags & PROTO_F_CERTS);
+    case CLI_POPT_CERTS:
+        return vt->flags & PROTO_F_CERTS;
     case CLI_POPT_ADMINS:
         return vt->flags & PROTO_F_PEER_ADMINS;
     case CLI_POPT_ALLOW_SHUTDOWN:
@@ -211,8 +215,8 @@ bool cli_check_server_key(const char *cmd, const char *key)
     if (keys_b64_valid(key))
         return true;
     cli_usage_error(cmd,
-                    "--server-key '%s' is not a public key (44 characters of base64, as "
-                    "'secho keygen' prints)",
+                    "--server-key '%s' is not a public key or certificate fingerprint (44 "
+                    "characters of base64, as 'secho keygen' or the server prints)",
                     key);
     return false;
 }

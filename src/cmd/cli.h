@@ -59,7 +59,9 @@ int cli_getopt_error(const char *cmd, int opt, char *const argv[], const struct 
 
 /* Options that only some protocols take; the protocol's vtable says which. */
 enum cli_popt {
-    CLI_POPT_KEY_FILES,      /* -k, --known-hosts, --server-key, --accept-new */
+    CLI_POPT_KEY_FILES,      /* server -k; client --known-hosts, --server-key, --accept-new */
+    CLI_POPT_CLIENT_KEY,     /* client -k: an identity key of the client's own */
+    CLI_POPT_CERTS,          /* server --cert, client --ca */
     CLI_POPT_ADMINS,         /* --admins */
     CLI_POPT_ALLOW_SHUTDOWN, /* --allow-shutdown */
     CLI_POPT_DH_PARAMS,      /* --dh-params */
@@ -74,8 +76,8 @@ bool cli_popt_check(const char *cmd, const struct cli_common *c, bool given, con
 /* Checks a --noise-name against the protocol's suites (vt->suites); prints a usage error
  * listing them and returns false for any other name. */
 bool cli_check_noise_name(const char *cmd, const struct proto_vt *vt, const char *name);
-/* Checks that a --server-key is a public key text (keys_b64_valid); prints a usage error and
- * returns false otherwise. */
+/* Checks that a --server-key is a public key or fingerprint text (keys_b64_valid); prints a
+ * usage error and returns false otherwise. */
 bool cli_check_server_key(const char *cmd, const char *key);
 /* Prints, for a PROTO_F_UNAUTHENTICATED protocol, "secho: warning: " and its warning on
  * stderr; nothing for the others. */

@@ -42,20 +42,23 @@ static const char usage_tail[] =
     "  -p, --port PORT           server port (default 9090)\n"
     "  -k, --key FILE            secure: our identity key, created if absent\n"
     "                            (default ~/.config/secho/id.key)\n"
-    "      --known-hosts FILE    secure: trusted server keys\n"
+    "      --known-hosts FILE    secure/tls: trusted server keys and certificates\n"
     "                            (default ~/.config/secho/known_hosts)\n"
-    "      --server-key PUBKEY   secure: pin the server's public key (base64)\n"
-    "      --accept-new          secure: trust an unknown server key without asking\n"
+    "      --server-key PUBKEY   secure: pin the server's public key (base64);\n"
+    "                            tls: its certificate's SHA-256 fingerprint (base64)\n"
+    "      --accept-new          secure/tls: trust an unknown server key without asking\n"
+    "      --ca FILE             tls: verify the server's certificate with these CAs\n"
+    "                            (PEM) instead of pinning it in known_hosts\n"
     "      --noise-name NAME     secure: Noise suite to offer, one of\n"
     "                            Noise_XX_25519_{AESGCM,ChaChaPoly}_{SHA256,BLAKE2b}\n"
     "                            (default Noise_XX_25519_AESGCM_SHA256)\n"
     "      --timeout SEC         wait this long to connect and for echoes; fractions\n"
     "                            allowed, e.g. 0.5 (default 10)\n"
-    "      --history             secure: keep typed lines in the history file too\n"
+    "      --history             secure/tls: keep typed lines in the history file too\n"
     "  -h, --help                show this help\n"
     "\n"
-    "Options marked secure: apply to -P secure only; with another protocol they are a\n"
-    "usage error (exit 2).\n"
+    "Options marked secure: or tls: apply to those protocols only; with another protocol\n"
+    "they are a usage error (exit 2).\n"
     "\n"
     "On a terminal the client shows a prompt and, where built with libedit, edits lines and\n"
     "keeps their history in $XDG_STATE_HOME/secho/history (default ~/.local/state); piped,\n"
@@ -65,7 +68,8 @@ static const char usage_tail[] =
     "Examples:\n"
     "  secho client -P plain -p 9090\n"
     "  printf 'hello\\nexit\\n' | secho client -P plain\n"
-    "  secho client --accept-new             # secure, trust the server on first use\n";
+    "  secho client --accept-new             # secure, trust the server on first use\n"
+    "  secho client -P tls -p 8443 --ca ca.pem\n";
 
 enum {
     OPT_KNOWN_HOSTS = 256,
@@ -73,7 +77,8 @@ enum {
     OPT_ACCEPT_NEW,
     OPT_TIMEOUT,
     OPT_NOISE_NAME,
-    OPT_HISTORY
+    OPT_HISTORY,
+    OPT_CA,
 };
 
 static const struct option long_opts[] = {
@@ -85,6 +90,7 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"noise-name", required_argument, NULL, OPT_NOISE_NAME},
     {"history", no_argument, NULL, OPT_HISTORY},
+    {"ca", required_argument, NULL, OPT_CA},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -596,8 +602,10 @@ static int run_tcp(struct client *c)
     c->prompt_due = conn_ready(&c->conn);
     for (;;) {
         uint64_t now = loop_clock_ms();
-        if (c->failed)
+        if (c->failed) {
+            (void)send_out(c, now); /* what the failure left owed (a tls alert), if it goes */
             return 1;
+        }
         if (conn_ready(&c->conn) && c->prompt_due && c->owed <= 0)
             prompt(c);
         if ((r = send_out(c, now)) < 0)
@@ -943,6 +951,9 @@ int client_main(int argc, char **argv)
         case OPT_HISTORY:
             history = true;
             break;
+        case OPT_CA:
+            po.ca_file = optarg;
+            break;
         case OPT_TIMEOUT:
             if (!cli_parse_seconds(cmd, "timeout", optarg, 0.01, 86400, &timeout))
                 return 2;
@@ -955,7 +966,8 @@ int client_main(int argc, char **argv)
     }
     if (!cli_common_done(&common, cmd, argc, argv))
         return 2;
-    if (!cli_popt_check(cmd, &common, po.key_file, "-k/--key", CLI_POPT_KEY_FILES) ||
+    if (!cli_popt_check(cmd, &common, po.key_file, "-k/--key", CLI_POPT_CLIENT_KEY) ||
+        !cli_popt_check(cmd, &common, po.ca_file, "--ca", CLI_POPT_CERTS) ||
         !cli_popt_check(cmd, &common, po.known_hosts, "--known-hosts", CLI_POPT_KEY_FILES) ||
         !cli_popt_check(cmd, &common, po.server_key, "--server-key", CLI_POPT_KEY_FILES) ||
         !cli_popt_check(cmd, &common, po.accept_new, "--accept-new", CLI_POPT_KEY_FILES) ||
@@ -967,7 +979,8 @@ int client_main(int argc, char **argv)
     if (po.server_key && !cli_check_server_key(cmd, po.server_key))
         return 2;
     if (common.proto->flags & PROTO_F_KEY_FILES) {
-        if (!po.key_file && keys_default_path("id.key", keypath, sizeof(keypath)) == 0)
+        if (!(common.proto->flags & PROTO_F_CERTS) && !po.key_file &&
+            keys_default_path("id.key", keypath, sizeof(keypath)) == 0)
             po.key_file = keypath;
         if (!po.known_hosts && keys_default_path("known_hosts", khpath, sizeof(khpath)) == 0)
             po.known_hosts = khpath;

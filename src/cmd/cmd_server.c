@@ -27,7 +27,11 @@ static const char usage_tail[] =
     "  -l, --log FILE              append the event log to FILE; - = stderr (default)\n"
     "      --no-log-messages       log message sizes but not their text\n"
     "  -k, --key FILE              secure: static key, created 0600 if absent\n"
-    "                              (default ~/.config/secho/server.key)\n"
+    "                              (default ~/.config/secho/server.key);\n"
+    "                              tls: the private key (PEM) of --cert\n"
+    "      --cert FILE             tls: certificate chain (PEM); without it and -k\n"
+    "                              a self-signed pair is made on first start and\n"
+    "                              kept in ~/.config/secho/server-tls.{crt,key}\n"
     "      --admins FILE           secure: public keys allowed to run `shutdown`\n"
     "      --allow-shutdown WHO    plain/lab: any | loopback | none (default loopback)\n"
     "      --max-conns N           refuse connections beyond N (default: fd limit - 64)\n"
@@ -48,8 +52,8 @@ static const char usage_tail[] =
     "                              the server runs; removed when it exits)\n"
     "  -h, --help                  show this help\n"
     "\n"
-    "Options marked secure:, lab-dh: or plain/lab: belong to those protocols; given with\n"
-    "another -P they are a usage error (exit 2).\n"
+    "Options marked secure:, tls:, lab-dh: or plain/lab: belong to those protocols;\n"
+    "given with another -P they are a usage error (exit 2).\n"
     "\n"
     "Once it accepts traffic the server prints `listening on HOST:PORT` on stdout.\n"
     "SIGINT/SIGTERM shut it down gracefully; SIGHUP reopens the log file.\n"
@@ -59,7 +63,9 @@ static const char usage_tail[] =
     "Examples:\n"
     "  secho server -P plain -p 9090             # then: nc 127.0.0.1 9090\n"
     "  secho server -P plain -t udp -m epoll     # then: socat - UDP:127.0.0.1:9090\n"
-    "  secho server -l /var/log/secho.log        # secure echo, keys in ~/.config/secho\n";
+    "  secho server -l /var/log/secho.log        # secure echo, keys in ~/.config/secho\n"
+    "  secho server -P tls -p 8443               # then: openssl s_client -quiet\n"
+    "                                            #   -connect 127.0.0.1:8443\n";
 
 enum {
     OPT_THREADS = 256,
@@ -75,6 +81,7 @@ enum {
     OPT_STATS,
     OPT_METRICS,
     OPT_PID_FILE,
+    OPT_CERT,
 };
 
 static const struct option long_opts[] = {
@@ -95,6 +102,7 @@ static const struct option long_opts[] = {
     {"stats", required_argument, NULL, OPT_STATS},
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"pid-file", required_argument, NULL, OPT_PID_FILE},
+    {"cert", required_argument, NULL, OPT_CERT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -132,7 +140,7 @@ int server_main(int argc, char **argv)
         .record_timeout_ms = 30 * 1000,
     };
     long max_msg = 1 << 20;
-    char keypath[4096] = "";
+    char keypath[4096] = "", certpath[4096] = "";
     long v;
     int opt;
     bool allow_given = false;
@@ -213,6 +221,9 @@ int server_main(int argc, char **argv)
         case OPT_DH_PARAMS:
             conf.popts.dh_params_file = optarg;
             break;
+        case OPT_CERT:
+            conf.popts.cert_file = optarg;
+            break;
         case OPT_STATS: {
             double sec;
             if (!cli_parse_seconds(cmd, "stats", optarg, 0.01, 86400, &sec))
@@ -247,11 +258,25 @@ int server_main(int argc, char **argv)
     if (!cli_popt_check(cmd, &common, conf.popts.key_file, "-k/--key", CLI_POPT_KEY_FILES) ||
         !cli_popt_check(cmd, &common, conf.popts.admins_file, "--admins", CLI_POPT_ADMINS) ||
         !cli_popt_check(cmd, &common, allow_given, "--allow-shutdown", CLI_POPT_ALLOW_SHUTDOWN) ||
-        !cli_popt_check(cmd, &common, conf.popts.dh_params_file, "--dh-params", CLI_POPT_DH_PARAMS))
+        !cli_popt_check(cmd, &common, conf.popts.dh_params_file, "--dh-params",
+                        CLI_POPT_DH_PARAMS) ||
+        !cli_popt_check(cmd, &common, conf.popts.cert_file, "--cert", CLI_POPT_CERTS))
         return 2;
+    bool certs = common.proto->flags & PROTO_F_CERTS;
+    if (certs && !conf.popts.cert_file != !conf.popts.key_file)
+        return cli_usage_error(cmd, "--cert and --key go together (or give neither for a "
+                                    "self-signed certificate)");
+    /* tls without files: the pair kept beside the secure key, made on first start. */
+    if (certs && !conf.popts.cert_file &&
+        keys_default_path("server-tls.key", keypath, sizeof(keypath)) == 0 &&
+        keys_default_path("server-tls.crt", certpath, sizeof(certpath)) == 0) {
+        conf.popts.key_file = keypath;
+        conf.popts.cert_file = certpath;
+        conf.popts.cert_create = true;
+    }
     if (conf.threads < 1)
         conf.threads = 1;
-    if ((common.proto->flags & PROTO_F_KEY_FILES) && !conf.popts.key_file &&
+    if ((common.proto->flags & PROTO_F_KEY_FILES) && !certs && !conf.popts.key_file &&
         keys_default_path("server.key", keypath, sizeof(keypath)) == 0)
         conf.popts.key_file = keypath;
     conf.host = common.host;

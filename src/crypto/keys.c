@@ -316,6 +316,78 @@ int keys_load_or_create(const char *path, uint8_t priv[static KEYS_LEN],
     return 0;
 }
 
+/* ---- other private files ---- */
+
+int keys_read_private(const char *path, char *buf, size_t cap, size_t *len, char *err,
+                      size_t errlen)
+{
+    struct stat st;
+    size_t n = 0;
+    int r = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return fail(err, errlen, -errno, "cannot open key file %s: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        r = fail(err, errlen, -errno, "cannot stat %s: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        r = fail(err, errlen, KEYS_E_FORMAT, "key file %s is not a regular file", path);
+    } else if (st.st_mode & 027) {
+        r = fail(err, errlen, KEYS_E_PERM,
+                 "private key file %s is accessible by others (mode %04o); "
+                 "fix it with: chmod 600 %s",
+                 path, (unsigned)(st.st_mode & 07777), path);
+    }
+    while (r == 0) {
+        ssize_t got = read(fd, buf + n, cap - 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            r = fail(err, errlen, -errno, "cannot read %s: %s", path, strerror(errno));
+        else if (got == 0)
+            break;
+        else if ((n += (size_t)got) == cap - 1)
+            r = fail(err, errlen, KEYS_E_FORMAT, "key file %s is too large", path);
+    }
+    close(fd);
+    if (r != 0) {
+        crypto_wipe(buf, cap);
+        return r;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return 0;
+}
+
+int keys_write_new(const char *path, const void *data, size_t len, unsigned mode, char *err,
+                   size_t errlen)
+{
+    char tmp[4096 + 16];
+    int r = keys_make_parent(path, err, errlen);
+    if (r != 0)
+        return r;
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
+        return fail(err, errlen, -ENAMETOOLONG, "%s: path too long", path);
+    int fd = mkostemp(tmp, O_CLOEXEC); /* 0600 from creation */
+    if (fd < 0)
+        return fail(err, errlen, -errno, "cannot create a file beside %s: %s", path,
+                    strerror(errno));
+    r = write_all(fd, data, len);
+    if (r == 0 && fchmod(fd, mode & 0777) != 0)
+        r = -errno;
+    if (r == 0 && fsync(fd) != 0)
+        r = -errno;
+    if (r != 0)
+        fail(err, errlen, r, "cannot write %s: %s", tmp, strerror(-r));
+    close(fd);
+    /* link(2) never replaces: the whole file appears under path, or EEXIST. */
+    if (r == 0 && link(tmp, path) != 0)
+        r = errno == EEXIST
+                ? fail(err, errlen, -EEXIST, "%s already exists; not overwriting it", path)
+                : fail(err, errlen, -errno, "cannot create %s: %s", path, strerror(errno));
+    unlink(tmp);
+    return r;
+}
+
 /* ---- line parsing ---- */
 
 /* Splits a line into up to `max` whitespace-separated fields, ignoring a '#' comment.
@@ -359,14 +431,32 @@ int keys_host_id(const char *host, unsigned port, char *out, size_t cap)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-int keys_parse_known_host(const char *line, char *host, size_t hostcap,
-                          uint8_t key[static KEYS_LEN])
+bool keys_kind_valid(const char *kind)
 {
-    char buf[LINE_MAX_], *f[2];
-    int n = split_fields(line, buf, sizeof(buf), f, 2);
+    if (!kind || !*kind)
+        return true;
+    size_t n = strspn(kind, "abcdefghijklmnopqrstuvwxyz0123456789-");
+    return n == strlen(kind) && n < KEYS_KIND_MAX;
+}
+
+/* The kinds of a line and of a lookup are the same: NULL and "" both mean untagged. */
+static bool same_kind(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+int keys_parse_known_host(const char *line, char *host, size_t hostcap,
+                          char kind[static KEYS_KIND_MAX], uint8_t key[static KEYS_LEN])
+{
+    char buf[LINE_MAX_], *f[3];
+    int n = split_fields(line, buf, sizeof(buf), f, 3);
     if (n == 0)
         return 0;
-    if (n != 2 || strlen(f[0]) >= hostcap || !keys_b64_decode(f[1], strlen(f[1]), key))
+    if (n < 2 || strlen(f[0]) >= hostcap)
+        return KEYS_E_FORMAT;
+    /* "HOST:PORT KEY" (secure's, untagged) or "HOST:PORT KIND KEY". */
+    const char *k = n == 3 ? f[1] : "", *b64 = f[n - 1];
+    if ((n == 3 && (!*k || !keys_kind_valid(k))) || !keys_b64_decode(b64, strlen(b64), key))
         return KEYS_E_FORMAT;
     /* The host part must end in ":PORT"; IPv6 addresses are bracketed. */
     const char *colon = strrchr(f[0], ':');
@@ -374,19 +464,21 @@ int keys_parse_known_host(const char *line, char *host, size_t hostcap,
         strspn(colon + 1, "0123456789") != strlen(colon + 1))
         return KEYS_E_FORMAT;
     memcpy(host, f[0], strlen(f[0]) + 1); /* shorter than hostcap, checked above */
+    memcpy(kind, k, strlen(k) + 1);       /* shorter than KEYS_KIND_MAX: keys_kind_valid */
     return 1;
 }
 
 /* Scans an open known_hosts stream for host_id; see keys_known_hosts_check. */
-static int known_scan(FILE *f, const char *path, const char *host_id,
+static int known_scan(FILE *f, const char *path, const char *host_id, const char *kind,
                       const uint8_t key[static KEYS_LEN], uint8_t *old, char *err, size_t errlen)
 {
-    char *line = NULL, host[LINE_MAX_];
+    char *line = NULL, host[LINE_MAX_], lkind[KEYS_KIND_MAX];
     size_t cap = 0;
     uint8_t k[KEYS_LEN];
     bool seen = false, match = false;
     while (getline(&line, &cap, f) >= 0) {
-        if (keys_parse_known_host(line, host, sizeof(host), k) != 1 || strcmp(host, host_id) != 0)
+        if (keys_parse_known_host(line, host, sizeof(host), lkind, k) != 1 ||
+            strcmp(host, host_id) != 0 || !same_kind(lkind, kind))
             continue;
         if (crypto_equal(k, key, KEYS_LEN)) {
             match = true;
@@ -403,7 +495,7 @@ static int known_scan(FILE *f, const char *path, const char *host_id,
     return match ? KEYS_HOST_MATCH : seen ? KEYS_HOST_CHANGED : KEYS_HOST_UNKNOWN;
 }
 
-int keys_known_hosts_check(const char *path, const char *host_id,
+int keys_known_hosts_check(const char *path, const char *host_id, const char *kind,
                            const uint8_t key[static KEYS_LEN], uint8_t *old, char *err,
                            size_t errlen)
 {
@@ -415,23 +507,25 @@ int keys_known_hosts_check(const char *path, const char *host_id,
     }
     int r = check_trust_file(path, fileno(f), err, errlen);
     if (r == 0)
-        r = known_scan(f, path, host_id, key, old, err, errlen);
+        r = known_scan(f, path, host_id, kind, key, old, err, errlen);
     fclose(f);
     return r;
 }
 
-int keys_known_hosts_line(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN])
+int keys_known_hosts_line(const char *path, const char *host_id, const char *kind,
+                          const uint8_t key[static KEYS_LEN])
 {
     FILE *f = fopen(path, "re");
     if (!f)
         return errno == ENOENT ? 0 : -errno;
-    char *line = NULL, host[LINE_MAX_];
+    char *line = NULL, host[LINE_MAX_], lkind[KEYS_KIND_MAX];
     size_t cap = 0;
     uint8_t k[KEYS_LEN];
     int n = 0, found = 0;
     while (getline(&line, &cap, f) >= 0) {
         n++;
-        if (keys_parse_known_host(line, host, sizeof(host), k) == 1 && strcmp(host, host_id) == 0 &&
+        if (keys_parse_known_host(line, host, sizeof(host), lkind, k) == 1 &&
+            strcmp(host, host_id) == 0 && same_kind(lkind, kind) &&
             crypto_equal(k, key, KEYS_LEN)) {
             found = n;
             break;
@@ -444,8 +538,8 @@ int keys_known_hosts_line(const char *path, const char *host_id, const uint8_t k
     return found;
 }
 
-int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN],
-                         char *err, size_t errlen)
+int keys_known_hosts_add(const char *path, const char *host_id, const char *kind,
+                         const uint8_t key[static KEYS_LEN], char *err, size_t errlen)
 {
     char line[LINE_MAX_], b64[KEYS_B64LEN + 1], last = '\n';
     struct stat st;
@@ -454,6 +548,8 @@ int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t ke
         return r;
     if (strpbrk(host_id, " \t\r\n#"))
         return fail(err, errlen, -EINVAL, "invalid host \"%s\" for %s", host_id, path);
+    if (!keys_kind_valid(kind))
+        return fail(err, errlen, -EINVAL, "invalid kind \"%s\" for %s", kind, path);
     int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return fail(err, errlen, -errno, "cannot open %s: %s", path, strerror(errno));
@@ -474,7 +570,7 @@ int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t ke
             close(dfd);
         goto out;
     }
-    r = known_scan(f, path, host_id, key, NULL, err, errlen);
+    r = known_scan(f, path, host_id, kind, key, NULL, err, errlen);
     fclose(f);
     if (r < 0)
         goto out;
@@ -486,7 +582,9 @@ int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t ke
     if (fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
         last = '\n';
     keys_b64_encode(key, b64);
-    int n = snprintf(line, sizeof(line), "%s%s %s\n", last == '\n' ? "" : "\n", host_id, b64);
+    bool tagged = kind && *kind;
+    int n = snprintf(line, sizeof(line), "%s%s %s%s%s\n", last == '\n' ? "" : "\n", host_id,
+                     tagged ? kind : "", tagged ? " " : "", b64);
     if (n < 0 || (size_t)n >= sizeof(line))
         r = fail(err, errlen, -ENAMETOOLONG, "host name too long");
     else if ((r = write_all(fd, line, (size_t)n)) != 0)
@@ -498,7 +596,7 @@ out:
 
 int keys_known_hosts_remove(const char *path, const char *host_id, char *err, size_t errlen)
 {
-    char tmp[4096 + 16], *line = NULL, host[LINE_MAX_];
+    char tmp[4096 + 16], *line = NULL, host[LINE_MAX_], kind[KEYS_KIND_MAX];
     size_t cap = 0;
     uint8_t k[KEYS_LEN];
     struct stat st;
@@ -531,7 +629,8 @@ int keys_known_hosts_remove(const char *path, const char *host_id, char *err, si
     while ((n = getline(&line, &cap, in)) >= 0) {
         /* Only well-formed lines for this host go; comments and other hosts' lines stay,
          * byte for byte, as do lines we cannot parse (they are the user's to fix). */
-        if (keys_parse_known_host(line, host, sizeof(host), k) == 1 && strcmp(host, host_id) == 0) {
+        if (keys_parse_known_host(line, host, sizeof(host), kind, k) == 1 &&
+            strcmp(host, host_id) == 0) {
             removed++;
             continue;
         }

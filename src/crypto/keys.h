@@ -53,18 +53,47 @@ int keys_load_or_create(const char *path, uint8_t priv[static KEYS_LEN],
                         uint8_t pub[static KEYS_LEN], bool *created, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
-/* ---- known_hosts: lines "HOST:PORT PUBKEY", IPv6 as "[ADDR]:PORT", '#' comments ---- */
+/* ---- other private files (tls: a PEM private key) ---- */
+
+/* Reads the whole regular file path (at most cap - 1 bytes, then a NUL) that holds a secret.
+ * Refuses (KEYS_E_PERM, naming the `chmod 600` fix) a file that others may access or the
+ * group may write; the group may read (as keys of group ssl-cert in /etc/ssl/private).
+ * Returns 0 with *len set, -ENOENT (absent), another -errno, KEYS_E_PERM or KEYS_E_FORMAT
+ * (too large, not a regular file). buf is wiped on error. */
+int keys_read_private(const char *path, char *buf, size_t cap, size_t *len, char *err,
+                      size_t errlen) __attribute__((warn_unused_result));
+/* Creates path holding exactly data, with `mode` (0600 for a secret) from creation, creating
+ * missing parent directories 0700. The file appears whole or not at all (it is written to
+ * a temporary file beside it, then linked into place), and an existing path is never
+ * overwritten (-EEXIST), so two processes creating it at once both end with one whole
+ * file. Returns 0 or -errno with a sentence in err. */
+int keys_write_new(const char *path, const void *data, size_t len, unsigned mode, char *err,
+                   size_t errlen) __attribute__((warn_unused_result));
+
+/* ---- known_hosts: lines "HOST:PORT PUBKEY", IPv6 as "[ADDR]:PORT", '#' comments ----
+ *
+ * A line may name the protocol its key belongs to: "HOST:PORT KIND KEY", KIND being a token
+ * of 1 to KEYS_KIND_MAX - 1 characters [a-z0-9-] ("tls": KEY is a certificate's SHA-256
+ * fingerprint). A line without one is secure's, as every line secho ever wrote before kinds
+ * existed, and as secure still writes them (an older secho skips a tagged line as
+ * malformed, so the file stays readable both ways). Lookups pass the kind they want: NULL
+ * (or "") for the untagged lines; a line of another kind never vouches for a key. */
+#define KEYS_KIND_MAX 16
 
 /* Formats a host id as known_hosts keys it: "HOST:PORT", or "[HOST]:PORT" when the host
  * contains ':' (IPv6). Returns 0 or -ENAMETOOLONG. */
 int keys_host_id(const char *host, unsigned port, char *out, size_t cap);
-/* Parses one line (with or without its newline). Returns 1 with host and key filled, 0 for a
- * blank or comment line, KEYS_E_FORMAT for anything else. */
+/* True if kind is NULL, "" or a valid kind token. */
+bool keys_kind_valid(const char *kind);
+/* Parses one line (with or without its newline). Returns 1 with host, kind ("" for an
+ * untagged line) and key filled, 0 for a blank or comment line, KEYS_E_FORMAT for anything
+ * else. */
 int keys_parse_known_host(const char *line, char *host, size_t hostcap,
-                          uint8_t key[static KEYS_LEN]);
+                          char kind[static KEYS_KIND_MAX], uint8_t key[static KEYS_LEN]);
 
 enum { KEYS_HOST_UNKNOWN = 0, KEYS_HOST_MATCH = 1, KEYS_HOST_CHANGED = 2 };
-/* Looks host_id up in the file. Returns KEYS_HOST_MATCH if a line for it carries key,
+/* Looks host_id up in the file, among the lines of `kind`. Returns KEYS_HOST_MATCH if a line
+ * for it carries key,
  * KEYS_HOST_CHANGED if lines for it exist but none carries key (the first such key goes to
  * old if non-NULL), KEYS_HOST_UNKNOWN if none (also when the file does not exist), or
  * -errno. Malformed lines are skipped, as ssh does, so a hand edit cannot lock a user out;
@@ -72,27 +101,30 @@ enum { KEYS_HOST_UNKNOWN = 0, KEYS_HOST_MATCH = 1, KEYS_HOST_CHANGED = 2 };
  * the caller or root, writable by group or others, or in a directory others may write
  * (unless sticky) is refused with -EPERM and a sentence naming the fix, as ssh's
  * StrictModes. */
-int keys_known_hosts_check(const char *path, const char *host_id,
+int keys_known_hosts_check(const char *path, const char *host_id, const char *kind,
                            const uint8_t key[static KEYS_LEN], uint8_t *old, char *err,
                            size_t errlen);
-/* The 1-based number of the first well-formed line of path for host_id that carries key (to
+/* The 1-based number of the first well-formed line of path for host_id and kind that carries
+ * key (to
  * name it, as ssh's "Offending key in FILE:LINE"). Returns it, 0 if there is none (also
  * when the file does not exist), or -errno. */
-int keys_known_hosts_line(const char *path, const char *host_id,
+int keys_known_hosts_line(const char *path, const char *host_id, const char *kind,
                           const uint8_t key[static KEYS_LEN]);
-/* Appends "host_id KEY\n" (creating the file 0600 and its parents 0700 if needed), under an
- * exclusive flock(2) on the file, after reading it again under that lock: when a concurrent
- * caller already added this very key, nothing is written. The file is refused (-EPERM) as
- * in keys_known_hosts_check. Returns 0 or -errno with a sentence in err. */
-int keys_known_hosts_add(const char *path, const char *host_id, const uint8_t key[static KEYS_LEN],
-                         char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Appends "host_id KEY\n", or "host_id KIND KEY\n" for a kind (creating the file 0600 and its
+ * parents 0700 if needed), under an exclusive flock(2) on the file, after reading it again under
+ * that lock: when a concurrent caller already added this very key, nothing is written. The file is
+ * refused (-EPERM) as in keys_known_hosts_check. Returns 0 or -errno (-EINVAL: a bad host or kind)
+ * with a sentence in err. */
+int keys_known_hosts_add(const char *path, const char *host_id, const char *kind,
+                         const uint8_t key[static KEYS_LEN], char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
-/* Removes every well-formed line for host_id from the file (as `ssh-keygen -R`), keeping all
- * other lines, comments and unparsable lines byte for byte. The new file is written to a
- * temporary file in the same directory with the old file's permission bits and renamed over
- * it, so readers see the old or the new contents, never a mix; when nothing matches the file
- * is left untouched. Returns the number of lines removed (0: host not found), or -errno
- * (cannot read, cannot write) with a sentence in err. */
+/* Removes every well-formed line for host_id, of every kind, from the file (as `ssh-keygen -R`),
+ * keeping all other lines, comments and unparsable lines byte for byte. The new file is written to
+ * a temporary file in the same directory with the old file's permission bits and renamed over it,
+ * so readers see the old or the new contents, never a mix; when nothing matches the file is left
+ * untouched. Returns the number of lines removed (0: host not found), or -errno (cannot read,
+ * cannot write) with a sentence in err. */
 int keys_known_hosts_remove(const char *path, const char *host_id, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 

@@ -148,16 +148,18 @@ static void fail(struct conn *c, int err, uint64_t now)
  * (before it, handshake_ms bounds the peer). */
 static bool record_timed(const struct conn *c)
 {
-    return c->conf.record_ms > 0 && c->ready && !(c->conf.vt->flags & PROTO_F_STREAM_ECHO);
+    return c->conf.record_ms > 0 && c->ready && !(c->conf.vt->flags & PROTO_F_UNFRAMED);
 }
 
 /* After one conn_read call that took `used` bytes and returned r: a whole message (or the
- * handshake) ends the record in progress; other bytes taken start one (its clock runs from
- * the first of them). */
+ * handshake) ends the record in progress, and so does any fragment of a stream-echo
+ * protocol (its lines may be of any length: a fragment is what one record carried); other
+ * bytes taken start one (its clock runs from the first of them). */
 static void track_record(struct conn *c, int r, const struct proto_msg *m, size_t used,
                          uint64_t now)
 {
-    if (r == PROTO_HANDSHAKE || (r == PROTO_MSG && m->last)) {
+    bool stream = c->conf.vt->flags & PROTO_F_STREAM_ECHO;
+    if (r == PROTO_HANDSHAKE || r == PROTO_CLOSED || (r == PROTO_MSG && (m->last || stream))) {
         c->in_record = false;
     } else if (used > 0 && !c->in_record && c->ready) {
         c->in_record = true;
@@ -172,8 +174,8 @@ static size_t run_input(struct conn *c, const uint8_t *p, size_t n, uint64_t now
 {
     const struct proto_vt *vt = c->conf.vt;
     bool server = is_server(c);
-    if (!server && (vt->flags & PROTO_F_STREAM_ECHO)) {
-        /* The client's side of a stream echo is unframed: bytes as they come. */
+    if (!server && (vt->flags & PROTO_F_UNFRAMED)) {
+        /* The client's side of an unframed stream: bytes as they come. */
         if (n == 0 || !uses_input(c))
             return 0;
         struct proto_msg m = {.data = p, .len = n};
@@ -202,10 +204,36 @@ static size_t run_input(struct conn *c, const uint8_t *p, size_t n, uint64_t now
             fail(c, r, now);
             break;
         }
+        if (r == PROTO_CLOSED) {
+            /* As conn_on_eof, less the settling that the caller of process does. */
+            c->peer_eof = true;
+            conn_drain(c, CONN_REASON_EOF, now + CONN_DRAIN_MS);
+            break;
+        }
         if (r == PROTO_NEED_MORE)
             break;
     }
     return done;
+}
+
+/* The protocol holds decoded input it has not handed over yet (proto_vt.conn_pending). */
+static bool pending(const struct conn *c)
+{
+    const struct proto_vt *vt = c->conf.vt;
+    return vt->conn_pending && c->pconn && vt->conn_pending(c->pconn);
+}
+
+/* A closing connection's last words from the protocol (proto_vt.conn_goodbye), once, when
+ * nothing else is owed. Returns true if they are now owed (settle waits for them). */
+static bool goodbye(struct conn *c)
+{
+    const struct proto_vt *vt = c->conf.vt;
+    if (c->said_bye || c->failed || !c->ready || !vt->conn_goodbye)
+        return false;
+    c->said_bye = true;
+    if (vt->conn_goodbye(c->pconn, &c->out) < 0)
+        return false;
+    return !buf_empty(&c->out);
 }
 
 static void process(struct conn *c, uint64_t now)
@@ -236,6 +264,8 @@ static void settle(struct conn *c, uint64_t now)
         if (!buf_empty(&c->out))
             return; /* the driver sends it; this runs again when it reports what went */
         if (c->state == CONN_DRAIN) {
+            if ((c->peer_eof || !awaiting(c)) && goodbye(c))
+                return; /* sent, then this runs again */
             if (c->peer_eof) {
                 close_now(c, CONN_REASON_EOF);
                 return;
@@ -261,7 +291,7 @@ static void settle(struct conn *c, uint64_t now)
                 c->deadline = linger;
             return;
         }
-        if (buf_empty(&c->in) || !is_server(c))
+        if ((buf_empty(&c->in) && !pending(c)) || !is_server(c))
             return;
         /* Back-pressure lifted: run the input that waited. */
         size_t before = buf_len(&c->in);
@@ -295,7 +325,7 @@ size_t conn_read_buf(struct conn *c, uint64_t now, uint8_t **p)
     if (is_server(c)) {
         /* Input left over from back-pressure goes first; read more only once it is used
          * up, so that a peer that does not read cannot make us buffer what it sends. */
-        if (!buf_empty(&c->in))
+        if (!buf_empty(&c->in) || pending(c))
             process(c, now);
         if (out_busy(c) || !uses_input(c)) {
             settle(c, now);
@@ -408,7 +438,7 @@ int conn_send_msg(struct conn *c, const uint8_t *data, size_t len)
         return -EPIPE;
     if (!c->ready)
         return PROTO_E_STATE;
-    if (vt->flags & PROTO_F_STREAM_ECHO)
+    if (vt->flags & PROTO_F_UNFRAMED)
         return buf_append(&c->out, data, len);
     return vt->conn_write(c->pconn, data, len, &c->out);
 }

@@ -100,8 +100,8 @@ struct conn;
  * must not free the connection.
  */
 struct conn_ops {
-    /* A decoded message or fragment (m->first/m->last), in order. For a stream-echo protocol
-     * (PROTO_F_STREAM_ECHO) in the client role, input is not framed: each arrival is handed
+    /* A decoded message or fragment (m->first/m->last), in order. For an unframed protocol
+     * (PROTO_F_UNFRAMED) in the client role, input is not framed: each arrival is handed
      * over as it came, with first and last false. Returns 0, or <0 to fail the connection
      * (on_fault CONN_FAULT_PROTO with that value, then it closes as after a protocol error). */
     int (*on_message)(void *arg, struct conn *c, const struct proto_msg *m, uint64_t now);
@@ -135,10 +135,11 @@ struct conn_conf {
      * refreshes the idle timer but not this one. The clock restarts at each record: it starts
      * at the first arrival after a whole message that the protocol takes without completing
      * one (bytes the protocol took in the same read that completed the previous message, as
-     * lab-fernet does with a pipelined token, start it at the next arrival). Not
-     * applied to stream-echo protocols (plain): they hold nothing back (every byte is echoed
-     * as it comes) and a line of any length and pace is legal, so only idle_ms bounds them.
-     * 0 = none. */
+     * lab-fernet does with a pipelined token, start it at the next arrival). For a
+     * stream-echo protocol over records (tls) the record is the protocol's own (a line may
+     * be of any length and pace): every fragment it hands over ends one. Not applied to
+     * unframed protocols (plain): they hold nothing back (every byte is echoed as it comes),
+     * so only idle_ms bounds them. 0 = none. */
     int record_ms;
     int linger_ms; /* after our half-close, how long to wait for the peer's FIN */
 };
@@ -161,6 +162,7 @@ struct conn {
     bool failed;    /* on_fault was called */
     bool waiting;   /* client DRAIN: all went out, the deadline is the wait for the answer */
     bool in_record; /* the protocol holds part of a record since record_start */
+    bool said_bye;  /* the protocol's goodbye (proto_vt.conn_goodbye) was asked for */
     int wait_ms;    /* conn_finish's wait, until it is armed (then -1) */
     uint64_t pause_until;
     uint64_t last_active;
@@ -207,8 +209,8 @@ void conn_on_hangup(struct conn *c, int so_error);
 
 /* ---- output ---- */
 
-/* Queues one message: encoded with the protocol's conn_write, or for a stream-echo protocol
- * the bytes as they are. Returns 0, PROTO_E_STATE before the handshake, -EPIPE once the
+/* Queues one message: encoded with the protocol's conn_write, or for an unframed protocol
+ * (plain) the bytes as they are. Returns 0, PROTO_E_STATE before the handshake, -EPIPE once the
  * connection is closing, or the protocol's error (e.g. -EINVAL for a message it cannot
  * carry, -ENOBUFS over out_limit); on error nothing was queued for the message, and the
  * connection is unchanged: whether it fails is the caller's decision. */

@@ -11,7 +11,7 @@
 #include "buf.h"
 
 /*
- * Every protocol (plain, secure, lab-dh, lab-fernet) implements `struct proto_vt`. The I/O
+ * Every protocol (plain, secure, lab-dh, lab-fernet, tls) implements `struct proto_vt`. The I/O
  * models (threads, epoll, reactors) and the client only move bytes between sockets and
  * these functions, so each protocol runs on every model unchanged. Callers learn all they
  * need of a protocol (limits, UDP, key files, warning, help line) from its vtable, never
@@ -32,6 +32,8 @@ enum {
     PROTO_NEED_MORE = 0,    /* everything consumed, no event */
     PROTO_MSG = 1,          /* *msg describes (a fragment of) a message */
     PROTO_HANDSHAKE = 2,    /* the handshake just completed; call again */
+    PROTO_CLOSED = 3,       /* the peer ended its stream cleanly (tls close_notify), as at
+                             * end of input: what is owed still goes, later input is dropped */
     PROTO_E_AUTH = -1001,   /* a record/handshake failed authentication: log auth_fail */
     PROTO_E_PARSE = -1002,  /* malformed input (bad length, bad PEM, unknown name): auth_fail */
     PROTO_E_TOOBIG = -1003, /* a message above the allowed size */
@@ -57,15 +59,21 @@ struct proto_msg {
  * are ignored. Strings are borrowed for the lifetime of the ctx. */
 struct proto_opts {
     size_t max_msg;             /* largest message accepted, bytes */
-    const char *key_file;       /* secure: our static key (created 0600 if absent) */
+    const char *key_file;       /* secure: our static key (created 0600 if absent); tls: the
+                                 * server's private key (PEM), ignored by a client */
     const char *admins_file;    /* secure server: public keys allowed to shutdown */
-    const char *known_hosts;    /* secure client: trust store */
-    const char *server_key;     /* secure client: pinned server public key (base64) */
-    const char *host_id;        /* secure client: "HOST:PORT" as given, for known_hosts */
+    const char *known_hosts;    /* secure, tls client: trust store */
+    const char *server_key;     /* secure client: pinned server public key (base64); tls:
+                                 * the certificate's SHA-256 fingerprint (base64) */
+    const char *host_id;        /* client: "HOST:PORT" as given, for known_hosts (and tls
+                                 * --ca: the name the certificate must carry) */
     bool accept_new;            /* secure client: trust an unknown key */
     bool interactive;           /* secure client: may ask on the terminal */
     const char *noise_name;     /* secure client: e.g. "Noise_XX_25519_AESGCM_SHA256" */
     const char *dh_params_file; /* lab-dh server: PKCS#3 PEM */
+    const char *cert_file;      /* tls server: certificate chain (PEM), with key_file its key */
+    bool cert_create;           /* tls server: make the two files (self-signed) if absent */
+    const char *ca_file;        /* tls client: verify the server against these CAs (PEM) */
     /* The transport is UDP. conn_init cannot tell otherwise, and lab-fernet differs: over
      * UDP its client opens with a key request datagram and its server sends the key as the
      * reply to that datagram; over TCP the server sends the key at once. */
@@ -118,8 +126,10 @@ struct proto_vt {
     int (*conn_init)(void *conn, void *ctx, enum proto_role role, struct buf *out);
     /* Consumes input. *inlen is in: bytes available, out: bytes consumed. May append
      * handshake bytes to out. Returns PROTO_MSG with *msg set, PROTO_HANDSHAKE, or
-     * PROTO_NEED_MORE when all usable input is consumed; <0 on a fatal error. Callers
-     * loop until PROTO_NEED_MORE, advancing the input by the consumed count each time. */
+     * PROTO_NEED_MORE when all usable input is consumed; PROTO_CLOSED (once) when the peer
+     * ended its stream within the protocol; <0 on a fatal error, after appending to out
+     * what the peer is owed (a tls alert). Callers loop until PROTO_NEED_MORE or
+     * PROTO_CLOSED, advancing the input by the consumed count each time. */
     int (*conn_read)(void *conn, const uint8_t *in, size_t *inlen, struct buf *out,
                      struct proto_msg *msg);
     /* Encodes one whole message (after the handshake) into out. */
@@ -135,6 +145,16 @@ struct proto_vt {
     /* Text explaining the last failure (or a warning) of this conn, for the log and the
      * client's message; "" or NULL when there is none. Optional. */
     const char *(*conn_error)(const void *conn);
+    /* Optional: conn_read holds decoded input beyond what it has handed over (tls: the
+     * further lines of one record), so called with no input it returns PROTO_MSG. A caller
+     * that stopped calling conn_read with input left (back-pressure) calls it again once it
+     * may, even when no input is left. NULL: never. */
+    bool (*conn_pending)(const void *conn);
+    /* Optional: the connection ends cleanly (everything owed went out, our half-close
+     * comes next): appends the protocol's last words (tls: close_notify) to out. Called at
+     * most once, after the handshake and never after a failure. Returns 0 or <0 (then
+     * nothing more is owed). */
+    int (*conn_goodbye)(void *conn, struct buf *out);
     /* Releases and wipes conn. Accepts a conn whose init failed. */
     void (*conn_free)(void *conn);
 
@@ -162,7 +182,10 @@ struct proto_vt {
 };
 
 enum {
-    /* Plain TCP: bytes are echoed as they arrive; messages are lines. */
+    /* A byte stream, echoed as it arrives; messages are its lines (plain TCP, tls): each
+     * fragment conn_read hands over is echoed at once and the lines are what the log records
+     * and commands match. conn_read then ends a record's worth of input with a fragment
+     * (possibly empty: a tls record that carried no data), never with PROTO_NEED_MORE. */
     PROTO_F_STREAM_ECHO = 1U << 0,
     /* Output contains pause marks (the notebook's recv(1024) peers). */
     PROTO_F_PACED = 1U << 1,
@@ -179,6 +202,14 @@ enum {
      * admins_file; conn_admin always answers 0 or 1 after the handshake), so the server's
      * address-based --allow-shutdown does not apply. */
     PROTO_F_PEER_ADMINS = 1U << 5,
+    /* The wire bytes are the stream itself (plain TCP): conn_write appends them as they are
+     * and a client needs no conn_read, so callers may move them without the protocol. No
+     * record is ever held back, so no record timeout applies. */
+    PROTO_F_UNFRAMED = 1U << 6,
+    /* X.509 certificates (tls): the server's key_file is the private key of cert_file (PEM);
+     * without both the command line gives its own pair to make (cert_create); the client
+     * has no key of its own, checks ca_file or pins the certificate's fingerprint. */
+    PROTO_F_CERTS = 1U << 7,
 };
 
 /* True if the protocol has a UDP form (its dgram_new, dgram_read and dgram_write are set). */
@@ -192,6 +223,7 @@ extern const struct proto_vt proto_plain;
 extern const struct proto_vt proto_secure;
 extern const struct proto_vt proto_lab_dh;
 extern const struct proto_vt proto_lab_fernet;
+extern const struct proto_vt proto_tls;
 
 /*
  * The one pair that allocates and releases a protocol connection (callers never size, wipe

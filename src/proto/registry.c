@@ -5,10 +5,7 @@
 #include <string.h>
 
 static const struct proto_vt *const protos[] = {
-    &proto_plain,
-    &proto_secure,
-    &proto_lab_dh,
-    &proto_lab_fernet,
+    &proto_plain, &proto_secure, &proto_lab_dh, &proto_lab_fernet, &proto_tls,
 };
 
 const struct proto_vt *proto_find(const char *name)

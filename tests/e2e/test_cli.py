@@ -118,7 +118,7 @@ class UsageErrorTest(unittest.TestCase):
             ("server", ["-P", "plain", "--dh-params", "F"], "--dh-params", "-P lab-dh"),
             ("server", ["-P", "lab-fernet", "--dh-params", "F"], "--dh-params", "-P lab-fernet"),
             ("server", ["-P", "secure", "--allow-shutdown", "any"], "--allow-shutdown",
-             "plain, lab-dh or lab-fernet", "not to -P secure"),
+             "plain, lab-dh, lab-fernet or tls", "not to -P secure"),
             ("server", ["--allow-shutdown", "none"], "--allow-shutdown"),  # default is secure
             ("server", ["-P", "plain", "-k", "F"], "--key", "-P secure"),
             ("server", ["-P", "lab-dh", "--key", "F"], "--key", "not to -P lab-dh"),
@@ -131,6 +131,12 @@ class UsageErrorTest(unittest.TestCase):
             ("bench", ["-P", "plain", "--server-key", GOOD_KEY], "--server-key", "-P secure"),
             ("bench", ["-P", "plain", "--noise-name", "Noise_XX_25519_AESGCM_SHA256"],
              "--noise-name"),
+            ("server", ["-P", "plain", "-k", "F"], "--key", "-P secure or tls"),
+            ("server", ["-P", "secure", "--cert", "F"], "--cert", "-P tls", "not to -P secure"),
+            ("client", ["-P", "plain", "--ca", "F"], "--ca", "-P tls"),
+            ("client", ["-P", "tls", "-k", "F"], "--key", "-P secure only", "not to -P tls"),
+            ("client", ["-P", "tls", "--noise-name", "Noise_XX_25519_AESGCM_SHA256"],
+             "--noise-name", "not to -P tls"),
         ]
         for cmd, args, *words in cases:
             with self.subTest(cmd=cmd, args=args):

@@ -41,6 +41,7 @@ static const struct traits traits_table[] = {
     {"secure", true, true},      /* Noise AEAD records; UDP keeps a replay window */
     {"lab-dh", false, false},    /* AES-CFB without a MAC, the notebook's design (lab_dh.c) */
     {"lab-fernet", true, false}, /* HMAC per token, no counter: a copy verifies again */
+    {"tls", true, true},         /* TLS 1.3 AEAD records (no UDP form) */
 };
 
 /*
@@ -121,13 +122,15 @@ struct env {
 };
 
 /* Options every protocol can take: fields a protocol does not use are ignored. The secure
- * client trusts a new server key into a temporary known_hosts; lab-dh uses its built-in
- * group. */
-static struct proto_opts opts_for(enum proto_role role, bool dgram)
+ * client trusts a new server key into a temporary known_hosts (the tls client its
+ * certificate's fingerprint); lab-dh uses its built-in group; the tls server, given no
+ * files, an ephemeral self-signed certificate. */
+static struct proto_opts opts_for(const struct proto_vt *vt, enum proto_role role, bool dgram)
 {
     struct proto_opts o = {.max_msg = 1 << 20, .dgram = dgram};
     if (role == PROTO_SERVER) {
-        o.key_file = srv_key;
+        if (!(vt->flags & PROTO_F_CERTS))
+            o.key_file = srv_key;
     } else {
         o.key_file = cli_key;
         o.known_hosts = known_hosts;
@@ -141,7 +144,7 @@ static void *ctx_make(const struct proto_vt *vt, enum proto_role role, bool dgra
 {
     void *ctx = NULL;
     char err[PROTO_ERRLEN] = "";
-    struct proto_opts o = opts_for(role, dgram);
+    struct proto_opts o = opts_for(vt, role, dgram);
     if (!vt->ctx_new)
         return NULL;
     int r = vt->ctx_new(&o, role, &ctx, err, sizeof(err));
@@ -334,14 +337,19 @@ static void end_ready_step(struct end *x, int r)
 /* ---- TCP form ---- */
 
 /* One read batch, looping as an I/O model does until PROTO_NEED_MORE. Everything offered
- * must be consumed by then. */
+ * must be consumed by then. Each call must make progress: consume a byte, or report the
+ * handshake or a message. A message may come without input (a protocol that decodes a
+ * record of several lines hands them over one call at a time: conn_pending), but never
+ * an empty one without input, and never more bytes of messages than were ever fed. */
 static void feed(struct end *x, const uint8_t *p, size_t n)
 {
-    size_t tries = 2 * n + 8; /* each call consumes a byte or reports a message */
-    for (size_t guard = 0; guard < tries && !x->err; guard++) {
+    size_t stuck = 0;
+    for (size_t guard = 0; stuck < 8 && guard < 4 * n + (1u << 17) && !x->err; guard++) {
         size_t used = n;
         struct proto_msg m = {0};
         int r = x->vt->conn_read(x->conn, p, &used, &x->out, &m);
+        if (used == 0 && r != PROTO_HANDSHAKE && (r != PROTO_MSG || m.len == 0))
+            stuck++;
         CHECK(used <= n);
         if (used > n)
             used = n;

@@ -133,9 +133,11 @@ static void test_key_files(void)
     CHECK_INT(keys_load(tmp, priv2, pub2, err, sizeof(err)), KEYS_E_FORMAT);
 }
 
+static void read_file(const char *path, char *out, size_t cap);
+
 static void test_known_hosts(void)
 {
-    char path[512], id[300], host[300];
+    char path[512], id[300], host[300], kind[KEYS_KIND_MAX];
     uint8_t k1[32], k2[32], k3[32], old[32], got[32];
     for (int i = 0; i < 32; i++) {
         k1[i] = (uint8_t)i;
@@ -152,32 +154,37 @@ static void test_known_hosts(void)
     char b64[KEYS_B64LEN + 1], line[400];
     keys_b64_encode(k1, b64);
     snprintf(line, sizeof(line), "  [fe80::1]:22\t%s   # office\r\n", b64);
-    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), got), 1);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), kind, got), 1);
     CHECK_STR(host, "[fe80::1]:22");
     CHECK_MEM(got, k1, 32);
-    CHECK_INT(keys_parse_known_host("# only a comment\n", host, sizeof(host), got), 0);
-    CHECK_INT(keys_parse_known_host("   \n", host, sizeof(host), got), 0);
-    CHECK_INT(keys_parse_known_host("host:1\n", host, sizeof(host), got), KEYS_E_FORMAT);
+    CHECK_INT(keys_parse_known_host("# only a comment\n", host, sizeof(host), kind, got), 0);
+    CHECK_INT(keys_parse_known_host("   \n", host, sizeof(host), kind, got), 0);
+    CHECK_INT(keys_parse_known_host("host:1\n", host, sizeof(host), kind, got), KEYS_E_FORMAT);
     snprintf(line, sizeof(line), "host %s", b64);
-    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), got), KEYS_E_FORMAT);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), kind, got), KEYS_E_FORMAT);
     snprintf(line, sizeof(line), "host:1 %s extra", b64);
-    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), got), KEYS_E_FORMAT);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), kind, got), KEYS_E_FORMAT);
     snprintf(line, sizeof(line), "host:x1 %s", b64);
-    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), got), KEYS_E_FORMAT);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), kind, got), KEYS_E_FORMAT);
 
     path_of(path, sizeof(path), "kh/known_hosts");
-    CHECK_INT(keys_known_hosts_check(path, "a:1", k1, NULL, err, sizeof(err)), KEYS_HOST_UNKNOWN);
-    CHECK_INT(keys_known_hosts_add(path, "a:1", k1, err, sizeof(err)), 0);
-    CHECK_INT(keys_known_hosts_add(path, "[::1]:9090", k2, err, sizeof(err)), 0);
-    CHECK_INT(keys_known_hosts_check(path, "a:1", k1, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
-    CHECK_INT(keys_known_hosts_check(path, "[::1]:9090", k2, NULL, err, sizeof(err)),
+    CHECK_INT(keys_known_hosts_check(path, "a:1", NULL, k1, NULL, err, sizeof(err)),
+              KEYS_HOST_UNKNOWN);
+    CHECK_INT(keys_known_hosts_add(path, "a:1", NULL, k1, err, sizeof(err)), 0);
+    CHECK_INT(keys_known_hosts_add(path, "[::1]:9090", NULL, k2, err, sizeof(err)), 0);
+    CHECK_INT(keys_known_hosts_check(path, "a:1", NULL, k1, NULL, err, sizeof(err)),
+              KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(path, "[::1]:9090", NULL, k2, NULL, err, sizeof(err)),
               KEYS_HOST_MATCH);
     memset(old, 0, 32);
-    CHECK_INT(keys_known_hosts_check(path, "a:1", k2, old, err, sizeof(err)), KEYS_HOST_CHANGED);
+    CHECK_INT(keys_known_hosts_check(path, "a:1", NULL, k2, old, err, sizeof(err)),
+              KEYS_HOST_CHANGED);
     CHECK_MEM(old, k1, 32);
     /* Same server, other name or port: a new entry, as with ssh. */
-    CHECK_INT(keys_known_hosts_check(path, "a:2", k1, NULL, err, sizeof(err)), KEYS_HOST_UNKNOWN);
-    CHECK_INT(keys_known_hosts_check(path, "A:1", k1, NULL, err, sizeof(err)), KEYS_HOST_UNKNOWN);
+    CHECK_INT(keys_known_hosts_check(path, "a:2", NULL, k1, NULL, err, sizeof(err)),
+              KEYS_HOST_UNKNOWN);
+    CHECK_INT(keys_known_hosts_check(path, "A:1", NULL, k1, NULL, err, sizeof(err)),
+              KEYS_HOST_UNKNOWN);
     struct stat st;
     CHECK_INT(stat(path, &st), 0);
     CHECK_INT(st.st_mode & 0777, 0600);
@@ -187,11 +194,77 @@ static void test_known_hosts(void)
     keys_b64_encode(k3, b64);
     snprintf(line, sizeof(line), "# header\ngarbage line here\nb:2 %s", b64);
     write_file(path, line, 0644);
-    CHECK_INT(keys_known_hosts_check(path, "b:2", k3, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
-    CHECK_INT(keys_known_hosts_add(path, "c:3", k1, err, sizeof(err)), 0);
-    CHECK_INT(keys_known_hosts_check(path, "b:2", k3, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
-    CHECK_INT(keys_known_hosts_check(path, "c:3", k1, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
-    CHECK_INT(keys_known_hosts_add(path, "bad host", k1, err, sizeof(err)), -EINVAL);
+    CHECK_INT(keys_known_hosts_check(path, "b:2", NULL, k3, NULL, err, sizeof(err)),
+              KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_add(path, "c:3", NULL, k1, err, sizeof(err)), 0);
+    CHECK_INT(keys_known_hosts_check(path, "b:2", NULL, k3, NULL, err, sizeof(err)),
+              KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(path, "c:3", NULL, k1, NULL, err, sizeof(err)),
+              KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_add(path, "bad host", NULL, k1, err, sizeof(err)), -EINVAL);
+}
+
+/* Lines of a kind ("HOST:PORT KIND KEY", tls's fingerprints) beside secure's untagged ones:
+ * each lookup sees its own kind only, and the untagged lines read as before. */
+static void test_known_hosts_kinds(void)
+{
+    char path[512], host[300], kind[KEYS_KIND_MAX], line[400], text[1024], b1[KEYS_B64LEN + 1];
+    uint8_t k1[32], k2[32], got[32], old[32];
+    for (int i = 0; i < 32; i++) {
+        k1[i] = (uint8_t)(7 * i + 1);
+        k2[i] = (uint8_t)(0xa0 ^ i);
+    }
+    keys_b64_encode(k1, b1);
+    snprintf(line, sizeof(line), "h:1 tls %s # a certificate\n", b1);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), kind, got), 1);
+    CHECK_STR(host, "h:1");
+    CHECK_STR(kind, "tls");
+    CHECK_MEM(got, k1, 32);
+    snprintf(line, sizeof(line), "h:1 %s\n", b1);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), kind, got), 1);
+    CHECK_STR(kind, "");
+    /* A kind is a short lower-case token; four fields are not a line. */
+    snprintf(line, sizeof(line), "h:1 TLS %s", b1);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), kind, got), KEYS_E_FORMAT);
+    snprintf(line, sizeof(line), "h:1 abcdefghijklmnop %s", b1);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), kind, got), KEYS_E_FORMAT);
+    snprintf(line, sizeof(line), "h:1 tls x %s", b1);
+    CHECK_INT(keys_parse_known_host(line, host, sizeof(host), kind, got), KEYS_E_FORMAT);
+    CHECK(keys_kind_valid(NULL) && keys_kind_valid("") && keys_kind_valid("tls"));
+    CHECK(!keys_kind_valid("t s") && !keys_kind_valid("Tls") && !keys_kind_valid("a#"));
+
+    path_of(path, sizeof(path), "kh_kinds");
+    CHECK_INT(keys_known_hosts_add(path, "h:1", NULL, k1, err, sizeof(err)), 0);
+    /* The same host with the same bytes under another kind is another entry. */
+    CHECK_INT(keys_known_hosts_check(path, "h:1", "tls", k1, NULL, err, sizeof(err)),
+              KEYS_HOST_UNKNOWN);
+    CHECK_INT(keys_known_hosts_add(path, "h:1", "tls", k2, err, sizeof(err)), 0);
+    CHECK_INT(keys_known_hosts_add(path, "h:1", "tls", k2, err, sizeof(err)), 0); /* no copy */
+    read_file(path, text, sizeof(text));
+    char want[1024], b2[KEYS_B64LEN + 1];
+    keys_b64_encode(k2, b2);
+    snprintf(want, sizeof(want), "h:1 %s\nh:1 tls %s\n", b1, b2);
+    CHECK_STR(text, want);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", NULL, k1, NULL, err, sizeof(err)),
+              KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", "", k1, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", "tls", k2, NULL, err, sizeof(err)),
+              KEYS_HOST_MATCH);
+    /* A changed entry is reported within its kind only, with the old value of that kind. */
+    CHECK_INT(keys_known_hosts_check(path, "h:1", "tls", k1, old, err, sizeof(err)),
+              KEYS_HOST_CHANGED);
+    CHECK_MEM(old, k2, 32);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", NULL, k2, old, err, sizeof(err)),
+              KEYS_HOST_CHANGED);
+    CHECK_MEM(old, k1, 32);
+    CHECK_INT(keys_known_hosts_line(path, "h:1", "tls", k2), 2);
+    CHECK_INT(keys_known_hosts_line(path, "h:1", NULL, k2), 0);
+    CHECK_INT(keys_known_hosts_line(path, "h:1", NULL, k1), 1);
+    CHECK_INT(keys_known_hosts_add(path, "h:2", "No Kind", k1, err, sizeof(err)), -EINVAL);
+    /* Forgetting a host forgets all its kinds. */
+    CHECK_INT(keys_known_hosts_remove(path, "h:1", err, sizeof(err)), 2);
+    read_file(path, text, sizeof(text));
+    CHECK_STR(text, "");
 }
 
 static void read_file(const char *path, char *out, size_t cap)
@@ -229,7 +302,8 @@ static void test_known_hosts_remove(void)
     CHECK_STR(got, want);
     CHECK_INT(stat(path, &st), 0);
     CHECK_INT(st.st_mode & 0777, 0600);
-    CHECK_INT(keys_known_hosts_check(path, "h:10", k1, NULL, err, sizeof(err)), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(path, "h:10", NULL, k1, NULL, err, sizeof(err)),
+              KEYS_HOST_MATCH);
 
     /* Not there: 0, and the file is left exactly as it was (same inode, no temp file). */
     struct stat before;
@@ -299,15 +373,15 @@ static void test_strict_modes(void)
     path_of(path, sizeof(path), "kh_strict");
     snprintf(text, sizeof(text), "h:1 %s\n", b64);
     write_file(path, text, 0644);
-    CHECK_INT(keys_known_hosts_check(path, "h:1", k, old, err, sizeof(err)), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", NULL, k, old, err, sizeof(err)), KEYS_HOST_MATCH);
     write_file(path, text, 0666);
     err[0] = '\0';
-    CHECK_INT(keys_known_hosts_check(path, "h:1", k, old, err, sizeof(err)), -EPERM);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", NULL, k, old, err, sizeof(err)), -EPERM);
     CHECK(strstr(err, path) != NULL);
     CHECK(strstr(err, "chmod go-w") != NULL);
-    CHECK_INT(keys_known_hosts_add(path, "h:2", k, err, sizeof(err)), -EPERM);
+    CHECK_INT(keys_known_hosts_add(path, "h:2", NULL, k, err, sizeof(err)), -EPERM);
     write_file(path, text, 0620);
-    CHECK_INT(keys_known_hosts_check(path, "h:1", k, old, err, sizeof(err)), -EPERM);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", NULL, k, old, err, sizeof(err)), -EPERM);
 
     path_of(path, sizeof(path), "admins_strict");
     snprintf(text, sizeof(text), "%s\n", b64);
@@ -330,10 +404,10 @@ static void test_strict_modes(void)
     snprintf(text, sizeof(text), "h:1 %s\n", b64);
     write_file(path, text, 0600);
     err[0] = '\0';
-    CHECK_INT(keys_known_hosts_check(path, "h:1", k, old, err, sizeof(err)), -EPERM);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", NULL, k, old, err, sizeof(err)), -EPERM);
     CHECK(strstr(err, dir) != NULL);
     CHECK_INT(chmod(dir, 01777), 0);
-    CHECK_INT(keys_known_hosts_check(path, "h:1", k, old, err, sizeof(err)), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(path, "h:1", NULL, k, old, err, sizeof(err)), KEYS_HOST_MATCH);
     CHECK_INT(chmod(dir, 0700), 0);
 }
 
@@ -372,7 +446,7 @@ static void test_known_hosts_concurrent_add(void)
                 /* Every child starts when the pipe closes, to make the race as tight as it
                  * can be; the ones that see the key already there write nothing. */
                 _exit(read(go[0], &c, 1) == 0 &&
-                              keys_known_hosts_add(path, "race:1", k, e, sizeof(e)) == 0
+                              keys_known_hosts_add(path, "race:1", NULL, k, e, sizeof(e)) == 0
                           ? 0
                           : 1);
             }
@@ -416,6 +490,7 @@ int main(void)
     test_b64();
     test_key_files();
     test_known_hosts();
+    test_known_hosts_kinds();
     test_known_hosts_remove();
     test_admins();
     test_strict_modes();

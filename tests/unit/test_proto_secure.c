@@ -550,7 +550,8 @@ static void test_trust(void)
     CHECK_INT(connect_with(sctx, &co, &sent, why, sizeof(why)), 0);
     CHECK_INT(answers, 2);
     CHECK(sent > 0);
-    CHECK_INT(keys_known_hosts_check(kh, "127.0.0.1:9090", spub, NULL, NULL, 0), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(kh, "127.0.0.1:9090", NULL, spub, NULL, NULL, 0),
+              KEYS_HOST_MATCH);
 
     /* Known now: accepted without asking. */
     CHECK_INT(connect_with(sctx, &co, &sent, why, sizeof(why)), 0);
@@ -560,10 +561,12 @@ static void test_trust(void)
     unlink(kh);
     co = client_opts(suites[1]);
     CHECK_INT(connect_with(sctx, &co, &sent, why, sizeof(why)), 0);
-    CHECK_INT(keys_known_hosts_check(kh, "127.0.0.1:9090", spub, NULL, NULL, 0), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(kh, "127.0.0.1:9090", NULL, spub, NULL, NULL, 0),
+              KEYS_HOST_MATCH);
     co.host_id = "localhost:9090";
     CHECK_INT(connect_with(sctx, &co, &sent, why, sizeof(why)), 0);
-    CHECK_INT(keys_known_hosts_check(kh, "localhost:9090", spub, NULL, NULL, 0), KEYS_HOST_MATCH);
+    CHECK_INT(keys_known_hosts_check(kh, "localhost:9090", NULL, spub, NULL, NULL, 0),
+              KEYS_HOST_MATCH);
 
     /* A changed key is refused loudly, even with --accept-new. */
     FILE *f = fopen(kh, "w");

@@ -12,7 +12,7 @@
 
 #define KNOWN_FLAGS                                                                                \
     (PROTO_F_STREAM_ECHO | PROTO_F_PACED | PROTO_F_UNAUTHENTICATED | PROTO_F_KEY_FILES |           \
-     PROTO_F_DH_PARAMS | PROTO_F_PEER_ADMINS)
+     PROTO_F_DH_PARAMS | PROTO_F_PEER_ADMINS | PROTO_F_UNFRAMED | PROTO_F_CERTS)
 /* The largest UDP payload over IPv4: no datagram of any protocol may be longer. */
 #define IPV4_UDP_MAX 65507
 /* A message for a protocol without a stream limit: well above one read or record. */
@@ -84,13 +84,23 @@ static void check_answers(const struct proto_vt *vt, size_t index)
     for (size_t i = 0; i < vt->nsuites; i++)
         CHECK(vt->suites[i] && strncmp(vt->suites[i], "Noise_", 6) == 0);
     CHECK(!((vt->flags & PROTO_F_STREAM_ECHO) && (vt->flags & PROTO_F_PACED)));
+    /* Unframed bytes are a stream's; certificates are key files, never unauthenticated. */
+    if (vt->flags & PROTO_F_UNFRAMED)
+        CHECK(vt->flags & PROTO_F_STREAM_ECHO);
+    if (vt->flags & PROTO_F_CERTS)
+        CHECK((vt->flags & PROTO_F_KEY_FILES) && !unauth && !(vt->flags & PROTO_F_PEER_ADMINS));
+    /* Whoever holds input back says so (the engine then drains it without new input). */
+    if (vt->flags & PROTO_F_UNFRAMED)
+        CHECK(!vt->conn_pending && !vt->conn_goodbye);
 }
 
 static void *make_ctx(const struct proto_vt *vt, enum proto_role role, bool dgram)
 {
     struct proto_opts o = {.max_msg = 1 << 20, .dgram = dgram};
     if (vt->flags & PROTO_F_KEY_FILES) {
-        o.key_file = role == PROTO_SERVER ? server_key : client_key;
+        /* A certificate protocol without files makes an ephemeral pair in memory. */
+        if (!(vt->flags & PROTO_F_CERTS))
+            o.key_file = role == PROTO_SERVER ? server_key : client_key;
         o.known_hosts = known_hosts;
         o.host_id = "127.0.0.1:9090";
         o.accept_new = true;

@@ -12,6 +12,7 @@
 
 #include "crypto.h"
 #include "keys.h"
+#include "trust.h"
 
 const char *const secure__suites[SECURE_NSUITES] = {
     "Noise_XX_25519_AESGCM_SHA256",
@@ -76,74 +77,30 @@ int secure__drop(struct secure_conn *c, int code, const char *fmt, ...)
 int secure__trust_server(struct secure_conn *c, const uint8_t rs[static NOISE_DHLEN])
 {
     const struct secure_ctx *x = c->ctx;
-    const char *host = x->host_id ? x->host_id : "the server";
-    char b64[KEYS_B64LEN + 1], oldb64[KEYS_B64LEN + 1], kerr[256] = "";
-    uint8_t old[NOISE_DHLEN];
-    keys_b64_encode(rs, b64);
+    struct proto_trust t = {
+        .known_hosts = x->known_hosts,
+        .host_id = x->host_id,
+        .kind = NULL, /* secure's known_hosts lines are the untagged ones */
+        .noun = "key",
+        .desc = "public key",
+        .has_pin = x->has_pin,
+        .accept_new = x->accept_new,
+        .confirm = x->confirm,
+        .confirm_arg = x->confirm_arg,
+    };
+    char msg[SECURE_ERRLEN];
+    memcpy(t.pin, x->pin, sizeof(t.pin));
+    int r = proto_trust_server(&t, rs, msg, sizeof(msg));
+    crypto_wipe(&t, sizeof(t));
+    if (r != 0)
+        return secure__fail(c, r, "%s", msg);
     /* On success c->err is empty or holds the notice the user is owed (the key was added). */
-    if (c->err)
-        c->err[0] = '\0';
-
-    /* SPEC: a pin always wins, even over --accept-new. */
-    if (x->has_pin) {
-        if (crypto_equal(rs, x->pin, NOISE_DHLEN))
-            return 0;
-        keys_b64_encode(x->pin, oldb64);
-        return secure__fail(c, PROTO_E_TRUST,
-                            "server key mismatch for %s: it presented %s but --server-key is %s",
-                            host, b64, oldb64);
-    }
-    int known = KEYS_HOST_UNKNOWN;
-    if (x->known_hosts && x->host_id) {
-        known = keys_known_hosts_check(x->known_hosts, x->host_id, rs, old, kerr, sizeof(kerr));
-        if (known < 0)
-            return secure__fail(c, PROTO_E_TRUST, "cannot check the server key: %s", kerr);
-    }
-    if (known == KEYS_HOST_MATCH)
-        return 0;
-    if (known == KEYS_HOST_CHANGED) {
-        /* Like ssh: a changed key may be an attack; never accepted automatically. */
-        keys_b64_encode(old, oldb64);
-        /* ssh names the offending line: FILE:LINE, or FILE alone if it cannot be found. */
-        char where[16] = "";
-        int line = keys_known_hosts_line(x->known_hosts, x->host_id, old);
-        if (line > 0)
-            snprintf(where, sizeof(where), ":%d", line);
-        return secure__fail(c, PROTO_E_TRUST,
-                            "WARNING: THE SERVER KEY FOR %s HAS CHANGED!\n"
-                            "Someone could be intercepting the connection, or the server key was "
-                            "replaced.\n"
-                            "%s%s lists %s,\nthe server presented %s.\n"
-                            "If the change is expected, remove the old entry with:\n"
-                            "  secho keygen -R %s --known-hosts %s",
-                            host, x->known_hosts, where, oldb64, b64, host, x->known_hosts);
-    }
-    bool yes = x->accept_new;
-    if (!yes && x->confirm) {
-        char q[SECURE_ERRLEN];
-        snprintf(q, sizeof(q),
-                 "The authenticity of %s can't be established.\nIts public key is %s.\n"
-                 "Trust it%s?",
-                 host, b64, x->known_hosts && x->host_id ? " and remember it" : "");
-        yes = x->confirm(x->confirm_arg, q);
-        if (!yes)
-            return secure__fail(c, PROTO_E_TRUST, "server key %s for %s not accepted", b64, host);
-    }
-    if (!yes)
-        return secure__fail(c, PROTO_E_TRUST,
-                            "unknown server key %s for %s; check it, then connect with "
-                            "--server-key %s or --accept-new",
-                            b64, host, b64);
-    if (!x->known_hosts || !x->host_id)
-        return 0;
-    char *e = secure__errbuf(c);
-    if (keys_known_hosts_add(x->known_hosts, x->host_id, rs, kerr, sizeof(kerr)) != 0) {
+    if (msg[0]) {
+        char *e = secure__errbuf(c); /* held only while there is something to say */
         if (e)
-            snprintf(e, SECURE_ERRLEN, "warning: key accepted but not recorded: %s", kerr);
-    } else if (e) { /* ssh's wording, with the key and the file */
-        snprintf(e, SECURE_ERRLEN,
-                 "Warning: Permanently added '%s' (%s) to the list of known hosts (%s).", host, b64,
-                 x->known_hosts);
+            memcpy(e, msg, strlen(msg) + 1);
+    } else if (c->err) {
+        c->err[0] = '\0';
     }
     return 0;
 }
