@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "client_echo.h"
 #include "keys.h"
 #include "loop.h"
 #include "net.h"
@@ -22,10 +23,9 @@
 #include "lineedit.h"
 #include "service.h"
 
-#define STDIN_CHUNK     65536
-#define LINE_LIMIT      (16 * 1024 * 1024)
-#define OUT_HIGH        (256 * 1024)
-#define LINES_IN_FLIGHT 256
+#define STDIN_CHUNK 65536
+#define LINE_LIMIT  (16 * 1024 * 1024)
+#define OUT_HIGH    (256 * 1024)
 /* UDP retransmission (protocols with dgram_retransmit): first wait, and its cap. */
 #define UDP_RTO_MS     250
 #define UDP_RTO_MAX_MS 2000
@@ -105,26 +105,16 @@ struct client {
      * history file they go to (NULL: none). */
     bool edit, edit_tried;
     const char *history;
-    bool stream; /* plain TCP: owed counts bytes, echoes are raw bytes */
     char hostport[NET_ADDRSTRLEN + 256];
     int timeout_ms;
-    struct buf out, line; /* out: UDP datagrams */
-    struct conn conn;     /* TCP: the connection engine */
-    long long owed;
-    /* Records per line still to be echoed, oldest first: a line longer than one record
-     * goes out as several, and its echoes are printed back as one line. */
-    uint32_t parts[LINES_IN_FLIGHT];
-    unsigned parts_head, parts_len;
-    bool stdin_eof, leaving, shutdown_sent, prompt_due;
-    bool finishing;      /* conn_finish was called */
-    bool failed;         /* an error was reported: the exit status is 1 */
-    bool running;        /* conn_init returned: faults are reported as they come */
-    uint64_t answer_due; /* `shutdown` sent: when to stop waiting for its answer */
-    /* plain TCP: the bytes that came after every echo owed for `shutdown`, up to a newline:
-     * the server's refusal line, if it refused (SPEC: it follows the echo as a line). */
-    char answer[64];
-    size_t answer_len;
-    bool heard; /* something arrived from the server */
+    struct buf out, line;    /* out: UDP datagrams */
+    struct conn conn;        /* TCP: the connection engine */
+    struct client_echo echo; /* TCP: the echoes owed, and the answer to `shutdown` */
+    bool stdin_eof, prompt_due;
+    bool finishing; /* conn_finish was called */
+    bool failed;    /* an error was reported: the exit status is 1 */
+    bool running;   /* conn_init returned: faults are reported as they come */
+    bool heard;     /* something arrived from the server */
     /* The user answered yes to the first-contact question (the key is now trusted): if the
      * server gave up on the handshake meanwhile, connect again. retry: run_tcp asks
      * client_main to do so. */
@@ -189,7 +179,7 @@ static void prompt(struct client *c)
         c->edit_tried = true;
         c->edit = editing = lineedit_open(&c->line, c->history) == 0;
     }
-    if (c->interactive && !c->leaving && !c->stdin_eof) {
+    if (c->interactive && !c->echo.leaving && !c->stdin_eof) {
         if (c->edit) {
             lineedit_prompt("secho> ");
         } else {
@@ -246,46 +236,18 @@ static int proto_fail(struct client *c, int r, const char *why)
  * longer than one record carries. Returns 0 or <0. */
 static int send_line(struct client *c, const uint8_t *p, size_t n)
 {
-    if (n > 0 && p[n - 1] == '\r')
-        n--;
-    if (c->stream) {
-        int r = conn_send_msg(&c->conn, p, n);
-        if (r == 0)
-            r = conn_send_msg(&c->conn, (const uint8_t *)"\n", 1);
-        if (r < 0)
-            return r;
-        c->owed += (long long)n + 1;
-    } else {
-        /* Largest message one record carries; longer lines are split. */
-        size_t max = proto_max_msg(c->vt, false);
-        size_t off = 0;
-        uint32_t parts = 0;
-        do {
-            size_t k = n - off < max ? n - off : max;
-            int r = conn_send_msg(&c->conn, p + off, k);
-            if (r == -EINVAL && n == 0) {
-                fprintf(stderr, "secho: %s cannot carry an empty message; not sent\n", c->vt->name);
-                return 0;
-            }
-            if (r < 0)
-                return r;
-            c->owed++;
-            parts++;
-            off += k;
-        } while (off < n);
-        c->parts[(c->parts_head + c->parts_len++) % LINES_IN_FLIGHT] = parts;
+    int r = client_echo_send_line(&c->echo, &c->conn, c->vt, p, n);
+    if (r == CLIENT_ECHO_EMPTY) {
+        fprintf(stderr, "secho: %s cannot carry an empty message; not sent\n", c->vt->name);
+        return 0;
     }
-    if ((n == 4 && memcmp(p, "exit", 4) == 0) || (n == 8 && memcmp(p, "shutdown", 8) == 0)) {
-        c->leaving = true;
-        c->shutdown_sent = n == 8;
-    }
-    return 0;
+    return r;
 }
 
 /* Splits buffered stdin into lines and queues them while the engine takes more. */
 static int take_lines(struct client *c)
 {
-    while (!c->leaving && conn_can_send(&c->conn) && c->parts_len < LINES_IN_FLIGHT) {
+    while (!c->echo.leaving && conn_can_send(&c->conn) && client_echo_room(&c->echo)) {
         const uint8_t *p = buf_head(&c->line);
         size_t n = buf_len(&c->line);
         const uint8_t *nl = n ? memchr(p, '\n', n) : NULL; /* p is NULL before any input */
@@ -304,43 +266,6 @@ static int take_lines(struct client *c)
     return 0;
 }
 
-/* A refused `shutdown` means the server goes on, and so does the client. */
-static void shutdown_refused(struct client *c)
-{
-    c->shutdown_sent = false;
-    c->leaving = false;
-    c->answer_due = 0;
-    c->answer_len = 0;
-}
-
-/* A record protocol: the refusal comes instead of the echo of `shutdown`. */
-static void check_denied(struct client *c, const uint8_t *p, size_t n)
-{
-    static const char denied[] = SERVER_DENIED_TEXT;
-    if (c->shutdown_sent && memmem(p, n, denied, sizeof(denied) - 1))
-        shutdown_refused(c);
-}
-
-/* plain TCP: bytes beyond the echoes owed after `shutdown` are the server's answer; a
- * whole line equal to the refusal means the server goes on. Another line is not one. */
-static void collect_answer(struct client *c, const uint8_t *p, size_t n)
-{
-    static const char denied[] = SERVER_DENIED_TEXT;
-    for (size_t i = 0; i < n && c->shutdown_sent; i++) {
-        if (p[i] != '\n') {
-            if (c->answer_len < sizeof(c->answer))
-                c->answer[c->answer_len++] = (char)p[i];
-            continue;
-        }
-        size_t len = c->answer_len;
-        if (len > 0 && c->answer[len - 1] == '\r')
-            len--;
-        c->answer_len = 0;
-        if (len == sizeof(denied) - 1 && memcmp(c->answer, denied, len) == 0)
-            shutdown_refused(c);
-    }
-}
-
 /* ---- the client's policy for its connection (struct conn_ops) ---- */
 
 /* Prints one echo (or a record of a split line, or raw stream bytes) and counts it. */
@@ -349,36 +274,16 @@ static int client_on_message(void *arg, struct conn *conn, const struct proto_ms
     (void)conn;
     (void)now;
     struct client *c = arg;
-    if (c->stream) {
-        if (print_echo(c, m->data, m->len, false) < 0)
-            goto stdout_failed;
-        size_t echo = c->owed <= 0                           ? 0
-                      : (unsigned long long)c->owed < m->len ? (size_t)c->owed
-                                                             : m->len;
-        c->owed -= (long long)echo;
-        if (c->shutdown_sent && echo < m->len)
-            collect_answer(c, m->data + echo, m->len - echo);
-        if (c->owed <= 0)
-            c->prompt_due = true;
-        return 0;
+    bool newline;
+    bool due = client_echo_on_message(&c->echo, m, &newline);
+    if (print_echo(c, m->data, m->len, newline) < 0) {
+        c->failed = true;
+        fail("stdout", strerror(errno));
+        return -EIO;
     }
-    check_denied(c, m->data, m->len);
-    bool eol = m->last;
-    if (m->last && c->parts_len > 0 && --c->parts[c->parts_head] > 0) {
-        eol = false; /* more records of the same line follow */
-    } else if (m->last && c->parts_len > 0) {
-        c->parts_head = (c->parts_head + 1) % LINES_IN_FLIGHT;
-        c->parts_len--;
-    }
-    if (print_echo(c, m->data, m->len, eol) < 0)
-        goto stdout_failed;
-    if (m->last && --c->owed <= 0)
+    if (due)
         c->prompt_due = true;
     return 0;
-stdout_failed:
-    c->failed = true;
-    fail("stdout", strerror(errno));
-    return -EIO;
 }
 
 static void client_on_handshake(void *arg, struct conn *conn, uint64_t now)
@@ -398,7 +303,7 @@ static void note_answer(struct client *c, bool yes)
  * timeout). Says so; client_main then connects again, the key being trusted now. */
 static bool retry_after_question(struct client *c)
 {
-    if (!c->answered_yes || c->owed > 0 || c->parts_len > 0 || c->leaving)
+    if (!c->answered_yes || c->echo.owed > 0 || c->echo.parts_len > 0 || c->echo.leaving)
         return false;
     c->answered_yes = false;
     c->retry = true;
@@ -459,7 +364,7 @@ static void client_on_fault(void *arg, struct conn *conn, enum conn_fault what, 
 static bool client_awaiting(void *arg, const struct conn *conn)
 {
     (void)conn;
-    return ((const struct client *)arg)->owed > 0;
+    return ((const struct client *)arg)->echo.owed > 0;
 }
 
 static const struct conn_ops client_conn_ops = {
@@ -525,7 +430,7 @@ static int recv_in(struct client *c, short revents, uint64_t now)
         int e = errno;
         conn_on_recv_error(&c->conn, e);
         /* After exit or shutdown the server is expected to close, even with a reset. */
-        if (c->leaving && e == ECONNRESET)
+        if (c->echo.leaving && e == ECONNRESET)
             return 0;
         if (c->retry)
             return 1; /* reported by retry_after_question (on_fault) */
@@ -540,19 +445,19 @@ static bool done_sending(const struct client *c)
 {
     /* plain TCP: the echo of `shutdown` comes either way; what follows it tells (the
      * refusal line, or the server closing), so the client waits for that. */
-    if (c->shutdown_sent)
-        return !c->stream && c->owed <= 0;
-    return c->leaving || (c->stdin_eof && buf_empty(&c->line));
+    if (c->echo.shutdown_sent)
+        return !c->echo.stream && c->echo.owed <= 0;
+    return c->echo.leaving || (c->stdin_eof && buf_empty(&c->line));
 }
 
 /* Echoes owed that will not come are reported (SPEC): the exit status is then 1. */
 static int gave_up(const struct client *c)
 {
-    if (c->owed <= 0)
+    if (c->echo.owed <= 0)
         return 0;
     report_start();
-    fprintf(stderr, "secho: %s: gave up waiting for %lld echo%s after %g s\n", c->hostport, c->owed,
-            c->stream ? " bytes" : "es", c->timeout_ms / 1000.0);
+    fprintf(stderr, "secho: %s: gave up waiting for %lld echo%s after %g s\n", c->hostport,
+            c->echo.owed, c->echo.stream ? " bytes" : "es", c->timeout_ms / 1000.0);
     return 1;
 }
 
@@ -563,11 +468,12 @@ static int outcome(struct client *c)
         return gave_up(c);
     /* After exit, shutdown or the end of the input the server may close, but only once it
      * delivered every echo it owes. */
-    if ((c->leaving || c->stdin_eof) && c->owed > 0) {
+    if ((c->echo.leaving || c->stdin_eof) && c->echo.owed > 0) {
         report_start();
         fprintf(stderr, "secho: %s: %lld echo%s never arrived: the server closed the connection\n",
-                c->hostport, c->owed,
-                c->stream ? (c->owed == 1 ? " byte" : " bytes") : (c->owed == 1 ? "" : "es"));
+                c->hostport, c->echo.owed,
+                c->echo.stream ? (c->echo.owed == 1 ? " byte" : " bytes")
+                               : (c->echo.owed == 1 ? "" : "es"));
         return 1;
     }
     if (!conn_ready(&c->conn) && wrong_protocol_hint(c, false))
@@ -575,7 +481,7 @@ static int outcome(struct client *c)
     if (conn_peer_closed(&c->conn) && retry_after_question(c))
         return 1;
     /* Otherwise the server is expected to stay. */
-    if (conn_peer_closed(&c->conn) && !c->leaving && !c->stdin_eof)
+    if (conn_peer_closed(&c->conn) && !c->echo.leaving && !c->stdin_eof)
         return fail(c->hostport, "connection closed by the server");
     return 0;
 }
@@ -606,7 +512,7 @@ static int run_tcp(struct client *c)
             (void)send_out(c, now); /* what the failure left owed (a tls alert), if it goes */
             return 1;
         }
-        if (conn_ready(&c->conn) && c->prompt_due && c->owed <= 0)
+        if (conn_ready(&c->conn) && c->prompt_due && c->echo.owed <= 0)
             prompt(c);
         if ((r = send_out(c, now)) < 0)
             return c->failed ? 1 : fail(c->hostport, strerror(-r));
@@ -616,16 +522,16 @@ static int run_tcp(struct client *c)
             return outcome(c);
         if (conn_peer_closed(&c->conn) && !c->finishing)
             return outcome(c); /* the server closed first */
-        if (c->answer_due && now >= c->answer_due)
+        if (c->echo.answer_due && now >= c->echo.answer_due)
             return gave_up(c);
         uint64_t due = conn_deadline(&c->conn);
-        if (c->answer_due && c->answer_due < due)
-            due = c->answer_due;
+        if (c->echo.answer_due && c->echo.answer_due < due)
+            due = c->echo.answer_due;
         int timeout = -1;
         if (due != CONN_NO_DEADLINE)
             timeout = due <= now ? 0 : due - now < INT32_MAX ? (int)(due - now) : INT32_MAX;
         unsigned want = conn_wants(&c->conn);
-        bool want_stdin = conn_ready(&c->conn) && !c->stdin_eof && !c->leaving &&
+        bool want_stdin = conn_ready(&c->conn) && !c->stdin_eof && !c->echo.leaving &&
                           conn_can_send(&c->conn) && buf_len(&c->line) < LINE_LIMIT;
         struct pollfd p[2] = {
             {.fd = c->fd,
@@ -660,14 +566,14 @@ static int run_tcp(struct client *c)
         conn_on_time(&c->conn, now);
         if (conn_ready(&c->conn) && (r = take_lines(c)) < 0)
             return fail(c->hostport, proto_strerror(r));
-        if (c->shutdown_sent && !c->answer_due && (c->stream || c->owed > 0))
-            c->answer_due = now + (uint64_t)c->timeout_ms;
+        if (c->echo.shutdown_sent && !c->echo.answer_due && (c->echo.stream || c->echo.owed > 0))
+            c->echo.answer_due = now + (uint64_t)c->timeout_ms;
         if (!c->finishing && done_sending(c)) {
             c->finishing = true;
             conn_finish(&c->conn,
-                        c->shutdown_sent ? CONN_REASON_SHUTDOWN
-                        : c->leaving     ? CONN_REASON_EXIT
-                                         : CONN_REASON_EOF,
+                        c->echo.shutdown_sent ? CONN_REASON_SHUTDOWN
+                        : c->echo.leaving     ? CONN_REASON_EXIT
+                                              : CONN_REASON_EOF,
                         c->timeout_ms, now);
         }
     }
@@ -992,7 +898,7 @@ int client_main(int argc, char **argv)
     if (c.interactive && (history || !(c.vt->flags & PROTO_F_KEY_FILES)) &&
         history_path(histpath, sizeof(histpath)) == 0)
         c.history = histpath;
-    c.stream = !common.udp && (c.vt->flags & PROTO_F_STREAM_ECHO);
+    client_echo_init(&c.echo, !common.udp && (c.vt->flags & PROTO_F_STREAM_ECHO));
     net_format_hostport(common.host, common.port, c.hostport, sizeof(c.hostport));
     po.host_id = c.hostport;
     po.dgram = common.udp;

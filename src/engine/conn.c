@@ -168,8 +168,8 @@ static void track_record(struct conn *c, int r, const struct proto_msg *m, size_
 }
 
 /* Runs the protocol over p[0..n) until it needs more, input stops being used, or (server)
- * the output reaches its high-water mark (back-pressure: the rest waits). Returns the
- * bytes consumed. */
+ * the output reaches its high-water mark (back-pressure: the rest waits, and so does what
+ * the protocol already took: proto_owed). Returns the bytes consumed. */
 static size_t run_input(struct conn *c, const uint8_t *p, size_t n, uint64_t now)
 {
     const struct proto_vt *vt = c->conf.vt;
@@ -185,7 +185,14 @@ static size_t run_input(struct conn *c, const uint8_t *p, size_t n, uint64_t now
         return n;
     }
     size_t done = 0;
-    while (uses_input(c) && !(server && out_busy(c))) {
+    c->proto_owed = false;
+    for (;;) {
+        if (!uses_input(c))
+            break;
+        if (server && out_busy(c)) {
+            c->proto_owed = true;
+            break;
+        }
         size_t used = n - done;
         struct proto_msg m = {0};
         int r = vt->conn_read(c->pconn, p + done, &used, &c->out, &m);
@@ -236,9 +243,18 @@ static bool goodbye(struct conn *c)
     return !buf_empty(&c->out);
 }
 
+/* Runs the protocol over the buffered input, or over none when only proto_owed calls. */
 static void process(struct conn *c, uint64_t now)
 {
-    buf_consume(&c->in, run_input(c, buf_head(&c->in), buf_len(&c->in), now));
+    static const uint8_t none[1];
+    const uint8_t *p = buf_empty(&c->in) ? none : buf_head(&c->in);
+    buf_consume(&c->in, run_input(c, p, buf_len(&c->in), now));
+}
+
+/* Server: input or protocol state that waited for back-pressure to lift. */
+static bool input_waits(const struct conn *c)
+{
+    return !buf_empty(&c->in) || c->proto_owed || pending(c);
 }
 
 static bool awaiting(const struct conn *c)
@@ -291,9 +307,9 @@ static void settle(struct conn *c, uint64_t now)
                 c->deadline = linger;
             return;
         }
-        if ((buf_empty(&c->in) && !pending(c)) || !is_server(c))
+        if (!is_server(c) || !input_waits(c))
             return;
-        /* Back-pressure lifted: run the input that waited. */
+        /* Back-pressure lifted: run the input (and what the protocol took) that waited. */
         size_t before = buf_len(&c->in);
         process(c, now);
         if (buf_len(&c->in) == before && buf_empty(&c->out))
@@ -325,7 +341,7 @@ size_t conn_read_buf(struct conn *c, uint64_t now, uint8_t **p)
     if (is_server(c)) {
         /* Input left over from back-pressure goes first; read more only once it is used
          * up, so that a peer that does not read cannot make us buffer what it sends. */
-        if (!buf_empty(&c->in) || pending(c))
+        if (input_waits(c))
             process(c, now);
         if (out_busy(c) || !uses_input(c)) {
             settle(c, now);

@@ -163,7 +163,11 @@ struct conn {
     bool waiting;   /* client DRAIN: all went out, the deadline is the wait for the answer */
     bool in_record; /* the protocol holds part of a record since record_start */
     bool said_bye;  /* the protocol's goodbye (proto_vt.conn_goodbye) was asked for */
-    int wait_ms;    /* conn_finish's wait, until it is armed (then -1) */
+    /* Server: reading stopped for back-pressure before the protocol said PROTO_NEED_MORE, so
+     * it may hold whole messages (lab-fernet takes up to a token's worth of input ahead)
+     * with no input left in `in`: the protocol is called again once the output drains. */
+    bool proto_owed;
+    int wait_ms; /* conn_finish's wait, until it is armed (then -1) */
     uint64_t pause_until;
     uint64_t last_active;
     uint64_t started;
