@@ -6,6 +6,67 @@
 #include <stdio.h>
 #include <string.h>
 
+/* ---- log-linear bucket arithmetic, shared by both histograms ---- */
+
+static inline unsigned loglin_index(uint64_t v, unsigned shift, unsigned top)
+{
+    if (v >> top)
+        v = ((uint64_t)1 << top) - 1; /* the last bucket holds everything above */
+    if (v < ((uint64_t)2 << shift))
+        return (unsigned)v;
+    unsigned msb = 63U - (unsigned)__builtin_clzll(v);
+    unsigned s = msb - shift;
+    /* v >> s lies in [H, 2H): the linear position inside the power-of-two range. */
+    return (s << shift) + (unsigned)(v >> s);
+}
+
+static inline uint64_t loglin_low(unsigned idx, unsigned shift)
+{
+    if (idx < (2U << shift))
+        return idx;
+    unsigned s = (idx >> shift) - 1;
+    return (uint64_t)(idx - (s << shift)) << s;
+}
+
+static inline uint64_t loglin_high(unsigned idx, unsigned shift, unsigned nbuckets)
+{
+    if (idx + 1 == nbuckets)
+        return UINT64_MAX;
+    if (idx < (2U << shift))
+        return idx;
+    unsigned s = (idx >> shift) - 1;
+    return loglin_low(idx, shift) + ((uint64_t)1 << s) - 1;
+}
+
+/* The nearest-rank target: ceil(pct * count / 100), at least 1, where a fraction below
+ * 1e-9 of the rank is floating-point residue (99.9 % of 2000 is rank 1998, not 1999). */
+static uint64_t rank_of(double pct, uint64_t count)
+{
+    double want = pct * (double)count / 100.0;
+    uint64_t rank = (uint64_t)want;
+    if (want - (double)rank > 1e-9 * want)
+        rank++;
+    if (rank < 1)
+        rank = 1;
+    if (rank > count)
+        rank = count;
+    return rank;
+}
+
+static uint64_t clamp_mid(unsigned idx, unsigned shift, unsigned nbuckets, uint64_t min,
+                          uint64_t max)
+{
+    uint64_t lo = loglin_low(idx, shift), hi = loglin_high(idx, shift, nbuckets);
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (mid < min)
+        mid = min;
+    if (mid > max)
+        mid = max;
+    return mid;
+}
+
+/* ---- the run's histogram ---- */
+
 void bench_hist_init(struct bench_hist *h)
 {
     memset(h, 0, sizeof(*h));
@@ -14,35 +75,29 @@ void bench_hist_init(struct bench_hist *h)
 
 unsigned bench_hist_index(uint64_t v)
 {
-    if (v < 2 * BENCH_HIST_HALF)
-        return (unsigned)v;
-    unsigned msb = 63U - (unsigned)__builtin_clzll(v);
-    unsigned shift = msb - BENCH_HIST_SHIFT;
-    /* v >> shift lies in [HALF, 2 * HALF): the linear position inside the range. */
-    return shift * BENCH_HIST_HALF + (unsigned)(v >> shift);
+    return loglin_index(v, BENCH_HIST_SHIFT, BENCH_HIST_TOP);
 }
 
 uint64_t bench_hist_bucket_low(unsigned idx)
 {
-    if (idx < 2 * BENCH_HIST_HALF)
-        return idx;
-    unsigned shift = idx / BENCH_HIST_HALF - 1;
-    return (uint64_t)(idx - shift * BENCH_HIST_HALF) << shift;
+    return loglin_low(idx, BENCH_HIST_SHIFT);
 }
 
 uint64_t bench_hist_bucket_high(unsigned idx)
 {
-    if (idx < 2 * BENCH_HIST_HALF)
-        return idx;
-    unsigned shift = idx / BENCH_HIST_HALF - 1;
-    return bench_hist_bucket_low(idx) + ((uint64_t)1 << shift) - 1;
+    return loglin_high(idx, BENCH_HIST_SHIFT, BENCH_HIST_BUCKETS);
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a + b < a ? UINT64_MAX : a + b;
 }
 
 void bench_hist_record(struct bench_hist *h, uint64_t v)
 {
     h->buckets[bench_hist_index(v)]++;
     h->count++;
-    h->sum += (long double)v;
+    h->sum = add_sat(h->sum, v);
     if (v < h->min)
         h->min = v;
     if (v > h->max)
@@ -56,7 +111,7 @@ void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src)
     for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++)
         dst->buckets[i] += src->buckets[i];
     dst->count += src->count;
-    dst->sum += src->sum;
+    dst->sum = add_sat(dst->sum, src->sum);
     if (src->min < dst->min)
         dst->min = src->min;
     if (src->max > dst->max)
@@ -71,32 +126,57 @@ uint64_t bench_hist_percentile(const struct bench_hist *h, double pct)
         return h->min;
     if (pct >= 100)
         return h->max;
-    /* The rank of the value asked for, 1-based, rounded up (nearest-rank method). */
-    double want = pct / 100.0 * (double)h->count;
-    uint64_t rank = (uint64_t)want;
-    if ((double)rank < want)
-        rank++;
-    if (rank < 1)
-        rank = 1;
-    uint64_t seen = 0;
-    for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++) {
+    uint64_t rank = rank_of(pct, h->count), seen = 0;
+    /* Start at min's bucket: nothing lies below it. */
+    for (unsigned i = bench_hist_index(h->min); i < BENCH_HIST_BUCKETS; i++) {
         seen += h->buckets[i];
-        if (seen >= rank) {
-            uint64_t lo = bench_hist_bucket_low(i), hi = bench_hist_bucket_high(i);
-            uint64_t mid = lo + (hi - lo) / 2;
-            if (mid < h->min)
-                mid = h->min;
-            if (mid > h->max)
-                mid = h->max;
-            return mid;
-        }
+        if (seen >= rank)
+            return clamp_mid(i, BENCH_HIST_SHIFT, BENCH_HIST_BUCKETS, h->min, h->max);
     }
     return h->max;
 }
 
 double bench_hist_mean(const struct bench_hist *h)
 {
-    return h->count ? (double)(h->sum / (long double)h->count) : 0.0;
+    return h->count ? (double)h->sum / (double)h->count : 0.0;
+}
+
+/* ---- one connection's histogram ---- */
+
+void bench_chist_init(struct bench_chist *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->min = UINT64_MAX;
+}
+
+void bench_chist_record(struct bench_chist *h, uint64_t v)
+{
+    uint32_t *b = &h->buckets[loglin_index(v, BENCH_CHIST_SHIFT, BENCH_CHIST_TOP)];
+    if (*b == UINT32_MAX)
+        return;
+    (*b)++;
+    h->count++;
+    if (v < h->min)
+        h->min = v;
+    if (v > h->max)
+        h->max = v;
+}
+
+uint64_t bench_chist_percentile(const struct bench_chist *h, double pct)
+{
+    if (!h->count)
+        return 0;
+    if (pct <= 0)
+        return h->min;
+    if (pct >= 100)
+        return h->max;
+    uint64_t rank = rank_of(pct, h->count), seen = 0;
+    for (unsigned i = 0; i < BENCH_CHIST_BUCKETS; i++) {
+        seen += h->buckets[i];
+        if (seen >= rank)
+            return clamp_mid(i, BENCH_CHIST_SHIFT, BENCH_CHIST_BUCKETS, h->min, h->max);
+    }
+    return h->max;
 }
 
 /* True if p[0..n) is a command a server acts on, ignoring a trailing "\n" or "\r\n". */

@@ -13,91 +13,168 @@ static double rel(uint64_t got, uint64_t want)
 
 static void test_buckets(void)
 {
-    /* Small values are exact. */
+    /* Values below 2H are exact. */
     for (uint64_t v = 0; v < 2 * BENCH_HIST_HALF; v++) {
         CHECK_INT(bench_hist_index(v), v);
         CHECK_INT(bench_hist_bucket_low(bench_hist_index(v)), v);
+        CHECK_INT(bench_hist_bucket_high(bench_hist_index(v)), v);
     }
-    /* Every value lies inside its bucket; buckets are contiguous and narrow. */
-    uint64_t vals[] = {256,
-                       257,
-                       511,
-                       512,
-                       1000,
-                       4095,
-                       4096,
-                       123456789,
-                       1ULL << 40,
-                       (1ULL << 40) + 12345,
-                       UINT64_MAX / 3,
-                       UINT64_MAX};
-    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
-        unsigned idx = bench_hist_index(vals[i]);
-        CHECK(idx < BENCH_HIST_BUCKETS);
-        CHECK(bench_hist_bucket_low(idx) <= vals[i]);
-        CHECK(bench_hist_bucket_high(idx) >= vals[i]);
-        uint64_t width = bench_hist_bucket_high(idx) - bench_hist_bucket_low(idx) + 1;
-        CHECK((double)width / (double)bench_hist_bucket_low(idx) <= 1.0 / BENCH_HIST_HALF);
-    }
+    /* Buckets are contiguous, from 0 to UINT64_MAX. */
+    CHECK_INT(bench_hist_bucket_low(0), 0);
     for (unsigned idx = 1; idx < BENCH_HIST_BUCKETS; idx++)
         if (bench_hist_bucket_low(idx) != bench_hist_bucket_high(idx - 1) + 1) {
             CHECK_INT(bench_hist_bucket_low(idx), bench_hist_bucket_high(idx - 1) + 1);
             break;
         }
-    CHECK_INT(bench_hist_index(UINT64_MAX), BENCH_HIST_BUCKETS - 1);
     CHECK(bench_hist_bucket_high(BENCH_HIST_BUCKETS - 1) == UINT64_MAX);
+    /* Three significant digits from 1 us to 100 s (and on to 2^40 ns): every value lies in
+     * its bucket, and the bucket is at most 1/1000 of the value wide. Checked at every
+     * power-of-two boundary, around it, and at 20,000 geometric steps. */
+    for (unsigned k = 10; k < BENCH_HIST_TOP; k++) {
+        uint64_t b = (uint64_t)1 << k;
+        uint64_t around[] = {b - 1, b, b + 1, b + b / 3};
+        for (size_t i = 0; i < 4; i++) {
+            uint64_t v = around[i];
+            unsigned idx = bench_hist_index(v);
+            CHECK(idx < BENCH_HIST_BUCKETS);
+            CHECK(bench_hist_bucket_low(idx) <= v && v <= bench_hist_bucket_high(idx));
+            CHECK(bench_hist_index(bench_hist_bucket_low(idx)) == idx);
+        }
+    }
+    unsigned worst_ok = 1;
+    double g = 1000.0; /* 1 us .. 100 s in ns, in steps of 1e8^(1/20000) */
+    for (int i = 0; i <= 20000; i++, g *= 1.00092145856) {
+        uint64_t v = (uint64_t)g;
+        unsigned idx = bench_hist_index(v);
+        uint64_t lo = bench_hist_bucket_low(idx), hi = bench_hist_bucket_high(idx);
+        if (!(lo <= v && v <= hi && (double)(hi - lo + 1) / (double)v <= 1e-3))
+            worst_ok = 0;
+    }
+    CHECK(worst_ok);
+    CHECK(g > 0.99e11 && g < 1.01e11);
+    /* Above the top, everything shares the last bucket. */
+    CHECK_INT(bench_hist_index((uint64_t)1 << BENCH_HIST_TOP), BENCH_HIST_BUCKETS - 1);
+    CHECK_INT(bench_hist_index(UINT64_MAX), BENCH_HIST_BUCKETS - 1);
+    CHECK_INT(bench_hist_index(((uint64_t)1 << BENCH_HIST_TOP) - 1), BENCH_HIST_BUCKETS - 1);
 }
 
-static struct bench_hist h, h2;
+static struct bench_hist h, h2, h3;
 
-static void test_uniform(void)
+/* The exact nearest-rank percentile of the sorted values v[0..n). */
+static uint64_t exact_pct(const uint64_t *v, size_t n, double pct)
 {
-    /* 1..100000 once each: the p-th percentile is p * 1000. */
-    bench_hist_init(&h);
-    for (uint64_t v = 1; v <= 100000; v++)
-        bench_hist_record(&h, v);
-    CHECK_INT(h.count, 100000);
-    CHECK_INT(h.min, 1);
-    CHECK_INT(h.max, 100000);
-    double pcts[] = {1, 10, 50, 90, 99, 99.9};
-    for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
-        uint64_t want = (uint64_t)(pcts[i] * 1000 + 0.5);
-        uint64_t got = bench_hist_percentile(&h, pcts[i]);
-        if (rel(got, want) > 1.0 / BENCH_HIST_HALF) {
+    /* pct * n / 100 in exact integer arithmetic: pct has at most two decimals here. */
+    uint64_t num = (uint64_t)(pct * 100 + 0.5) * n;
+    size_t rank = (size_t)(num / 10000 + (num % 10000 != 0));
+    if (rank < 1)
+        rank = 1;
+    return v[rank - 1];
+}
+
+static const double pcts[] = {1, 10, 50, 90, 99, 99.9, 99.99};
+#define NPCTS (sizeof(pcts) / sizeof(pcts[0]))
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Every percentile of h is the exact one to within half a bucket (1/2048 of the value). */
+static void check_against_exact(const struct bench_hist *hh, uint64_t *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_u64);
+    for (size_t i = 0; i < NPCTS; i++) {
+        uint64_t want = exact_pct(v, n, pcts[i]);
+        uint64_t got = bench_hist_percentile(hh, pcts[i]);
+        if (rel(got, want) > 1.0 / (2 * BENCH_HIST_HALF)) {
             fprintf(stderr, "p%g: got %llu want %llu\n", pcts[i], (unsigned long long)got,
                     (unsigned long long)want);
             CHECK(0);
         }
     }
-    CHECK_INT(bench_hist_percentile(&h, 0), 1);
-    CHECK_INT(bench_hist_percentile(&h, 100), 100000);
-    CHECK(fabs(bench_hist_mean(&h) - 50000.5) < 1e-6);
+    CHECK_INT(bench_hist_percentile(hh, 0), v[0]);
+    CHECK_INT(bench_hist_percentile(hh, 100), v[n - 1]);
+}
+
+static uint64_t vals[1000000];
+
+static void test_uniform(void)
+{
+    /* 1 us, 2 us, ... 1 s: the p-th percentile is p * 10^4 us. */
+    bench_hist_init(&h);
+    size_t n = 1000000;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        vals[i] = (i + 1) * 1000;
+        bench_hist_record(&h, vals[i]);
+        sum += vals[i];
+    }
+    CHECK_INT(h.count, n);
+    CHECK_INT(h.min, 1000);
+    CHECK_INT(h.max, 1000000000);
+    CHECK(h.sum == sum);
+    check_against_exact(&h, vals, n);
+    CHECK(rel(bench_hist_percentile(&h, 99.9), 999000000) <= 1.0 / 2048);
+    CHECK(fabs(bench_hist_mean(&h) - 500000500.0) < 1e-3);
 }
 
 static void test_exact_and_skewed(void)
 {
-    /* Small values are recorded exactly: 1..100 gives the nearest-rank percentiles. */
+    /* Values below 2048 are recorded exactly: 1..2000 gives the nearest-rank percentiles. */
     bench_hist_init(&h);
-    for (uint64_t v = 1; v <= 100; v++)
+    for (uint64_t v = 1; v <= 2000; v++)
         bench_hist_record(&h, v);
-    CHECK_INT(bench_hist_percentile(&h, 50), 50);
-    CHECK_INT(bench_hist_percentile(&h, 90), 90);
-    CHECK_INT(bench_hist_percentile(&h, 99), 99);
-    CHECK_INT(bench_hist_percentile(&h, 99.9), 100);
+    CHECK_INT(bench_hist_percentile(&h, 50), 1000);
+    CHECK_INT(bench_hist_percentile(&h, 90), 1800);
+    CHECK_INT(bench_hist_percentile(&h, 99), 1980);
+    CHECK_INT(bench_hist_percentile(&h, 99.9), 1998);
+    CHECK_INT(bench_hist_percentile(&h, 99.99), 2000);
+    CHECK_INT(bench_hist_percentile(&h, 0.01), 1);
 
-    /* A latency-like distribution: 990 fast (20 us) and 10 slow (5 ms) in ns. */
+    /* A latency-like distribution with a tail, in ns: 99,000 at 100 us, 900 at 10 ms,
+     * 90 at 1 s, 10 at 100 s. p99 is still fast; p99.9, p99.99 and max fall in the tail. */
     bench_hist_init(&h);
-    for (int i = 0; i < 990; i++)
-        bench_hist_record(&h, 20000);
+    size_t n = 0;
+    for (int i = 0; i < 99000; i++)
+        bench_hist_record(&h, vals[n++] = 100000);
+    for (int i = 0; i < 900; i++)
+        bench_hist_record(&h, vals[n++] = 10000000);
+    for (int i = 0; i < 90; i++)
+        bench_hist_record(&h, vals[n++] = 1000000000);
     for (int i = 0; i < 10; i++)
-        bench_hist_record(&h, 5000000);
-    CHECK(rel(bench_hist_percentile(&h, 50), 20000) <= 1.0 / BENCH_HIST_HALF);
-    CHECK(rel(bench_hist_percentile(&h, 99), 20000) <= 1.0 / BENCH_HIST_HALF);
-    CHECK(rel(bench_hist_percentile(&h, 99.9), 5000000) <= 1.0 / BENCH_HIST_HALF);
-    /* Clamped to what was seen: a single value reads back exactly. */
+        bench_hist_record(&h, vals[n++] = 100000000000ULL);
+    check_against_exact(&h, vals, n);
+    CHECK_INT(bench_hist_percentile(&h, 50), 100000); /* clamped to min: exact */
+    CHECK_INT(bench_hist_percentile(&h, 99), 100000);
+    CHECK(rel(bench_hist_percentile(&h, 99.9), 10000000) <= 1.0 / 2048);
+    CHECK(rel(bench_hist_percentile(&h, 99.99), 1000000000) <= 1.0 / 2048);
+    CHECK_INT(bench_hist_percentile(&h, 99.999), 100000000000ULL);
+    CHECK_INT(bench_hist_percentile(&h, 100), 100000000000ULL);
+
+    /* Random values spread over 2^10..2^37 ns (a power of two picked at random, then a
+     * random value inside it): within half a bucket throughout. */
+    uint64_t rng = 12345;
+    bench_hist_init(&h);
+    n = 200000;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = bench_rand(&rng);
+        unsigned k = 10 + (unsigned)(r % 27);
+        vals[i] = ((uint64_t)1 << k) | ((r >> 8) & (((uint64_t)1 << k) - 1));
+        bench_hist_record(&h, vals[i]);
+    }
+    check_against_exact(&h, vals, n);
+
+    /* A single value reads back exactly; beyond the top it is still the max. */
     bench_hist_init(&h);
     bench_hist_record(&h, 123456789);
     CHECK_INT(bench_hist_percentile(&h, 50), 123456789);
+    bench_hist_init(&h);
+    bench_hist_record(&h, (uint64_t)1 << 50);
+    CHECK(bench_hist_percentile(&h, 50) == (uint64_t)1 << 50);
+    /* The sum saturates instead of wrapping. */
+    bench_hist_record(&h, UINT64_MAX);
+    CHECK(h.sum == UINT64_MAX);
     /* Empty. */
     bench_hist_init(&h);
     CHECK_INT(bench_hist_percentile(&h, 99), 0);
@@ -106,21 +183,65 @@ static void test_exact_and_skewed(void)
 
 static void test_merge(void)
 {
+    /* Values split over two histograms merge into exactly the histogram of all of them,
+     * in either order, and merging is associative. */
+    uint64_t rng = 99;
     bench_hist_init(&h);
     bench_hist_init(&h2);
-    for (uint64_t v = 1; v <= 50000; v++)
-        bench_hist_record(&h, v);
-    for (uint64_t v = 50001; v <= 100000; v++)
-        bench_hist_record(&h2, v);
-    bench_hist_merge(&h, &h2);
-    CHECK_INT(h.count, 100000);
-    CHECK_INT(h.min, 1);
-    CHECK_INT(h.max, 100000);
-    CHECK(rel(bench_hist_percentile(&h, 90), 90000) <= 1.0 / BENCH_HIST_HALF);
+    bench_hist_init(&h3);
+    static struct bench_hist all, other;
+    bench_hist_init(&all);
+    for (int i = 0; i < 300000; i++) {
+        uint64_t v = bench_rand(&rng) % 5000000000ULL;
+        struct bench_hist *to = i % 3 == 0 ? &h : i % 3 == 1 ? &h2 : &h3;
+        bench_hist_record(to, v);
+        bench_hist_record(&all, v);
+    }
+    /* (h + h2) + h3 */
+    bench_hist_init(&other);
+    bench_hist_merge(&other, &h);
+    bench_hist_merge(&other, &h2);
+    bench_hist_merge(&other, &h3);
+    CHECK(memcmp(&other, &all, sizeof(all)) == 0);
+    /* h3 + (h2 + h) */
+    bench_hist_merge(&h2, &h);
+    bench_hist_merge(&h3, &h2);
+    CHECK(memcmp(&h3, &all, sizeof(all)) == 0);
+    for (size_t i = 0; i < NPCTS; i++)
+        CHECK(bench_hist_percentile(&h3, pcts[i]) == bench_hist_percentile(&all, pcts[i]));
+    /* Merging an empty one changes nothing; into an empty one copies. */
     bench_hist_init(&h2);
-    bench_hist_merge(&h, &h2); /* merging an empty one changes nothing */
-    CHECK_INT(h.count, 100000);
-    CHECK_INT(h.min, 1);
+    bench_hist_merge(&h3, &h2);
+    CHECK(memcmp(&h3, &all, sizeof(all)) == 0);
+    bench_hist_merge(&h2, &all);
+    CHECK(memcmp(&h2, &all, sizeof(all)) == 0);
+}
+
+static void test_chist(void)
+{
+    static struct bench_chist c;
+    bench_chist_init(&c);
+    CHECK_INT(bench_chist_percentile(&c, 99), 0);
+    /* 1..100000 us: every percentile within the 1/32 a half bucket allows. */
+    for (size_t i = 0; i < 100000; i++) {
+        vals[i] = (i + 1) * 1000;
+        bench_chist_record(&c, vals[i]);
+    }
+    CHECK_INT(c.count, 100000);
+    for (size_t i = 0; i < NPCTS; i++) {
+        uint64_t want = exact_pct(vals, 100000, pcts[i]);
+        CHECK(rel(bench_chist_percentile(&c, pcts[i]), want) <= 1.0 / 32);
+    }
+    CHECK_INT(bench_chist_percentile(&c, 100), 100000000);
+    /* Values below 32 exact, above the top in the last bucket. */
+    bench_chist_init(&c);
+    for (uint64_t v = 1; v <= 20; v++)
+        bench_chist_record(&c, v);
+    CHECK_INT(bench_chist_percentile(&c, 50), 10);
+    bench_chist_record(&c, UINT64_MAX);
+    CHECK(bench_chist_percentile(&c, 100) == UINT64_MAX);
+    CHECK_INT(c.buckets[BENCH_CHIST_BUCKETS - 1], 1);
+    CHECK(sizeof(c) < 2300);
 }
 
 static void test_fill(void)
@@ -207,6 +328,7 @@ int main(void)
     test_uniform();
     test_exact_and_skewed();
     test_merge();
+    test_chist();
     test_fill();
     test_format();
     return CHECK_DONE();
