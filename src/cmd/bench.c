@@ -2,7 +2,9 @@
 /* Pure parts of `secho bench`: latency histogram, payload generator, result formatting. */
 #include "bench.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -177,6 +179,150 @@ uint64_t bench_chist_percentile(const struct bench_chist *h, double pct)
             return clamp_mid(i, BENCH_CHIST_SHIFT, BENCH_CHIST_BUCKETS, h->min, h->max);
     }
     return h->max;
+}
+
+/* ---- the echo verifier ---- */
+
+int bench_vfy_init(struct bench_vfy *v, size_t size, unsigned depth)
+{
+    memset(v, 0, sizeof(*v));
+    v->size = size;
+    v->depth = depth;
+    v->payload = malloc(size * depth);
+    v->slots = calloc(depth, sizeof(*v->slots));
+    return v->payload && v->slots ? 0 : -ENOMEM;
+}
+
+void bench_vfy_free(struct bench_vfy *v)
+{
+    free(v->payload);
+    free(v->slots);
+    v->payload = NULL;
+    v->slots = NULL;
+    v->head = v->inflight = 0;
+}
+
+void bench_vfy_clear(struct bench_vfy *v)
+{
+    v->head = v->inflight = 0;
+}
+
+static uint8_t *vfy_bytes(const struct bench_vfy *v, unsigned idx)
+{
+    return v->payload + (size_t)idx * v->size;
+}
+
+uint8_t *bench_vfy_push(struct bench_vfy *v, uint64_t due_ns, uint64_t sent_ns)
+{
+    if (v->inflight >= v->depth)
+        return NULL;
+    unsigned idx = (v->head + v->inflight) % v->depth;
+    v->slots[idx] = (struct bench_slot){.due_ns = due_ns, .sent_ns = sent_ns};
+    v->inflight++;
+    return vfy_bytes(v, idx);
+}
+
+/* Drops the oldest slot. */
+static void vfy_pop(struct bench_vfy *v)
+{
+    v->head = (v->head + 1) % v->depth;
+    v->inflight--;
+}
+
+/* Datagram: drops the echoed slots at the head. */
+static void vfy_pop_done(struct bench_vfy *v)
+{
+    while (v->inflight > 0 && v->slots[v->head].done)
+        vfy_pop(v);
+}
+
+const struct bench_slot *bench_vfy_oldest(const struct bench_vfy *v)
+{
+    for (unsigned i = 0; i < v->inflight; i++) {
+        const struct bench_slot *s = &v->slots[(v->head + i) % v->depth];
+        if (!s->done)
+            return s;
+    }
+    return NULL;
+}
+
+size_t bench_vfy_stream(struct bench_vfy *v, const uint8_t *p, size_t n, bench_vfy_done done,
+                        void *arg)
+{
+    while (n > 0) {
+        if (v->inflight == 0)
+            return n; /* bytes nobody sent */
+        struct bench_slot *s = &v->slots[v->head];
+        size_t k = v->size - s->got;
+        if (k > n)
+            k = n;
+        if (memcmp(vfy_bytes(v, v->head) + s->got, p, k) != 0)
+            s->bad = true;
+        s->got += k;
+        p += k;
+        n -= k;
+        if (s->got == v->size) {
+            struct bench_slot copy = *s;
+            vfy_pop(v);
+            done(arg, &copy, !copy.bad);
+        }
+    }
+    return 0;
+}
+
+int bench_vfy_record(struct bench_vfy *v, const uint8_t *p, size_t n, bool first, bool last,
+                     bench_vfy_done done, void *arg)
+{
+    if (v->inflight == 0)
+        return last ? 1 : 0;
+    struct bench_slot *s = &v->slots[v->head];
+    if (first) {
+        s->got = 0;
+        s->bad = false;
+    }
+    if (n > v->size - s->got || memcmp(vfy_bytes(v, v->head) + s->got, p, n) != 0) {
+        s->bad = true;
+        s->got = v->size; /* anything more is too long as well */
+    } else {
+        s->got += n;
+    }
+    if (last) {
+        struct bench_slot copy = *s;
+        vfy_pop(v);
+        done(arg, &copy, !copy.bad && copy.got == v->size);
+    }
+    return 0;
+}
+
+bool bench_vfy_dgram(struct bench_vfy *v, const uint8_t *p, size_t n, bench_vfy_done done,
+                     void *arg)
+{
+    if (n != v->size)
+        return false;
+    for (unsigned i = 0; i < v->inflight; i++) {
+        unsigned idx = (v->head + i) % v->depth;
+        struct bench_slot *s = &v->slots[idx];
+        if (!s->done && memcmp(vfy_bytes(v, idx), p, n) == 0) {
+            s->done = true;
+            struct bench_slot copy = *s;
+            vfy_pop_done(v);
+            done(arg, &copy, true);
+            return true;
+        }
+    }
+    return false;
+}
+
+unsigned bench_vfy_expire(struct bench_vfy *v, uint64_t before_ns)
+{
+    unsigned lost = 0;
+    vfy_pop_done(v);
+    while (v->inflight > 0 && v->slots[v->head].sent_ns < before_ns) {
+        vfy_pop(v);
+        lost++;
+        vfy_pop_done(v);
+    }
+    return lost;
 }
 
 /* True if p[0..n) is a command a server acts on, ignoring a trailing "\n" or "\r\n". */

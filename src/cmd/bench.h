@@ -76,6 +76,70 @@ void bench_chist_record(struct bench_chist *h, uint64_t v);
 /* As bench_hist_percentile, to this histogram's precision. */
 uint64_t bench_chist_percentile(const struct bench_chist *h, double pct);
 
+/*
+ * The echo verifier: the messages one connection has in flight, oldest first, with their
+ * bytes, and the check of what comes back against them. Sans-IO and clock-free: the caller
+ * says when a message was due and sent, hands over echoed bytes as they arrive, and is told
+ * (the `done` callback, inside the call) of each echo that is complete and whether every
+ * byte matched. Three ways an echo comes back:
+ *   stream   plain TCP: one byte stream, in order; message boundaries are the sizes.
+ *   record   record protocols: each message is one record, decoded in fragments (first ..
+ *            last); a first fragment starts the oldest message's echo over.
+ *   datagram UDP: whole datagrams that may be lost, duplicated or reordered; a datagram
+ *            matches the oldest in-flight message with exactly its bytes.
+ */
+struct bench_slot {
+    uint64_t due_ns;  /* when the message was due (open loop: its schedule; else sent_ns) */
+    uint64_t sent_ns; /* when it was handed to the transport */
+    size_t got;       /* bytes of its echo so far (stream, record) */
+    bool bad;         /* a byte differed, or the echo was too long (stream, record) */
+    bool done;        /* datagram: echoed, ahead of an older message still in flight */
+};
+
+struct bench_vfy {
+    size_t size;              /* every message's length */
+    unsigned depth;           /* the most in flight */
+    uint8_t *payload;         /* depth * size: slot i's bytes at i * size */
+    struct bench_slot *slots; /* ring of depth */
+    unsigned head, inflight;  /* the oldest, and how many from it */
+};
+
+/* One echo is complete: `ok` if it was exactly the message's bytes. `s` is valid during
+ * the call only. */
+typedef void (*bench_vfy_done)(void *arg, const struct bench_slot *s, bool ok);
+
+/* Sets up an empty verifier for messages of size >= 1 bytes, at most depth >= 1 in flight.
+ * Returns 0 or -ENOMEM; bench_vfy_free is owed either way. */
+int bench_vfy_init(struct bench_vfy *v, size_t size, unsigned depth);
+/* Frees what init allocated; accepts a zeroed or failed verifier. */
+void bench_vfy_free(struct bench_vfy *v);
+/* Forgets every message in flight (a new connection). */
+void bench_vfy_clear(struct bench_vfy *v);
+/* Takes a slot for a new message: returns its `size` bytes, for the caller to fill before
+ * sending (they stay put while the message is in flight), or NULL while depth are. */
+uint8_t *bench_vfy_push(struct bench_vfy *v, uint64_t due_ns, uint64_t sent_ns);
+/* The oldest message in flight that has not been echoed, or NULL. */
+const struct bench_slot *bench_vfy_oldest(const struct bench_vfy *v);
+/* Stream: n echoed bytes, compared in order; calls done for each echo completed. Returns
+ * how many bytes came with nothing in flight (the caller counts them as one mismatch):
+ * those are dropped. */
+size_t bench_vfy_stream(struct bench_vfy *v, const uint8_t *p, size_t n, bench_vfy_done done,
+                        void *arg);
+/* Record: one decoded fragment (first/last as in struct proto_msg) of the oldest message's
+ * echo; done is called at `last`. Returns 1 for a last fragment that came with nothing in
+ * flight (the caller counts a mismatch), else 0. */
+int bench_vfy_record(struct bench_vfy *v, const uint8_t *p, size_t n, bool first, bool last,
+                     bench_vfy_done done, void *arg);
+/* Datagram: if the oldest in-flight message not yet echoed with exactly these bytes exists,
+ * marks it echoed, calls done (ok) and returns true; otherwise (corrupt, duplicate, late)
+ * changes nothing and returns false (the caller counts a mismatch). */
+bool bench_vfy_dgram(struct bench_vfy *v, const uint8_t *p, size_t n, bench_vfy_done done,
+                     void *arg);
+/* Datagram: gives up on every message not echoed that was sent before `before_ns` and is
+ * not younger than a message still awaited (the ring is in send order); returns how many
+ * (lost). */
+unsigned bench_vfy_expire(struct bench_vfy *v, uint64_t before_ns);
+
 /* xorshift64* generator: fast, not cryptographic; payloads only need to be unpredictable
  * enough that a wrong echo cannot match by accident. Seed MUST be non-zero. */
 static inline uint64_t bench_rand(uint64_t *state)

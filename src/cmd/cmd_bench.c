@@ -100,26 +100,16 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* One message in flight. */
-struct slot {
-    uint64_t sent_ns;
-    size_t got; /* stream: echoed bytes so far */
-    bool bad;   /* a byte differed */
-    bool done;  /* UDP: echoed (possibly out of order) */
-};
-
 struct bconn {
     struct worker *w;
     int fd;
-    struct conn conn;   /* TCP: the connection engine (bytes, pacing, handshake timeout) */
-    bool has_conn;      /* conn_init ran: conn_free is owed */
-    int err;            /* TCP: why the engine failed the connection (0: it did not) */
-    uint64_t rx_ns;     /* TCP: when the bytes being fed were received */
-    void *pconn;        /* UDP: the protocol session */
-    struct buf out;     /* UDP: one datagram */
-    uint8_t *payload;   /* pipeline * size bytes: the bytes of each slot */
-    struct slot *slots; /* ring of pipeline slots, `inflight` of them from `head` */
-    unsigned head, inflight;
+    struct conn conn;     /* TCP: the connection engine (bytes, pacing, handshake timeout) */
+    bool has_conn;        /* conn_init ran: conn_free is owed */
+    int err;              /* TCP: why the engine failed the connection (0: it did not) */
+    uint64_t rx_ns;       /* TCP: when the bytes being fed were received */
+    void *pconn;          /* UDP: the protocol session */
+    struct buf out;       /* UDP: one datagram */
+    struct bench_vfy vfy; /* the messages in flight and their bytes */
     uint64_t rng;
     uint64_t since_ns; /* UDP: start of the last greeting */
     struct buf hello;  /* UDP: the greeting, resent until the handshake completes */
@@ -171,11 +161,6 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static uint8_t *slot_bytes(struct bconn *c, unsigned idx)
-{
-    return c->payload + (size_t)idx * c->w->b->size;
-}
-
 static void conn_fail(struct bconn *c, int err)
 {
     if (c->dead)
@@ -197,19 +182,22 @@ static void count_mismatch(struct worker *w)
     atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
 }
 
-/* An echo came back whole at time t: record it unless outside the measured window. */
-static void complete(struct bconn *c, struct slot *s, uint64_t t)
+/* An echo came back whole at c->rx_ns (the verifier's callback): record it unless outside
+ * the measured window. */
+static void complete(void *arg, const struct bench_slot *s, bool ok)
 {
+    struct bconn *c = arg;
     struct worker *w = c->w;
     struct bench *b = w->b;
+    uint64_t t = c->rx_ns;
     atomic_fetch_add_explicit(&w->done, 1, memory_order_relaxed);
-    if (s->bad) {
+    if (!ok) {
         count_mismatch(w);
         return;
     }
     if (t >= b->warm_ns && t < atomic_load_explicit(&b->end_ns, memory_order_relaxed)) {
         w->msgs++;
-        bench_hist_record(&w->hist, t - s->sent_ns);
+        bench_hist_record(&w->hist, t - s->due_ns);
     }
 }
 
@@ -251,11 +239,9 @@ static int fill_pipeline(struct bconn *c, uint64_t t)
     if (!(b->udp ? c->ready : conn_ready(&c->conn)) ||
         atomic_load_explicit(&b->stopping, memory_order_relaxed))
         return 0;
-    while (c->inflight < b->pipeline) {
-        unsigned idx = (c->head + c->inflight) % b->pipeline;
-        uint8_t *p = slot_bytes(c, idx);
+    uint8_t *p;
+    while ((p = bench_vfy_push(&c->vfy, t, t)) != NULL) {
         bench_fill(&c->rng, p, b->size, b->stream);
-        c->slots[idx] = (struct slot){.sent_ns = t};
         int r;
         if (b->udp) {
             buf_reset(&c->out);
@@ -271,61 +257,8 @@ static int fill_pipeline(struct bconn *c, uint64_t t)
             if (r < 0)
                 return r;
         }
-        c->inflight++;
     }
     return 0;
-}
-
-/* Plain TCP: the echo is the byte stream itself; compare it with the slots in order. */
-static void verify_stream(struct bconn *c, const uint8_t *p, size_t n, uint64_t t)
-{
-    struct bench *b = c->w->b;
-    while (n > 0) {
-        if (c->inflight == 0) {
-            count_mismatch(c->w); /* bytes nobody sent */
-            return;
-        }
-        struct slot *s = &c->slots[c->head];
-        size_t k = b->size - s->got;
-        if (k > n)
-            k = n;
-        if (memcmp(slot_bytes(c, c->head) + s->got, p, k) != 0)
-            s->bad = true;
-        s->got += k;
-        p += k;
-        n -= k;
-        if (s->got == b->size) {
-            complete(c, s, t);
-            c->head = (c->head + 1) % b->pipeline;
-            c->inflight--;
-        }
-    }
-}
-
-/* Record protocols: one decoded message (or fragment) against the oldest slot. */
-static void verify_record(struct bconn *c, const struct proto_msg *m, uint64_t t)
-{
-    struct bench *b = c->w->b;
-    if (c->inflight == 0) {
-        if (m->last)
-            count_mismatch(c->w);
-        return;
-    }
-    struct slot *s = &c->slots[c->head];
-    if (m->first)
-        s->got = 0;
-    if (s->got + m->len > b->size || memcmp(slot_bytes(c, c->head) + s->got, m->data, m->len) != 0)
-        s->bad = true;
-    else
-        s->got += m->len;
-    if (m->last) {
-        if (s->got != b->size)
-            s->bad = true;
-        atomic_fetch_add_explicit(&c->w->echoes, 1, memory_order_relaxed);
-        complete(c, s, t);
-        c->head = (c->head + 1) % b->pipeline;
-        c->inflight--;
-    }
 }
 
 /* ---- bench's policy for a TCP connection (struct conn_ops): verify, time, count ---- */
@@ -337,9 +270,13 @@ static int bench_on_message(void *arg, struct conn *conn, const struct proto_msg
     struct bconn *c = arg;
     if (c->w->b->stream) {
         atomic_fetch_add_explicit(&c->w->echoes, 1, memory_order_relaxed);
-        verify_stream(c, m->data, m->len, c->rx_ns);
+        if (bench_vfy_stream(&c->vfy, m->data, m->len, complete, c) > 0)
+            count_mismatch(c->w); /* bytes nobody sent */
     } else {
-        verify_record(c, m, c->rx_ns);
+        if (m->last)
+            atomic_fetch_add_explicit(&c->w->echoes, 1, memory_order_relaxed);
+        if (bench_vfy_record(&c->vfy, m->data, m->len, m->first, m->last, complete, c))
+            count_mismatch(c->w);
     }
     return 0;
 }
@@ -408,24 +345,11 @@ static void on_tcp(struct loop *l, int fd, unsigned events, void *arg)
 
 /* UDP: an echo matches the oldest in-flight datagram with the same bytes; datagrams may
  * be lost or reordered, so an unmatched one is only counted, never fatal. */
-static void verify_dgram(struct bconn *c, const struct proto_msg *m, uint64_t t)
+static void verify_dgram(struct bconn *c, const struct proto_msg *m)
 {
-    struct bench *b = c->w->b;
     atomic_fetch_add_explicit(&c->w->echoes, 1, memory_order_relaxed);
-    for (unsigned i = 0; i < c->inflight; i++) {
-        unsigned idx = (c->head + i) % b->pipeline;
-        struct slot *s = &c->slots[idx];
-        if (!s->done && m->len == b->size && memcmp(slot_bytes(c, idx), m->data, m->len) == 0) {
-            s->done = true;
-            complete(c, s, t);
-            while (c->inflight > 0 && c->slots[c->head].done) {
-                c->head = (c->head + 1) % b->pipeline;
-                c->inflight--;
-            }
-            return;
-        }
-    }
-    count_mismatch(c->w); /* a corrupted echo, or one that came after its timeout */
+    if (!bench_vfy_dgram(&c->vfy, m->data, m->len, complete, c))
+        count_mismatch(c->w); /* a corrupted echo, or one that came after its timeout */
 }
 
 static void on_udp(struct loop *l, int fd, unsigned events, void *arg)
@@ -448,13 +372,14 @@ static void on_udp(struct loop *l, int fd, unsigned events, void *arg)
             break;
         }
         uint64_t t = now_ns();
+        c->rx_ns = t;
         struct proto_msg m = {0};
         buf_reset(&c->out);
         int r = b->vt->dgram_read(c->pconn, w->scratch, (size_t)n, &c->out, &m);
         if (!buf_empty(&c->out))
             (void)send(fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
         if (r == PROTO_MSG)
-            verify_dgram(c, &m, t);
+            verify_dgram(c, &m);
         else if (r == PROTO_HANDSHAKE || (r == PROTO_NEED_MORE && !c->ready))
             c->ready = b->vt->conn_ready(c->pconn);
         else if (r < 0 && r != PROTO_DROP)
@@ -493,26 +418,18 @@ static void on_tick(struct loop *l, void *arg)
             c->since_ns = t;
             continue;
         }
-        while (c->inflight > 0) {
-            struct slot *s = &c->slots[c->head];
-            if (s->done) {
-                c->head = (c->head + 1) % b->pipeline;
-                c->inflight--;
+        uint64_t before = t > b->timeout_ns ? t - b->timeout_ns : 0;
+        if (!b->udp) {
+            const struct bench_slot *s = bench_vfy_oldest(&c->vfy);
+            if (s && s->sent_ns < before) {
+                conn_fail(c, -ETIMEDOUT);
                 continue;
             }
-            if (t - s->sent_ns < b->timeout_ns)
-                break;
-            if (!b->udp) {
-                conn_fail(c, -ETIMEDOUT);
-                break;
-            }
-            w->lost++;
-            atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
-            c->head = (c->head + 1) % b->pipeline;
-            c->inflight--;
+        } else {
+            unsigned lost = bench_vfy_expire(&c->vfy, before);
+            w->lost += lost;
+            atomic_fetch_add_explicit(&w->errors, lost, memory_order_relaxed);
         }
-        if (c->dead)
-            continue;
         if (b->udp) {
             if (fill_pipeline(c, t) < 0)
                 conn_fail(c, -EIO);
@@ -577,8 +494,7 @@ static void conn_release(const struct proto_vt *vt, struct bconn *c)
     proto_conn_free(vt, c->pconn);
     buf_free(&c->out);
     buf_free_nowipe(&c->hello);
-    free(c->payload);
-    free(c->slots);
+    bench_vfy_free(&c->vfy);
 }
 
 /* A throwaway directory for the secure client's identity and known_hosts, so a measuring
@@ -790,9 +706,7 @@ int bench_main(int argc, char **argv)
         size_t frame = (size_t)size + 1024;
         buf_init(&c->out, (size_t)pipeline * frame + RECV_CHUNK);
         buf_init(&c->hello, RECV_CHUNK);
-        c->payload = malloc((size_t)pipeline * (size_t)size);
-        c->slots = calloc((size_t)pipeline, sizeof(*c->slots));
-        if (!c->payload || !c->slots) {
+        if (bench_vfy_init(&c->vfy, (size_t)size, (unsigned)pipeline) < 0) {
             fprintf(stderr, "secho: out of memory\n");
             goto out;
         }

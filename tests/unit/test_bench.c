@@ -244,6 +244,135 @@ static void test_chist(void)
     CHECK(sizeof(c) < 2300);
 }
 
+/* ---- the echo verifier ---- */
+
+struct outcome {
+    unsigned ok, bad;
+    uint64_t last_due, last_sent;
+};
+
+static void on_done(void *arg, const struct bench_slot *s, bool ok)
+{
+    struct outcome *o = arg;
+    if (ok)
+        o->ok++;
+    else
+        o->bad++;
+    o->last_due = s->due_ns;
+    o->last_sent = s->sent_ns;
+}
+
+static void test_vfy_stream(void)
+{
+    struct bench_vfy v;
+    CHECK_INT(bench_vfy_init(&v, 10, 3), 0);
+    uint64_t rng = 7;
+    uint8_t sent[30];
+    for (int i = 0; i < 3; i++) {
+        uint8_t *p = bench_vfy_push(&v, 100 + (uint64_t)i, 200 + (uint64_t)i);
+        CHECK(p != NULL);
+        bench_fill(&rng, p, 10, true);
+        memcpy(sent + 10 * i, p, 10);
+    }
+    CHECK(bench_vfy_push(&v, 0, 0) == NULL); /* depth 3 in flight */
+    CHECK(bench_vfy_oldest(&v)->due_ns == 100);
+    /* The stream back in pieces that straddle message boundaries. */
+    struct outcome o = {0};
+    CHECK_INT(bench_vfy_stream(&v, sent, 7, on_done, &o), 0);
+    CHECK_INT(o.ok, 0);
+    CHECK_INT(bench_vfy_stream(&v, sent + 7, 16, on_done, &o), 0);
+    CHECK_INT(o.ok, 2);
+    CHECK_INT(o.last_due, 101);
+    CHECK_INT(o.last_sent, 201);
+    /* One wrong byte spoils its own message only. */
+    uint8_t bad[7];
+    memcpy(bad, sent + 23, 7);
+    bad[3] ^= 1;
+    CHECK_INT(bench_vfy_stream(&v, bad, 7, on_done, &o), 0);
+    CHECK_INT(o.ok, 2);
+    CHECK_INT(o.bad, 1);
+    CHECK(bench_vfy_oldest(&v) == NULL);
+    /* Bytes with nothing in flight are reported, not matched. */
+    CHECK_INT(bench_vfy_stream(&v, sent, 5, on_done, &o), 5);
+    uint8_t *p = bench_vfy_push(&v, 1, 1);
+    memcpy(p, sent, 10);
+    CHECK_INT(bench_vfy_stream(&v, sent, 14, on_done, &o), 4);
+    CHECK_INT(o.ok, 3);
+    bench_vfy_free(&v);
+}
+
+static void test_vfy_record(void)
+{
+    struct bench_vfy v;
+    CHECK_INT(bench_vfy_init(&v, 8, 2), 0);
+    const uint8_t msg[8] = "abcdefg\n";
+    struct outcome o = {0};
+    memcpy(bench_vfy_push(&v, 1, 1), msg, 8);
+    memcpy(bench_vfy_push(&v, 2, 2), msg, 8);
+    /* Whole, then in fragments. */
+    CHECK_INT(bench_vfy_record(&v, msg, 8, true, true, on_done, &o), 0);
+    CHECK_INT(bench_vfy_record(&v, msg, 3, true, false, on_done, &o), 0);
+    CHECK_INT(bench_vfy_record(&v, msg + 3, 5, false, true, on_done, &o), 0);
+    CHECK_INT(o.ok, 2);
+    /* Too short, too long, wrong: each is one bad echo. */
+    memcpy(bench_vfy_push(&v, 3, 3), msg, 8);
+    CHECK_INT(bench_vfy_record(&v, msg, 7, true, true, on_done, &o), 0);
+    memcpy(bench_vfy_push(&v, 4, 4), msg, 8);
+    CHECK_INT(bench_vfy_record(&v, msg, 8, true, false, on_done, &o), 0);
+    CHECK_INT(bench_vfy_record(&v, msg, 1, false, true, on_done, &o), 0);
+    memcpy(bench_vfy_push(&v, 5, 5), msg, 8);
+    CHECK_INT(bench_vfy_record(&v, (const uint8_t *)"abcdefgX", 8, true, true, on_done, &o), 0);
+    CHECK_INT(o.ok, 2);
+    CHECK_INT(o.bad, 3);
+    /* A first fragment starts the echo over. */
+    memcpy(bench_vfy_push(&v, 6, 6), msg, 8);
+    CHECK_INT(bench_vfy_record(&v, (const uint8_t *)"zz", 2, true, false, on_done, &o), 0);
+    CHECK_INT(bench_vfy_record(&v, msg, 8, true, true, on_done, &o), 0);
+    CHECK_INT(o.ok, 3);
+    /* A record with nothing in flight. */
+    CHECK_INT(bench_vfy_record(&v, msg, 8, true, true, on_done, &o), 1);
+    CHECK_INT(bench_vfy_record(&v, msg, 4, true, false, on_done, &o), 0);
+    bench_vfy_free(&v);
+}
+
+static void test_vfy_dgram(void)
+{
+    struct bench_vfy v;
+    CHECK_INT(bench_vfy_init(&v, 4, 4), 0);
+    const char *m[4] = {"aaaa", "bbbb", "cccc", "aaaa"};
+    for (int i = 0; i < 4; i++)
+        memcpy(bench_vfy_push(&v, 10 * (uint64_t)i, 10 * (uint64_t)i), m[i], 4);
+    struct outcome o = {0};
+    /* Out of order: the third comes back first; the head stays. */
+    CHECK(bench_vfy_dgram(&v, (const uint8_t *)"cccc", 4, on_done, &o));
+    CHECK_INT(o.last_due, 20);
+    CHECK_INT(v.inflight, 4);
+    /* Equal bytes match the oldest such message. */
+    CHECK(bench_vfy_dgram(&v, (const uint8_t *)"aaaa", 4, on_done, &o));
+    CHECK_INT(o.last_due, 0);
+    CHECK_INT(v.inflight, 3); /* the head went */
+    /* Duplicate of an echoed one matches the later equal message, then nothing. */
+    CHECK(bench_vfy_dgram(&v, (const uint8_t *)"aaaa", 4, on_done, &o));
+    CHECK_INT(o.last_due, 30);
+    CHECK(!bench_vfy_dgram(&v, (const uint8_t *)"aaaa", 4, on_done, &o));
+    CHECK(!bench_vfy_dgram(&v, (const uint8_t *)"bbb", 3, on_done, &o));
+    CHECK(!bench_vfy_dgram(&v, (const uint8_t *)"bbbx", 4, on_done, &o));
+    CHECK_INT(o.ok, 3);
+    CHECK_INT(bench_vfy_oldest(&v)->due_ns, 10);
+    /* "bbbb" (sent at 10) is lost once its time is up; then all is clear. */
+    CHECK_INT(bench_vfy_expire(&v, 10), 0);
+    CHECK_INT(bench_vfy_expire(&v, 11), 1);
+    CHECK_INT(v.inflight, 0);
+    CHECK(bench_vfy_oldest(&v) == NULL);
+    /* Room again for depth messages; clear forgets them. */
+    for (int i = 0; i < 4; i++)
+        CHECK(bench_vfy_push(&v, 0, 0) != NULL);
+    bench_vfy_clear(&v);
+    CHECK_INT(v.inflight, 0);
+    bench_vfy_free(&v);
+    bench_vfy_free(&v); /* twice is harmless */
+}
+
 static void test_fill(void)
 {
     uint64_t rng = 42;
@@ -329,6 +458,9 @@ int main(void)
     test_exact_and_skewed();
     test_merge();
     test_chist();
+    test_vfy_stream();
+    test_vfy_record();
+    test_vfy_dgram();
     test_fill();
     test_format();
     return CHECK_DONE();
