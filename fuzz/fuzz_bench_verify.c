@@ -214,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (m.n && (op & 0x10))
                 memcpy(p, m.q[next_byte() % m.n].want, m.size);
             else
-                bench_fill(&rng, p, m.size, op & 8);
+                bench_fill(&rng, p, m.size, op & 8 ? BENCH_LINE : BENCH_BYTES);
             struct mmsg *q = &m.q[m.n++];
             memset(q, 0, sizeof(*q));
             memcpy(q->want, p, m.size);

@@ -152,33 +152,118 @@ static inline uint64_t bench_rand(uint64_t *state)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-/* Fills p[0..n) with random bytes. With `line`, the message is a text line for stream
- * (plain TCP) servers: no '\n' inside and p[n-1] == '\n'. Either way the message is never
- * a command a server would act on (`exit`, `shutdown`, with or without CR/LF). */
-void bench_fill(uint64_t *state, uint8_t *p, size_t n, bool line);
+/* What a message is made of (bench_fill). */
+enum bench_payload {
+    BENCH_BYTES, /* random bytes (record and datagram protocols) */
+    BENCH_LINE,  /* random bytes with no '\n' inside, ending in '\n' (stream servers) */
+    BENCH_TEXT,  /* printable ASCII (letters, digits, '+', '/') ending in '\n': valid UTF-8
+                  * for servers that decode it, such as the notebook's Python ones */
+};
 
-/* Everything a run reports. Latencies are in nanoseconds. */
+/* Fills p[0..n) with a fresh message of that kind. Whatever the kind, the message is never
+ * a command a server would act on (`exit`, `shutdown`, with or without CR/LF). */
+void bench_fill(uint64_t *state, uint8_t *p, size_t n, enum bench_payload kind);
+
+/* A growing text buffer. `failed` is set (and the text left as it was) when memory ran
+ * out; `p` is NUL-terminated whenever len > 0. */
+struct bench_str {
+    char *p;
+    size_t len, cap;
+    bool failed;
+};
+void bench_str_printf(struct bench_str *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void bench_str_free(struct bench_str *s);
+
+/* Fairness of the per-connection message counts x[0..n): min, the nearest-rank median
+ * (rank ceil(n/2) in ascending order) and max, and Jain's index (sum x)^2 / (n sum x^2),
+ * from 1/n (one connection got everything) to 1 (all equal); 0 when nothing was counted. */
+struct bench_fair {
+    uint64_t min, median, max;
+    double jain;
+};
+/* Returns 0, or -ENOMEM (it sorts a copy). n may be 0 (all zero). */
+int bench_fairness(const uint64_t *x, size_t n, struct bench_fair *f);
+
+/* The figures a run reports, as the JSON object and the summary give them (the schema is
+ * in docs/BENCH.md). Latencies in nanoseconds; pointers borrowed. */
 struct bench_result {
+    const char *mode;      /* "closed", "open" (--rate) or "handshakes" */
     const char *proto;     /* "plain", "secure", ... */
     const char *transport; /* "tcp" or "udp" */
     const char *host;
+    const char *payload;    /* "random" or "text" */
+    const char *noise_name; /* secure: the suite offered; NULL otherwise */
     unsigned port;
-    unsigned connections, threads, pipeline;
+    uint64_t connections; /* merged: the sum */
+    unsigned threads, pipeline;
     size_t size;
-    double duration_s, warmup_s; /* measured window, and warm-up before it */
+    double rate;                 /* open loop: messages/s offered (merged: the sum); else 0 */
+    double duration_s, warmup_s; /* measured window, and warm-up before it (merged: max) */
+    double start_unix;           /* wall-clock start of the measured window (merged: first) */
+    double start_spread_s;       /* merged: last start - first start; else 0 */
+    uint64_t runs;               /* 1, or how many runs were merged */
+    double msgs_per_s;           /* msgs / duration_s (merged: the sum of the runs') */
     uint64_t msgs;               /* echoes completed and verified in the window */
     uint64_t mismatch;           /* echoes whose bytes differ from what was sent */
     uint64_t lost;               /* UDP echoes not back within the timeout */
-    uint64_t conn_errors;        /* connections that failed during the run */
+    uint64_t conn_errors;        /* connections (or handshake cycles) that failed */
+    uint64_t late;               /* open loop: messages due in the window that left more than
+                                  * BENCH_LATE_NS after they were due, or never (unsent) */
+    uint64_t unsent;             /* open loop: of those, the ones still unsent at the end */
+    uint64_t lag_max_ns;         /* open loop: the longest a sent message left after its time */
     const struct bench_hist *hist;
+    const uint64_t *conn_msgs; /* connections entries: measured echoes per connection */
+    uint64_t slowest_p99_ns;   /* the highest per-connection p99 */
+    int64_t slowest_conn;      /* which connection (index into conn_msgs); -1: none */
+    /* handshakes mode */
+    uint64_t handshakes; /* completed in the window */
+    double handshakes_per_s;
+    const struct bench_hist *hs_hist; /* NULL outside handshakes mode */
 };
+
+/* A message counts as late once it leaves more than this after it was due. */
+#define BENCH_LATE_NS 1000000u
 
 /* Total errors: mismatch + lost + conn_errors. */
 uint64_t bench_errors(const struct bench_result *r);
-/* Writes the result as one JSON object on one line (with '\n'). Returns the length that
- * was (or, if outlen is too small, would have been) written, as snprintf. */
-int bench_format_json(const struct bench_result *r, char *out, size_t outlen);
-/* Writes the human summary (several lines). Returns as snprintf. */
-int bench_format_summary(const struct bench_result *r, char *out, size_t outlen);
+/* Appends the result as one JSON object on one line, with '\n'. */
+void bench_format_json(const struct bench_result *r, struct bench_str *out);
+/* Appends the human summary (several lines). */
+void bench_format_summary(const struct bench_result *r, struct bench_str *out);
+/* Appends a histogram as the JSON object the result carries (docs/BENCH.md). */
+void bench_hist_json(const struct bench_hist *h, struct bench_str *out);
+
+/* One interval line of --interval-json (latencies in ns). */
+struct bench_interval {
+    double t;   /* seconds from the start of the measured window to the interval's end */
+    double dur; /* the interval's length (1 s, the last one shorter) */
+    double unix_end;
+    uint64_t msgs, bytes, errors, late, handshakes;
+    const struct bench_hist *hist, *hs_hist; /* hs_hist: handshakes mode, else NULL */
+};
+void bench_format_interval(const struct bench_interval *iv, struct bench_str *out);
+
+/*
+ * A result with storage of its own: read from bench's JSON (bench_run_parse) or several
+ * merged (bench_run_merge). r's pointers point into it.
+ */
+struct bench_run {
+    struct bench_result r;
+    char mode[16], proto[32], transport[8], host[256], payload[8], noise_name[64];
+    struct bench_hist *hist, *hs_hist;
+    uint64_t *conn_msgs;
+};
+/* Parses one JSON object as bench_format_json writes it (text NUL-terminated), checking
+ * it is whole and consistent: the histogram's buckets are buckets of this layout and add
+ * up to msgs, the per-connection counts add up to msgs. Returns 0, or -1 with the reason
+ * in err. bench_run_free is owed either way. */
+int bench_run_parse(struct bench_run *run, const char *text, char *err, size_t errlen);
+/* Adds src to dst exactly: histograms, counts and rates add, connections are put side by
+ * side, maxima and the slowest connection are taken over both, start and spread cover
+ * both. Runs of another mode, protocol, transport, size, pipeline or payload are refused
+ * (-1 with the reason in err; dst unchanged); -ENOMEM likewise. Returns 0. */
+int bench_run_merge(struct bench_run *dst, const struct bench_run *src, char *err, size_t errlen);
+void bench_run_free(struct bench_run *run);
 
 #endif
