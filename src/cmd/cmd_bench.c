@@ -1,49 +1,71 @@
 /* SPDX-License-Identifier: MIT */
 /* `secho bench`: a load generator that drives many connections per event loop, verifies
- * every echoed byte and records each message's round trip in a histogram. */
+ * every echoed byte and records each message's round trip in a histogram. Closed loop (the
+ * next message when an echo is back), open loop (--rate: a fixed schedule, latency from each
+ * message's due time), or handshake cycles (--handshakes). The JSON it writes, and reads
+ * back for --merge, is described in docs/BENCH.md. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
-#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <openssl/crypto.h>
 
 #include "bench.h"
 #include "cli.h"
 #include "loop.h"
 #include "net.h"
 #include "conn.h"
-#include "service.h"
 
 #define RECV_CHUNK  65536
 #define TICK_MS     20
 #define MAX_THREADS 64
+#define IVL_RING    8         /* interval accumulators the workers fill ahead of the writer */
+#define RETRY_NS    10000000u /* handshakes: pause after a failed cycle before the next */
+#define SEC_NS      1000000000u
+#define MERGE_MAX   (1u << 28) /* the largest JSON file --merge reads */
 
 /* The help text, around the -P line (made from the registry by cli_help_proto). */
 static const char usage_head[] =
     "Usage: secho bench [options]\n"
-    "Load an echo server with many connections, each keeping --pipeline messages in\n"
-    "flight; verify every echoed byte; report messages/s, MB/s, latency percentiles\n"
-    "and errors. Works against any echo server speaking the chosen protocol.\n"
+    "       secho bench --merge [--json[=FILE]] A.json B.json ...\n"
+    "Load an echo server with many connections and verify every echoed byte; report\n"
+    "messages/s, MB/s, latency percentiles, fairness across connections and errors.\n"
+    "Works against any echo server speaking the chosen protocol.\n"
     "\n"
     "  -t, --transport tcp|udp   transport (default tcp)\n";
 static const char usage_tail[] =
     "  -H, --host HOST           server address (default 127.0.0.1)\n"
     "  -p, --port PORT           server port (default 9090)\n"
     "  -c, --connections N       concurrent connections (UDP: sockets) (default 10)\n"
-    "  -s, --size BYTES          message size on the wire before encryption (default 64);\n"
-    "                            plain TCP messages are lines: BYTES-1 random bytes + '\\n'\n"
+    "  -s, --size BYTES          message size on the wire before encryption (default 64)\n"
+    "      --payload random|text what a message holds (default random): random bytes\n"
+    "                            (plain TCP: a line, BYTES-1 random bytes and '\\n'), or\n"
+    "                            text: printable ASCII ending in '\\n', for servers that\n"
+    "                            decode UTF-8, like the notebook's Python ones\n"
     "  -d, --duration SEC        measured time, after the warm-up (default 10)\n"
     "      --warmup SEC          time before measuring starts, not counted (default 1)\n"
-    "      --pipeline N          messages in flight per connection (default 1)\n"
+    "      --pipeline N          messages in flight per connection (default 1); in the\n"
+    "                            open loop a message due while N are in flight waits\n"
+    "      --rate R              open loop: R messages/s in total, spread evenly over\n"
+    "                            the connections on a fixed schedule; latency counts\n"
+    "                            from each message's due time, so a stalled server\n"
+    "                            cannot hide (coordinated omission), and messages that\n"
+    "                            leave over 1 ms late, or never, are counted as late\n"
+    "      --handshakes          cycles instead: connect, handshake, one message,\n"
+    "                            close, repeat; reports handshakes/s and their latency\n"
+    "                            (from connect to the handshake's end)\n"
     "      --threads N           event-loop threads for the connections (default 1, so\n"
     "                            that a server on the same machine keeps the other cores)\n"
     "      --timeout SEC         connect/handshake limit, and how long an echo may take\n"
@@ -54,25 +76,45 @@ static const char usage_tail[] =
     "      --noise-name NAME     secure: Noise suite to offer, one of\n"
     "                            Noise_XX_25519_{AESGCM,ChaChaPoly}_{SHA256,BLAKE2b}\n"
     "                            (default Noise_XX_25519_AESGCM_SHA256)\n"
-    "      --json                print one JSON object instead of the summary\n"
+    "      --start-at UNIX_TIME  connect, then wait until this wall-clock time (seconds\n"
+    "                            since 1970, fractions allowed; at most a day ahead), so\n"
+    "                            that bench processes on several machines run together\n"
+    "      --json[=FILE]         the result as one JSON object (docs/BENCH.md): on\n"
+    "                            stdout instead of the summary, or written to FILE\n"
+    "      --interval-json[=FILE]  one JSON line per second of the measured window\n"
+    "                            (t, msgs, bytes, p50/p99/max, errors, late), on stdout\n"
+    "                            or written to FILE, to plot a run\n"
+    "      --merge               combine saved JSON results (the files after the\n"
+    "                            options) into one exact result: histograms and rates\n"
+    "                            add, connections are pooled for fairness\n"
     "  -h, --help                show this help\n"
     "\n"
     "Options marked secure: apply to -P secure only; with another protocol they are a\n"
     "usage error (exit 2).\n"
     "\n"
-    "SEC may have a fraction (0.5). Latency is from handing a message to the kernel to\n"
-    "the last byte of its echo, in microseconds; MB/s counts message bytes one way\n"
-    "(1 MB = 10^6 bytes). Warm-up messages are verified but not counted. On a terminal,\n"
-    "progress is shown on stderr once a second; Ctrl-C ends the run early with a summary.\n"
-    "Exit status: 0 the run completed (errors are reported, not fatal), 1 cannot connect\n"
-    "or every connection failed, 2 usage error.\n"
+    "SEC may have a fraction (0.5). Latency is from handing a message to the kernel (with\n"
+    "--rate: from when it was due) to the last byte of its echo, in microseconds, in a\n"
+    "histogram exact to three significant digits; MB/s counts message bytes one way\n"
+    "(1 MB = 10^6 bytes). Warm-up messages are verified but not counted. Fairness: echoes\n"
+    "per connection (min, median, max, Jain's index: 1 = all equal) and the slowest\n"
+    "connection's p99. On a terminal, progress is shown on stderr once a second; Ctrl-C\n"
+    "ends the run early with a summary. Exit status: 0 the run completed (errors are\n"
+    "reported, not fatal), 1 cannot connect, every connection failed or a --merge file\n"
+    "is unreadable, 2 usage error.\n"
     "\n"
     "Examples:\n"
     "  secho bench -P plain -p 9090                       # 10 connections for 10 s\n"
     "  secho bench -P plain -c 100 -s 1024 --pipeline 8 -d 30\n"
+    "  secho bench -P plain -c 50 --rate 40000 -d 30      # open loop, 40k msgs/s\n"
     "  secho bench -P plain -t udp -c 4 --json | jq .msgs_per_s\n"
     "  secho bench -P secure -c 50 -s 1024     # accepts the key the server shows\n"
-    "  secho bench -P secure --server-key BASE64KEY   # or pins it (from the server's banner)\n";
+    "  secho bench -P secure --server-key BASE64KEY   # or pins it (from the server's banner)\n"
+    "  secho bench -P secure --handshakes -c 8 --noise-name Noise_XX_25519_ChaChaPoly_BLAKE2b\n"
+    "  secho bench -P plain --interval-json=run.jsonl --json=run.json\n"
+    "  T=$(( $(date +%s) + 5 ))      # two load machines, one result:\n"
+    "  secho bench -H srv --start-at $T --json=a.json   # on machine A\n"
+    "  secho bench -H srv --start-at $T --json=b.json   # on machine B\n"
+    "  secho bench --merge a.json b.json\n";
 
 enum {
     OPT_WARMUP = 256,
@@ -82,6 +124,12 @@ enum {
     OPT_SERVER_KEY,
     OPT_NOISE_NAME,
     OPT_JSON,
+    OPT_RATE,
+    OPT_HANDSHAKES,
+    OPT_PAYLOAD,
+    OPT_INTERVAL_JSON,
+    OPT_START_AT,
+    OPT_MERGE,
 };
 
 static const struct option long_opts[] = {
@@ -95,35 +143,54 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"server-key", required_argument, NULL, OPT_SERVER_KEY},
     {"noise-name", required_argument, NULL, OPT_NOISE_NAME},
-    {"json", no_argument, NULL, OPT_JSON},
+    {"json", optional_argument, NULL, OPT_JSON},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"handshakes", no_argument, NULL, OPT_HANDSHAKES},
+    {"payload", required_argument, NULL, OPT_PAYLOAD},
+    {"interval-json", optional_argument, NULL, OPT_INTERVAL_JSON},
+    {"start-at", required_argument, NULL, OPT_START_AT},
+    {"merge", no_argument, NULL, OPT_MERGE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
-/* One message in flight. */
-struct slot {
-    uint64_t sent_ns;
-    size_t got; /* stream: echoed bytes so far */
-    bool bad;   /* a byte differed */
-    bool done;  /* UDP: echoed (possibly out of order) */
-};
+enum mode { MODE_CLOSED, MODE_OPEN, MODE_HANDSHAKES };
+static const char *const mode_names[] = {"closed", "open", "handshakes"};
+
+/* --handshakes: where a connection is in its cycle. UDP has no close, so a UDP cycle ends
+ * as SPEC says a session ends: with `exit`, whose echo tells that the server forgot it (a
+ * later socket on the same local port then starts afresh). */
+enum cycle { CY_IDLE, CY_CONNECTING, CY_HANDSHAKE, CY_ECHO, CY_BYE };
 
 struct bconn {
     struct worker *w;
+    unsigned id; /* index among all connections: its place in the schedule and the report */
     int fd;
-    struct conn conn;   /* TCP: the connection engine (bytes, pacing, handshake timeout) */
-    bool has_conn;      /* conn_init ran: conn_free is owed */
-    int err;            /* TCP: why the engine failed the connection (0: it did not) */
-    uint64_t rx_ns;     /* TCP: when the bytes being fed were received */
-    void *pconn;        /* UDP: the protocol session */
-    struct buf out;     /* UDP: one datagram */
-    uint8_t *payload;   /* pipeline * size bytes: the bytes of each slot */
-    struct slot *slots; /* ring of pipeline slots, `inflight` of them from `head` */
-    unsigned head, inflight;
+    struct conn conn;     /* TCP: the connection engine (bytes, pacing, handshake timeout) */
+    bool has_conn;        /* conn_init ran: conn_free is owed */
+    int err;              /* TCP: why the engine failed the connection (0: it did not) */
+    uint64_t rx_ns;       /* when the bytes being verified were received */
+    void *pconn;          /* UDP: the protocol session */
+    struct buf out;       /* UDP: one datagram */
+    struct bench_vfy vfy; /* the messages in flight and their bytes */
     uint64_t rng;
     uint64_t since_ns; /* UDP: start of the last greeting */
     struct buf hello;  /* UDP: the greeting, resent until the handshake completes */
     bool ready, dead;  /* ready: UDP (TCP asks the engine) */
+    uint64_t next_k;   /* open loop: the number of this connection's next message */
+    enum cycle cy;     /* handshakes */
+    bool cy_done;      /* handshakes: the echo is in; close and start over */
+    uint64_t cy_start_ns, retry_ns;
+    uint64_t msgs;          /* echoes counted (the fairness figures) */
+    struct bench_chist *ch; /* their latencies */
+};
+
+/* An interval's figures, summed over the workers (--interval-json). */
+struct ivl_slot {
+    uint64_t idx;       /* which second of the window */
+    unsigned reporters; /* workers that added theirs */
+    uint64_t msgs, errors, late, handshakes;
+    struct bench_hist *hist, *hs;
 };
 
 struct bench;
@@ -136,24 +203,43 @@ struct worker {
     unsigned nconns;
     uint8_t scratch[RECV_CHUNK];
     struct bench_hist hist;
-    uint64_t msgs, mismatch, lost, conn_errors; /* only this thread writes these */
-    _Atomic uint64_t done;                      /* every echo completed, for progress */
-    _Atomic uint64_t errors;                    /* every error, for progress */
+    struct bench_hist *hs_hist; /* handshakes mode */
+    /* Only this thread writes these (the main thread reads them after the join). */
+    uint64_t msgs, mismatch, lost, conn_errors, late, lag_max, handshakes;
+    _Atomic uint64_t done;   /* every echo completed, for progress */
+    _Atomic uint64_t errors; /* every error, for progress */
     _Atomic unsigned alive;
     _Atomic uint64_t echoes; /* every datagram/record echoed, warm-up included */
     _Atomic int last_err;    /* why the last connection failed */
+    /* open loop: a timer at the next due message, (cur_k, cur_j) in schedule order */
+    int tfd;
+    uint64_t cur_k;
+    unsigned cur_j;
+    /* --interval-json: this second's share, handed to the bench's ring when it ends */
+    struct bench_hist *ivl_hist, *ivl_hs;
+    uint64_t ivl_idx, ivl_msgs, ivl_errors, ivl_late, ivl_handshakes;
 };
 
 struct bench {
     const struct proto_vt *vt;
     void *ctx;
+    enum mode mode;
     bool udp, stream;
+    enum bench_payload payload;
     size_t size;
-    unsigned pipeline;
+    unsigned pipeline, nconns, nworkers;
     uint64_t timeout_ns;
+    double period_ns;        /* open loop: 1e9 / rate, between two messages of the whole run */
+    uint64_t t0;             /* open loop: when message 0 of connection 0 is due */
     uint64_t warm_ns;        /* echoes completing before this are not counted */
     _Atomic uint64_t end_ns; /* nor those completing after this */
     _Atomic bool stopping;
+    struct net_addr addr; /* handshakes: where to connect each cycle */
+    struct conn_conf cf;  /* TCP: every connection's engine settings */
+    bool intervals;
+    pthread_mutex_t ivl_mu;
+    pthread_cond_t ivl_cv;
+    struct ivl_slot ring[IVL_RING];
 };
 
 static volatile sig_atomic_t interrupted;
@@ -168,50 +254,138 @@ static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return (uint64_t)ts.tv_sec * SEC_NS + (uint64_t)ts.tv_nsec;
 }
 
-static uint8_t *slot_bytes(struct bconn *c, unsigned idx)
+static double unix_now(void)
 {
-    return c->payload + (size_t)idx * c->w->b->size;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void conn_fail(struct bconn *c, int err)
+static bool in_window(const struct bench *b, uint64_t t)
 {
-    if (c->dead)
+    return t >= b->warm_ns && t < atomic_load_explicit(&b->end_ns, memory_order_relaxed);
+}
+
+/* ---- intervals ---- */
+
+/* Hands this worker's share of interval w->ivl_idx to the ring and starts the next. A
+ * slot still holding an interval the writer has not taken yet (IVL_RING seconds behind) is
+ * waited for. */
+static void ivl_publish(struct worker *w)
+{
+    struct bench *b = w->b;
+    pthread_mutex_lock(&b->ivl_mu);
+    struct ivl_slot *s = &b->ring[w->ivl_idx % IVL_RING];
+    while (s->reporters && s->idx != w->ivl_idx)
+        pthread_cond_wait(&b->ivl_cv, &b->ivl_mu);
+    s->idx = w->ivl_idx;
+    s->reporters++;
+    s->msgs += w->ivl_msgs;
+    s->errors += w->ivl_errors;
+    s->late += w->ivl_late;
+    s->handshakes += w->ivl_handshakes;
+    bench_hist_merge(s->hist, w->ivl_hist);
+    if (s->hs)
+        bench_hist_merge(s->hs, w->ivl_hs);
+    pthread_mutex_unlock(&b->ivl_mu);
+    w->ivl_msgs = w->ivl_errors = w->ivl_late = w->ivl_handshakes = 0;
+    if (w->ivl_hist->count)
+        bench_hist_init(w->ivl_hist);
+    if (w->ivl_hs && w->ivl_hs->count)
+        bench_hist_init(w->ivl_hs);
+    w->ivl_idx++;
+}
+
+/* Publishes every interval that ended by t (t inside the window). */
+static void ivl_roll(struct worker *w, uint64_t t)
+{
+    uint64_t idx = (t - w->b->warm_ns) / SEC_NS;
+    while (w->ivl_idx < idx)
+        ivl_publish(w);
+}
+
+/* Something went wrong at t: counted in its interval. */
+static void ivl_error(struct worker *w, uint64_t n)
+{
+    struct bench *b = w->b;
+    if (!b->intervals)
         return;
-    struct worker *w = c->w;
-    c->dead = true;
-    w->conn_errors++;
-    atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
-    atomic_store_explicit(&w->last_err, err, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&w->alive, 1, memory_order_relaxed);
-    loop_del(w->loop, c->fd);
-    close(c->fd);
-    c->fd = -1;
+    uint64_t t = now_ns();
+    if (in_window(b, t)) {
+        ivl_roll(w, t);
+        w->ivl_errors += n;
+    }
 }
+
+/* ---- counting ---- */
 
 static void count_mismatch(struct worker *w)
 {
     w->mismatch++;
     atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
+    ivl_error(w, 1);
 }
 
-/* An echo came back whole at time t: record it unless outside the measured window. */
-static void complete(struct bconn *c, struct slot *s, uint64_t t)
+static void count_lost(struct worker *w, unsigned n)
 {
+    if (!n)
+        return;
+    w->lost += n;
+    atomic_fetch_add_explicit(&w->errors, n, memory_order_relaxed);
+    ivl_error(w, n);
+}
+
+/* An echo came back whole at c->rx_ns (the verifier's callback): record it unless outside
+ * the measured window. */
+static void complete(void *arg, const struct bench_slot *s, bool ok)
+{
+    struct bconn *c = arg;
     struct worker *w = c->w;
     struct bench *b = w->b;
+    uint64_t t = c->rx_ns;
     atomic_fetch_add_explicit(&w->done, 1, memory_order_relaxed);
-    if (s->bad) {
+    if (b->mode == MODE_HANDSHAKES)
+        c->cy_done = true;
+    if (!ok) {
         count_mismatch(w);
         return;
     }
-    if (t >= b->warm_ns && t < atomic_load_explicit(&b->end_ns, memory_order_relaxed)) {
-        w->msgs++;
-        bench_hist_record(&w->hist, t - s->sent_ns);
+    if (!in_window(b, t))
+        return;
+    uint64_t lat = t > s->due_ns ? t - s->due_ns : 0;
+    w->msgs++;
+    c->msgs++;
+    bench_hist_record(&w->hist, lat);
+    bench_chist_record(c->ch, lat);
+    if (b->intervals) {
+        ivl_roll(w, t);
+        w->ivl_msgs++;
+        bench_hist_record(w->ivl_hist, lat);
     }
 }
+
+/* Open loop: a message due at `due` left at `now`. */
+static void note_lag(struct worker *w, uint64_t due, uint64_t now)
+{
+    struct bench *b = w->b;
+    if (!in_window(b, due))
+        return;
+    uint64_t lag = now - due;
+    if (lag > w->lag_max)
+        w->lag_max = lag;
+    if (lag > BENCH_LATE_NS) {
+        w->late++;
+        if (b->intervals && in_window(b, now)) {
+            ivl_roll(w, now);
+            w->ivl_late++;
+        }
+    }
+}
+
+/* ---- sending ---- */
 
 /* Sends what the engine lets go now (it holds paced parts back until their pause ended). */
 static int flush_tcp(struct bconn *c, uint64_t now)
@@ -243,93 +417,218 @@ static void update_mask(struct bconn *c, uint64_t now)
         loop_tick_soon(c->w->loop, due > now ? (int)(due - now) : 0);
 }
 
-/* Tops the pipeline up with fresh messages. TCP: appended to out (one send for all);
- * UDP: one datagram each. Returns 0 or <0 (connection failed). */
-static int fill_pipeline(struct bconn *c, uint64_t t)
+static bool sendable(const struct bconn *c)
+{
+    const struct bench *b = c->w->b;
+    return !c->dead && c->fd >= 0 && (b->udp ? c->ready : c->has_conn && conn_ready(&c->conn)) &&
+           !atomic_load_explicit(&b->stopping, memory_order_relaxed);
+}
+
+/* Fills the message at p (just pushed) and queues (TCP) or sends (UDP) it. Returns 0 or <0
+ * (the connection failed). */
+static int send_one(struct bconn *c, uint8_t *p)
 {
     struct bench *b = c->w->b;
-    if (!(b->udp ? c->ready : conn_ready(&c->conn)) ||
-        atomic_load_explicit(&b->stopping, memory_order_relaxed))
-        return 0;
-    while (c->inflight < b->pipeline) {
-        unsigned idx = (c->head + c->inflight) % b->pipeline;
-        uint8_t *p = slot_bytes(c, idx);
-        bench_fill(&c->rng, p, b->size, b->stream);
-        c->slots[idx] = (struct slot){.sent_ns = t};
-        int r;
-        if (b->udp) {
-            buf_reset(&c->out);
-            r = b->vt->dgram_write(c->pconn, p, b->size, &c->out);
-            if (r < 0)
-                return r;
-            if (send(c->fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL) < 0 &&
-                errno != EAGAIN && errno != ENOBUFS && errno != ECONNREFUSED)
-                return -errno;
-            /* A refused or dropped datagram is found lost by the timeout. */
-        } else {
-            r = conn_send_msg(&c->conn, p, b->size);
-            if (r < 0)
-                return r;
-        }
-        c->inflight++;
-    }
+    bench_fill(&c->rng, p, b->size, b->payload);
+    if (!b->udp)
+        return conn_send_msg(&c->conn, p, b->size);
+    buf_reset(&c->out);
+    int r = b->vt->dgram_write(c->pconn, p, b->size, &c->out);
+    if (r < 0)
+        return r;
+    if (send(c->fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
+        errno != ENOBUFS && errno != ECONNREFUSED)
+        return -errno;
+    /* A refused or dropped datagram is found lost by the timeout. */
     return 0;
 }
 
-/* Plain TCP: the echo is the byte stream itself; compare it with the slots in order. */
-static void verify_stream(struct bconn *c, const uint8_t *p, size_t n, uint64_t t)
+static uint64_t due_of(const struct bench *b, uint64_t k, unsigned id)
+{
+    return b->t0 + (uint64_t)(((double)k * b->nconns + id) * b->period_ns);
+}
+
+/* Sends what the connection may send at t: closed loop, a message for every free slot;
+ * open loop, every message that is due and has a slot (TCP: queued, flushed by the
+ * caller). Returns 0 or <0 (connection failed). */
+static int top_up(struct bconn *c, uint64_t t)
 {
     struct bench *b = c->w->b;
-    while (n > 0) {
-        if (c->inflight == 0) {
-            count_mismatch(c->w); /* bytes nobody sent */
-            return;
+    if (b->mode == MODE_HANDSHAKES || !sendable(c))
+        return 0;
+    uint8_t *p;
+    if (b->mode == MODE_CLOSED) {
+        while ((p = bench_vfy_push(&c->vfy, t, t)) != NULL) {
+            int r = send_one(c, p);
+            if (r < 0)
+                return r;
         }
-        struct slot *s = &c->slots[c->head];
-        size_t k = b->size - s->got;
-        if (k > n)
-            k = n;
-        if (memcmp(slot_bytes(c, c->head) + s->got, p, k) != 0)
-            s->bad = true;
-        s->got += k;
-        p += k;
-        n -= k;
-        if (s->got == b->size) {
-            complete(c, s, t);
-            c->head = (c->head + 1) % b->pipeline;
-            c->inflight--;
-        }
+        return 0;
+    }
+    for (;;) {
+        uint64_t due = due_of(b, c->next_k, c->id);
+        if (due > t || !(p = bench_vfy_push(&c->vfy, due, t)))
+            return 0;
+        c->next_k++;
+        note_lag(c->w, due, t);
+        int r = send_one(c, p);
+        if (r < 0)
+            return r;
     }
 }
 
-/* Record protocols: one decoded message (or fragment) against the oldest slot. */
-static void verify_record(struct bconn *c, const struct proto_msg *m, uint64_t t)
+/* ---- handshake cycles ---- */
+
+static void cycle_close(struct bconn *c)
 {
     struct bench *b = c->w->b;
-    if (c->inflight == 0) {
-        if (m->last)
-            count_mismatch(c->w);
+    if (c->fd >= 0) {
+        loop_del(c->w->loop, c->fd);
+        close(c->fd);
+        c->fd = -1;
+    }
+    if (c->has_conn) {
+        conn_free(&c->conn);
+        c->has_conn = false;
+    }
+    proto_conn_free(b->vt, c->pconn);
+    c->pconn = NULL;
+    buf_reset(&c->out);
+    buf_reset(&c->hello);
+    bench_vfy_clear(&c->vfy);
+    c->ready = c->cy_done = false;
+    c->err = 0;
+    c->cy = CY_IDLE;
+}
+
+static void cycle_start(struct bconn *c, uint64_t now);
+
+/* A cycle failed (err < 0): counted; the next starts after a pause. */
+static void cycle_fail(struct bconn *c, int err)
+{
+    struct worker *w = c->w;
+    w->conn_errors++;
+    atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
+    atomic_store_explicit(&w->last_err, err, memory_order_relaxed);
+    ivl_error(w, 1);
+    cycle_close(c);
+    c->retry_ns = now_ns() + RETRY_NS;
+}
+
+/* The handshake completed at t: timed; the one message goes out. */
+static int cycle_ready(struct bconn *c, uint64_t t)
+{
+    struct worker *w = c->w;
+    struct bench *b = w->b;
+    c->cy = CY_ECHO;
+    if (in_window(b, t)) {
+        uint64_t lat = t - c->cy_start_ns;
+        w->handshakes++;
+        bench_hist_record(w->hs_hist, lat);
+        if (b->intervals) {
+            ivl_roll(w, t);
+            w->ivl_handshakes++;
+            bench_hist_record(w->ivl_hs, lat);
+        }
+    }
+    uint8_t *p = bench_vfy_push(&c->vfy, t, t);
+    return p ? send_one(c, p) : -EIO;
+}
+
+static void on_tcp(struct loop *l, int fd, unsigned events, void *arg);
+static void on_udp(struct loop *l, int fd, unsigned events, void *arg);
+static const struct conn_ops bench_conn_ops;
+
+/* A new cycle: a fresh socket, a connect that completes in the loop (TCP) or at once (UDP),
+ * a fresh protocol session. */
+static void cycle_start(struct bconn *c, uint64_t now)
+{
+    struct worker *w = c->w;
+    struct bench *b = w->b;
+    c->cy_start_ns = now;
+    int type = (b->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
+    int fd = socket(b->addr.ss.ss_family, type, 0);
+    if (fd < 0) {
+        cycle_fail(c, -errno);
         return;
     }
-    struct slot *s = &c->slots[c->head];
-    if (m->first)
-        s->got = 0;
-    if (s->got + m->len > b->size || memcmp(slot_bytes(c, c->head) + s->got, m->data, m->len) != 0)
-        s->bad = true;
-    else
-        s->got += m->len;
-    if (m->last) {
-        if (s->got != b->size)
-            s->bad = true;
-        atomic_fetch_add_explicit(&c->w->echoes, 1, memory_order_relaxed);
-        complete(c, s, t);
-        c->head = (c->head + 1) % b->pipeline;
-        c->inflight--;
+    c->fd = fd;
+    if (!b->udp) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
+    if (connect(fd, (const struct sockaddr *)&b->addr.ss, b->addr.len) < 0 &&
+        errno != EINPROGRESS) {
+        cycle_fail(c, -errno);
+        return;
+    }
+    int r = loop_add(w->loop, fd, b->udp ? LOOP_READ : LOOP_WRITE, b->udp ? on_udp : on_tcp, c);
+    if (r < 0) {
+        close(fd);
+        c->fd = -1;
+        cycle_fail(c, r);
+        return;
+    }
+    if (!b->udp) {
+        c->cy = CY_CONNECTING;
+        return;
+    }
+    c->cy = CY_HANDSHAKE;
+    if ((r = proto_conn_new(b->vt, b->ctx, PROTO_CLIENT, &c->out, &c->pconn)) < 0) {
+        cycle_fail(c, r);
+        return;
+    }
+    if (!buf_empty(&c->out))
+        (void)send(fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+    buf_reset(&c->out);
+    c->since_ns = now;
+    if ((c->ready = b->vt->conn_ready(c->pconn)) && (r = cycle_ready(c, now)) < 0)
+        cycle_fail(c, r);
 }
 
-/* ---- bench's policy for a TCP connection (struct conn_ops): verify, time, count ---- */
+/* TCP connect finished (or failed): the engine starts with the protocol's greeting. */
+static int cycle_connected(struct bconn *c)
+{
+    struct bench *b = c->w->b;
+    int e = 0;
+    socklen_t sl = sizeof(e);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &sl) < 0)
+        return -errno;
+    if (e)
+        return -e;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
+        return errno == ENOTCONN ? 0 : -errno; /* not yet: an event for an earlier socket */
+    c->cy = CY_HANDSHAKE;
+    int r = conn_init(&c->conn, &b->cf, &bench_conn_ops, c, loop_clock_ms());
+    c->has_conn = true;
+    return r < 0 ? r : 1;
+}
 
+/* ---- TCP ---- */
+
+static void conn_fail(struct bconn *c, int err)
+{
+    struct worker *w = c->w;
+    if (w->b->mode == MODE_HANDSHAKES) {
+        cycle_fail(c, err);
+        return;
+    }
+    if (c->dead)
+        return;
+    c->dead = true;
+    w->conn_errors++;
+    atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
+    atomic_store_explicit(&w->last_err, err, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&w->alive, 1, memory_order_relaxed);
+    ivl_error(w, 1);
+    loop_del(w->loop, c->fd);
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* bench's policy for a TCP connection (struct conn_ops): verify, time, count. */
 static int bench_on_message(void *arg, struct conn *conn, const struct proto_msg *m, uint64_t now)
 {
     (void)conn;
@@ -337,9 +636,13 @@ static int bench_on_message(void *arg, struct conn *conn, const struct proto_msg
     struct bconn *c = arg;
     if (c->w->b->stream) {
         atomic_fetch_add_explicit(&c->w->echoes, 1, memory_order_relaxed);
-        verify_stream(c, m->data, m->len, c->rx_ns);
+        if (bench_vfy_stream(&c->vfy, m->data, m->len, complete, c) > 0)
+            count_mismatch(c->w); /* bytes nobody sent */
     } else {
-        verify_record(c, m, c->rx_ns);
+        if (m->last)
+            atomic_fetch_add_explicit(&c->w->echoes, 1, memory_order_relaxed);
+        if (bench_vfy_record(&c->vfy, m->data, m->len, m->first, m->last, complete, c))
+            count_mismatch(c->w);
     }
     return 0;
 }
@@ -356,6 +659,26 @@ static const struct conn_ops bench_conn_ops = {
     .on_message = bench_on_message,
     .on_fault = bench_on_fault,
 };
+
+/* After input: the handshake may have completed (handshakes: timed, message sent), an echo
+ * may have ended the cycle (1: the connection is gone), or there is room for more. */
+static int after_input(struct bconn *c)
+{
+    struct bench *b = c->w->b;
+    if (c->err)
+        return c->err;
+    if (b->mode != MODE_HANDSHAKES)
+        return top_up(c, c->rx_ns);
+    if (c->cy == CY_HANDSHAKE && conn_ready(&c->conn))
+        return cycle_ready(c, c->rx_ns);
+    if (c->cy_done) {
+        cycle_close(c);
+        if (!atomic_load_explicit(&b->stopping, memory_order_relaxed))
+            cycle_start(c, now_ns());
+        return 1;
+    }
+    return 0;
+}
 
 static int read_tcp(struct bconn *c, uint64_t now)
 {
@@ -374,10 +697,8 @@ static int read_tcp(struct bconn *c, uint64_t now)
         c->rx_ns = now_ns();
         /* A client connection takes all it is fed (up to read_chunk, the scratch size). */
         (void)conn_feed(&c->conn, w->scratch, (size_t)n, now);
-        if (c->err)
-            return c->err;
-        int r = fill_pipeline(c, c->rx_ns);
-        if (r < 0)
+        int r = after_input(c);
+        if (r != 0)
             return r;
         if ((size_t)n < sizeof(w->scratch))
             break;
@@ -391,8 +712,18 @@ static void on_tcp(struct loop *l, int fd, unsigned events, void *arg)
     struct bconn *c = arg;
     uint64_t now = loop_now(l);
     int r = 0;
-    if (events & (LOOP_READ | LOOP_HUP))
+    if (c->cy == CY_CONNECTING) {
+        if (!(events & (LOOP_WRITE | LOOP_HUP)) || (r = cycle_connected(c)) == 0)
+            return;
+        if (r > 0) {
+            c->rx_ns = now_ns();
+            r = conn_ready(&c->conn) ? cycle_ready(c, c->rx_ns) : c->err;
+        }
+    } else if (events & (LOOP_READ | LOOP_HUP)) {
         r = read_tcp(c, now);
+    }
+    if (r > 0)
+        return; /* a cycle ended: c is a new connection now */
     if (r == 0)
         r = flush_tcp(c, now);
     if (r == 0 && c->err)
@@ -406,26 +737,15 @@ static void on_tcp(struct loop *l, int fd, unsigned events, void *arg)
     update_mask(c, now);
 }
 
+/* ---- UDP ---- */
+
 /* UDP: an echo matches the oldest in-flight datagram with the same bytes; datagrams may
  * be lost or reordered, so an unmatched one is only counted, never fatal. */
-static void verify_dgram(struct bconn *c, const struct proto_msg *m, uint64_t t)
+static void verify_dgram(struct bconn *c, const struct proto_msg *m)
 {
-    struct bench *b = c->w->b;
     atomic_fetch_add_explicit(&c->w->echoes, 1, memory_order_relaxed);
-    for (unsigned i = 0; i < c->inflight; i++) {
-        unsigned idx = (c->head + i) % b->pipeline;
-        struct slot *s = &c->slots[idx];
-        if (!s->done && m->len == b->size && memcmp(slot_bytes(c, idx), m->data, m->len) == 0) {
-            s->done = true;
-            complete(c, s, t);
-            while (c->inflight > 0 && c->slots[c->head].done) {
-                c->head = (c->head + 1) % b->pipeline;
-                c->inflight--;
-            }
-            return;
-        }
-    }
-    count_mismatch(c->w); /* a corrupted echo, or one that came after its timeout */
+    if (!bench_vfy_dgram(&c->vfy, m->data, m->len, complete, c))
+        count_mismatch(c->w); /* a corrupted echo, or one that came after its timeout */
 }
 
 static void on_udp(struct loop *l, int fd, unsigned events, void *arg)
@@ -443,23 +763,51 @@ static void on_udp(struct loop *l, int fd, unsigned events, void *arg)
             if (errno == ECONNREFUSED) {
                 /* Nothing listens (yet): the datagrams in flight will be counted lost. */
                 atomic_store_explicit(&w->last_err, -ECONNREFUSED, memory_order_relaxed);
+                if (b->mode == MODE_HANDSHAKES) {
+                    cycle_fail(c, -ECONNREFUSED);
+                    return;
+                }
                 continue;
             }
             break;
         }
         uint64_t t = now_ns();
+        c->rx_ns = t;
         struct proto_msg m = {0};
         buf_reset(&c->out);
         int r = b->vt->dgram_read(c->pconn, w->scratch, (size_t)n, &c->out, &m);
         if (!buf_empty(&c->out))
             (void)send(fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
-        if (r == PROTO_MSG)
-            verify_dgram(c, &m, t);
+        bool was_ready = c->ready;
+        if (r == PROTO_MSG && c->cy != CY_BYE)
+            verify_dgram(c, &m);
         else if (r == PROTO_HANDSHAKE || (r == PROTO_NEED_MORE && !c->ready))
             c->ready = b->vt->conn_ready(c->pconn);
         else if (r < 0 && r != PROTO_DROP)
             count_mismatch(w);
-        r = fill_pipeline(c, t);
+        if (b->mode == MODE_HANDSHAKES) {
+            if (c->cy == CY_BYE && r == PROTO_MSG) {
+                cycle_close(c);
+                if (!atomic_load_explicit(&b->stopping, memory_order_relaxed))
+                    cycle_start(c, now_ns());
+                return;
+            }
+            if (c->cy_done) {
+                c->cy_done = false;
+                c->cy = CY_BYE;
+                c->since_ns = t;
+                buf_reset(&c->out);
+                if (b->vt->dgram_write(c->pconn, (const uint8_t *)"exit", 4, &c->out) == 0)
+                    (void)send(fd, buf_head(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+                continue;
+            }
+            if (c->ready && !was_ready && (r = cycle_ready(c, t)) < 0) {
+                cycle_fail(c, r);
+                return;
+            }
+            continue;
+        }
+        r = top_up(c, t);
         if (r < 0) {
             conn_fail(c, r);
             return;
@@ -467,14 +815,62 @@ static void on_udp(struct loop *l, int fd, unsigned events, void *arg)
     }
 }
 
-/* Periodic: handshake and echo timeouts, paused output. */
+/* ---- time: timeouts, the open-loop schedule ---- */
+
+/* Handshakes: timeouts of a cycle, and cycles waiting to start again. */
+static void tick_cycle(struct loop *l, struct bconn *c, uint64_t t)
+{
+    struct bench *b = c->w->b;
+    if (c->cy == CY_IDLE) {
+        if (t >= c->retry_ns && !atomic_load_explicit(&b->stopping, memory_order_relaxed))
+            cycle_start(c, t);
+        return;
+    }
+    if (c->cy == CY_BYE) {
+        if (t - c->since_ns > b->timeout_ns) { /* the exit's echo was lost: start anyway */
+            cycle_close(c);
+            c->retry_ns = t;
+        }
+        return;
+    }
+    if (c->cy != CY_ECHO && t - c->cy_start_ns > b->timeout_ns) {
+        cycle_fail(c, -ETIMEDOUT);
+        return;
+    }
+    const struct bench_slot *s = bench_vfy_oldest(&c->vfy);
+    if (s && t - s->sent_ns > b->timeout_ns) {
+        if (b->udp) {
+            count_lost(c->w, bench_vfy_expire(&c->vfy, t - b->timeout_ns));
+            cycle_close(c);
+            c->retry_ns = t;
+        } else {
+            cycle_fail(c, -ETIMEDOUT);
+        }
+        return;
+    }
+    if (!b->udp && c->has_conn) {
+        conn_on_time(&c->conn, loop_now(l));
+        if (c->err)
+            cycle_fail(c, c->err);
+        else if (conn_wants(&c->conn) & CONN_WANT_WRITE)
+            on_tcp(l, c->fd, 0, c);
+    }
+}
+
+/* Periodic: handshake and echo timeouts, paused output, intervals that ended. */
 static void on_tick(struct loop *l, void *arg)
 {
     struct worker *w = arg;
     struct bench *b = w->b;
     uint64_t t = now_ns();
+    if (b->intervals && in_window(b, t))
+        ivl_roll(w, t);
     for (unsigned i = 0; i < w->nconns; i++) {
         struct bconn *c = &w->conns[i];
+        if (b->mode == MODE_HANDSHAKES) {
+            tick_cycle(l, c, t);
+            continue;
+        }
         if (c->dead)
             continue;
         if (!b->udp) {
@@ -493,35 +889,68 @@ static void on_tick(struct loop *l, void *arg)
             c->since_ns = t;
             continue;
         }
-        while (c->inflight > 0) {
-            struct slot *s = &c->slots[c->head];
-            if (s->done) {
-                c->head = (c->head + 1) % b->pipeline;
-                c->inflight--;
+        uint64_t before = t > b->timeout_ns ? t - b->timeout_ns : 0;
+        if (!b->udp) {
+            const struct bench_slot *s = bench_vfy_oldest(&c->vfy);
+            if (s && s->sent_ns < before) {
+                conn_fail(c, -ETIMEDOUT);
                 continue;
             }
-            if (t - s->sent_ns < b->timeout_ns)
-                break;
-            if (!b->udp) {
-                conn_fail(c, -ETIMEDOUT);
-                break;
-            }
-            w->lost++;
-            atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
-            c->head = (c->head + 1) % b->pipeline;
-            c->inflight--;
-        }
-        if (c->dead)
-            continue;
-        if (b->udp) {
-            if (fill_pipeline(c, t) < 0)
+            if (b->mode == MODE_OPEN && top_up(c, t) < 0) {
                 conn_fail(c, -EIO);
-        } else if (conn_wants(&c->conn) & CONN_WANT_WRITE) {
-            on_tcp(l, c->fd, 0, c);
+                continue;
+            }
+            if (conn_wants(&c->conn) & CONN_WANT_WRITE)
+                on_tcp(l, c->fd, 0, c);
+        } else {
+            count_lost(w, bench_vfy_expire(&c->vfy, before));
+            if (top_up(c, t) < 0)
+                conn_fail(c, -EIO);
         }
     }
     if (atomic_load_explicit(&b->stopping, memory_order_relaxed))
         loop_stop(l);
+}
+
+static void pace_arm(struct worker *w)
+{
+    uint64_t due = due_of(w->b, w->cur_k, w->conns[w->cur_j].id);
+    struct itimerspec its = {
+        .it_value = {.tv_sec = (time_t)(due / SEC_NS), .tv_nsec = (long)(due % SEC_NS)},
+    };
+    (void)timerfd_settime(w->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/* Open loop: the timer at the next due message. Walks the schedule (every connection of
+ * this worker in turn, message by message) up to now, letting each connection send what is
+ * due, then sets the timer for the next. */
+static void on_pace(struct loop *l, int fd, unsigned events, void *arg)
+{
+    (void)events;
+    struct worker *w = arg;
+    struct bench *b = w->b;
+    uint64_t v;
+    ssize_t rd = read(fd, &v, sizeof(v));
+    (void)rd;
+    if (atomic_load_explicit(&b->stopping, memory_order_relaxed))
+        return;
+    uint64_t now = now_ns();
+    for (;;) {
+        struct bconn *c = &w->conns[w->cur_j];
+        if (due_of(b, w->cur_k, c->id) > now && due_of(b, w->cur_k, c->id) > (now = now_ns()))
+            break;
+        if (sendable(c)) {
+            if (top_up(c, now) < 0)
+                conn_fail(c, -EIO);
+            else if (!b->udp)
+                on_tcp(l, c->fd, 0, c);
+        }
+        if (++w->cur_j == w->nconns) {
+            w->cur_j = 0;
+            w->cur_k++;
+        }
+    }
+    pace_arm(w);
 }
 
 static void on_wake(struct loop *l, void *arg)
@@ -534,10 +963,16 @@ static void *worker_run(void *arg)
 {
     struct worker *w = arg;
     struct bench *b = w->b;
+    if (b->mode == MODE_OPEN)
+        (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); /* wake on time, not 50 us late */
     uint64_t t = now_ns();
     for (unsigned i = 0; i < w->nconns; i++) {
         struct bconn *c = &w->conns[i];
         c->since_ns = t;
+        if (b->mode == MODE_HANDSHAKES) {
+            cycle_start(c, now_ns());
+            continue;
+        }
         if (b->udp)
             c->ready = b->vt->conn_ready(c->pconn);
         int r = loop_add(w->loop, c->fd, LOOP_READ, b->udp ? on_udp : on_tcp, c);
@@ -552,14 +987,18 @@ static void *worker_run(void *arg)
         if (b->udp) {
             if (!buf_empty(&c->hello))
                 (void)send(c->fd, buf_head(&c->hello), buf_len(&c->hello), MSG_NOSIGNAL);
-            if (fill_pipeline(c, now_ns()) < 0)
+            if (top_up(c, now_ns()) < 0)
                 conn_fail(c, -EIO);
         } else {
-            if (fill_pipeline(c, now_ns()) < 0)
+            if (top_up(c, now_ns()) < 0)
                 conn_fail(c, -EIO);
             else
                 on_tcp(w->loop, c->fd, 0, c);
         }
+    }
+    if (b->mode == MODE_OPEN && w->nconns) {
+        if (loop_add(w->loop, w->tfd, LOOP_READ, on_pace, w) == 0)
+            pace_arm(w);
     }
     loop_set_tick(w->loop, TICK_MS, on_tick, w);
     loop_set_wake(w->loop, on_wake, w);
@@ -577,8 +1016,7 @@ static void conn_release(const struct proto_vt *vt, struct bconn *c)
     proto_conn_free(vt, c->pconn);
     buf_free(&c->out);
     buf_free_nowipe(&c->hello);
-    free(c->payload);
-    free(c->slots);
+    bench_vfy_free(&c->vfy);
 }
 
 /* A throwaway directory for the secure client's identity and known_hosts, so a measuring
@@ -638,18 +1076,258 @@ static bool refused_only(struct worker *ws, unsigned nthreads)
     return refused;
 }
 
+/* ---- output ---- */
+
+/* An output file of --json=FILE or --interval-json=FILE, or stdout. */
+static FILE *open_out(const char *path)
+{
+    if (!path)
+        return stdout;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fprintf(stderr, "secho: cannot write %s: %s\n", path, strerror(errno));
+    return f;
+}
+
+static bool write_str(FILE *f, const struct bench_str *s, const char *path)
+{
+    if (s->failed) {
+        fprintf(stderr, "secho: out of memory\n");
+        return false;
+    }
+    if ((s->len && fwrite(s->p, 1, s->len, f) != s->len) || fflush(f) != 0) {
+        fprintf(stderr, "secho: cannot write %s: %s\n", path ? path : "stdout", strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Writes every interval all workers have handed in (the writer side of the ring). With
+ * `final`, the last one ends at the window's end. Returns false on a write error. */
+static bool ivl_drain(struct bench *b, uint64_t *next, double start_unix, FILE *f, const char *path)
+{
+    bool ok = true;
+    pthread_mutex_lock(&b->ivl_mu);
+    for (;;) {
+        struct ivl_slot *s = &b->ring[*next % IVL_RING];
+        if (s->reporters < b->nworkers || s->idx != *next)
+            break;
+        uint64_t end = atomic_load(&b->end_ns);
+        uint64_t from = b->warm_ns + s->idx * SEC_NS, to = from + SEC_NS;
+        if (to > end)
+            to = end;
+        struct bench_interval iv = {
+            .t = (double)(to - b->warm_ns) / 1e9,
+            .dur = (double)(to - from) / 1e9,
+            .unix_end = start_unix + (double)(to - b->warm_ns) / 1e9,
+            .msgs = s->msgs,
+            .bytes = s->msgs * b->size,
+            .errors = s->errors,
+            .late = s->late,
+            .handshakes = s->handshakes,
+            .hist = s->hist,
+            .hs_hist = s->hs,
+        };
+        struct bench_str line = {0};
+        bench_format_interval(&iv, &line);
+        pthread_mutex_unlock(&b->ivl_mu);
+        if (ok && f)
+            ok = write_str(f, &line, path);
+        bench_str_free(&line);
+        pthread_mutex_lock(&b->ivl_mu);
+        s->reporters = 0;
+        s->msgs = s->errors = s->late = s->handshakes = 0;
+        bench_hist_init(s->hist);
+        if (s->hs)
+            bench_hist_init(s->hs);
+        (*next)++;
+        pthread_cond_broadcast(&b->ivl_cv);
+    }
+    pthread_mutex_unlock(&b->ivl_mu);
+    return ok;
+}
+
+/* Open loop: messages of connection c due in [from, to) that never left. */
+static uint64_t unsent_of(const struct bench *b, const struct bconn *c, uint64_t from, uint64_t to)
+{
+    /* The first message number due at or after T, found near its estimate and fixed up
+     * against due_of itself (the schedule's own rounding). */
+    uint64_t k_to = 0, k_from = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t T = pass ? from : to;
+        double est = ((double)(T > b->t0 ? T - b->t0 : 0) / b->period_ns - c->id) / b->nconns;
+        uint64_t k = est > 0 ? (uint64_t)est : 0;
+        while (k > 0 && due_of(b, k - 1, c->id) >= T)
+            k--;
+        while (due_of(b, k, c->id) < T)
+            k++;
+        if (pass)
+            k_from = k;
+        else
+            k_to = k;
+    }
+    uint64_t first = c->next_k > k_from ? c->next_k : k_from;
+    return k_to > first ? k_to - first : 0;
+}
+
+/* ---- --merge ---- */
+
+/* The whole file, NUL-terminated, or NULL (reason printed). */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "secho: cannot read %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 65536, len = 0;
+    char *p = malloc(cap);
+    while (p) {
+        size_t n = fread(p + len, 1, cap - len - 1, f);
+        len += n;
+        if (len < cap - 1) {
+            if (ferror(f)) {
+                fprintf(stderr, "secho: cannot read %s: %s\n", path, strerror(errno));
+                free(p);
+                p = NULL;
+            }
+            break;
+        }
+        if (cap >= MERGE_MAX) {
+            fprintf(stderr, "secho: %s: larger than %u bytes\n", path, MERGE_MAX);
+            free(p);
+            p = NULL;
+            break;
+        }
+        char *q = realloc(p, cap * 2);
+        if (!q)
+            free(p);
+        p = q;
+        cap *= 2;
+    }
+    fclose(f);
+    if (p)
+        p[len] = '\0';
+    else if (!len)
+        fprintf(stderr, "secho: out of memory\n");
+    return p;
+}
+
+/* A saved run: the file is bench's JSON object, or JSON lines (--json and --interval-json
+ * both on stdout) whose last object with a "schema" is the result. */
+static int parse_saved(struct bench_run *run, char *text, char *err, size_t errlen)
+{
+    if (bench_run_parse(run, text, err, errlen) == 0)
+        return 0;
+    char first_err[256];
+    snprintf(first_err, sizeof(first_err), "%s", err);
+    char *last = NULL;
+    for (char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, "{\"schema\":", 10) == 0)
+            last = line;
+    if (!last || last == text) {
+        snprintf(err, errlen, "%s", first_err);
+        return -1;
+    }
+    char *nl = strchr(last, '\n');
+    if (nl)
+        *nl = '\0';
+    bench_run_free(run);
+    return bench_run_parse(run, last, err, errlen);
+}
+
+static int merge_main(char **files, int nfiles, bool json, const char *json_path)
+{
+    struct bench_run total, one;
+    memset(&total, 0, sizeof(total));
+    memset(&one, 0, sizeof(one));
+    int status = 1;
+    char err[256] = "";
+    for (int i = 0; i < nfiles; i++) {
+        char *text = read_file(files[i]);
+        if (!text)
+            goto out;
+        struct bench_run *into = i == 0 ? &total : &one;
+        int r = parse_saved(into, text, err, sizeof(err));
+        free(text);
+        if (r < 0) {
+            fprintf(stderr, "secho: %s: not a secho bench result: %s\n", files[i], err);
+            goto out;
+        }
+        if (i > 0) {
+            r = bench_run_merge(&total, &one, err, sizeof(err));
+            bench_run_free(&one);
+            if (r < 0) {
+                fprintf(stderr, "secho: %s: %s\n", files[i], err);
+                goto out;
+            }
+        }
+    }
+    struct bench_str s = {0};
+    if (json) {
+        bench_format_json(&total.r, &s);
+        FILE *f = open_out(json_path);
+        bool ok = f && write_str(f, &s, json_path);
+        if (f && f != stdout && fclose(f) != 0)
+            ok = false;
+        bench_str_free(&s);
+        if (!ok)
+            goto out;
+    }
+    if (!json || json_path) {
+        bench_format_summary(&total.r, &s);
+        bool ok = write_str(stdout, &s, NULL);
+        bench_str_free(&s);
+        if (!ok)
+            goto out;
+    }
+    status = 0;
+out:
+    bench_run_free(&total);
+    bench_run_free(&one);
+    return status;
+}
+
+/* ---- the run ---- */
+
+/* Sleeps until the wall-clock time `at` (--start-at); false if interrupted. */
+static bool wait_until(double at)
+{
+    for (;;) {
+        if (interrupted)
+            return false;
+        double left = at - unix_now();
+        if (left <= 0)
+            return true;
+        if (left > 0.05)
+            left = 0.05;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(left * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int bench_main(int argc, char **argv)
 {
     const char *cmd = "bench";
     struct cli_common common;
     cli_common_init(&common);
     long conns = 10, size = 64, pipeline = 1, nthreads = 1;
-    double duration = 10, warmup = 1, timeout = -1;
-    const char *server_key = NULL, *noise_name = NULL;
-    bool json = false;
-    int opt;
+    double duration = 10, warmup = 1, timeout = -1, rate = 0, start_at = 0;
+    const char *server_key = NULL, *noise_name = NULL, *json_path = NULL, *ivl_path = NULL;
+    bool json = false, handshakes = false, intervals = false, merge = false, text = false;
+    bool pipeline_given = false;
+    char load_opt[40] = ""; /* an option --merge does not take */
+    int opt, li = -1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "c:s:d:h", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "c:s:d:h", long_opts, &li)) != -1) {
+        if (opt != OPT_JSON && opt != OPT_MERGE && opt != 'h' && opt != '?' && opt != ':') {
+            if (li >= 0)
+                snprintf(load_opt, sizeof(load_opt), "--%s", long_opts[li].name);
+            else
+                snprintf(load_opt, sizeof(load_opt), "-%c", opt);
+        }
+        li = -1;
         int r = cli_common_opt(&common, cmd, opt, optarg);
         if (r < 0)
             return 2;
@@ -675,6 +1353,7 @@ int bench_main(int argc, char **argv)
         case OPT_PIPELINE:
             if (!cli_parse_long(cmd, "pipeline", optarg, 1, 4096, &pipeline))
                 return 2;
+            pipeline_given = true;
             break;
         case OPT_THREADS:
             if (!cli_parse_long(cmd, "threads", optarg, 1, MAX_THREADS, &nthreads))
@@ -692,12 +1371,50 @@ int bench_main(int argc, char **argv)
             break;
         case OPT_JSON:
             json = true;
+            json_path = optarg;
+            break;
+        case OPT_RATE:
+            if (!cli_parse_seconds(cmd, "rate", optarg, 0.001, 1e8, &rate))
+                return 2;
+            break;
+        case OPT_HANDSHAKES:
+            handshakes = true;
+            break;
+        case OPT_PAYLOAD:
+            if (strcmp(optarg, "text") == 0)
+                text = true;
+            else if (strcmp(optarg, "random") == 0)
+                text = false;
+            else
+                return cli_usage_error(cmd, "--payload is random or text, not '%s'", optarg);
+            break;
+        case OPT_INTERVAL_JSON:
+            intervals = true;
+            ivl_path = optarg;
+            break;
+        case OPT_START_AT:
+            if (!cli_parse_seconds(cmd, "start-at", optarg, 1, 1e11, &start_at))
+                return 2;
+            if (start_at > unix_now() + 86400)
+                return cli_usage_error(cmd, "--start-at %s is more than a day ahead", optarg);
+            break;
+        case OPT_MERGE:
+            merge = true;
             break;
         case 'h':
             return cli_help(usage_head, 26, usage_tail);
         default:
             return cli_getopt_error(cmd, opt, argv, long_opts);
         }
+    }
+    if ((json_path && !*json_path) || (ivl_path && !*ivl_path))
+        return cli_usage_error(cmd, "--json= and --interval-json= need a file name");
+    if (merge) {
+        if (load_opt[0])
+            return cli_usage_error(cmd, "--merge takes only --json and files, not %s", load_opt);
+        if (optind >= argc)
+            return cli_usage_error(cmd, "--merge needs the JSON files of one or more runs");
+        return merge_main(argv + optind, argc - optind, json, json_path);
     }
     if (!cli_common_done(&common, cmd, argc, argv))
         return 2;
@@ -710,6 +1427,11 @@ int bench_main(int argc, char **argv)
         return 2;
     if (common.port == 0)
         return cli_usage_error(cmd, "port 0 cannot be connected to");
+    if (handshakes && rate > 0)
+        return cli_usage_error(cmd, "--rate and --handshakes cannot be combined");
+    if (handshakes && pipeline_given)
+        return cli_usage_error(cmd, "--pipeline does not apply to --handshakes (one message "
+                                    "per connection)");
     const struct proto_vt *vt = common.proto;
     /* One message is one record or datagram: bench does not split them as the client does. */
     size_t max = proto_max_msg(vt, common.udp);
@@ -721,14 +1443,23 @@ int bench_main(int argc, char **argv)
     if (timeout < 0)
         timeout = common.udp ? 1 : 10;
 
-    struct bench b = {
-        .vt = vt,
-        .udp = common.udp,
-        .stream = !common.udp && (vt->flags & PROTO_F_STREAM_ECHO),
-        .size = (size_t)size,
-        .pipeline = (unsigned)pipeline,
-        .timeout_ns = (uint64_t)(timeout * 1e9),
-    };
+    static struct bench b; /* big (the interval ring); one per process */
+    memset(&b, 0, sizeof(b));
+    b.vt = vt;
+    b.mode = handshakes ? MODE_HANDSHAKES : rate > 0 ? MODE_OPEN : MODE_CLOSED;
+    b.udp = common.udp;
+    b.stream = !common.udp && (vt->flags & PROTO_F_STREAM_ECHO);
+    b.payload = text ? BENCH_TEXT : b.stream ? BENCH_LINE : BENCH_BYTES;
+    b.size = (size_t)size;
+    b.pipeline = (unsigned)pipeline;
+    b.nconns = (unsigned)conns;
+    b.nworkers = (unsigned)nthreads;
+    b.timeout_ns = (uint64_t)(timeout * 1e9);
+    b.period_ns = rate > 0 ? 1e9 / rate : 0;
+    b.intervals = intervals;
+    pthread_mutex_init(&b.ivl_mu, NULL);
+    pthread_cond_init(&b.ivl_cv, NULL);
+
     char hostport[NET_ADDRSTRLEN + 256];
     net_format_hostport(common.host, common.port, hostport, sizeof(hostport));
     struct scratch_dir scratch = {0};
@@ -741,14 +1472,37 @@ int bench_main(int argc, char **argv)
         .dgram = common.udp,
     };
     int status = 1;
+    FILE *json_f = NULL, *ivl_f = NULL;
+    struct bench_chist *chists = calloc((size_t)conns, sizeof(*chists));
     struct bconn *cs = calloc((size_t)conns, sizeof(*cs));
     struct worker *ws = calloc((size_t)nthreads, sizeof(*ws));
+    uint64_t *conn_msgs = calloc((size_t)conns, sizeof(*conn_msgs));
+    static struct bench_hist hist, hs_hist;
     for (long i = 0; cs && i < conns; i++)
         cs[i].fd = -1;
-    if (!cs || !ws) {
+    for (long i = 0; ws && i < nthreads; i++)
+        ws[i].tfd = -1;
+    if (!cs || !ws || !chists || !conn_msgs) {
         fprintf(stderr, "secho: out of memory\n");
         goto out;
     }
+    if (intervals) {
+        for (unsigned i = 0; i < IVL_RING; i++) {
+            b.ring[i].hist = malloc(sizeof(struct bench_hist));
+            b.ring[i].hs = handshakes ? malloc(sizeof(struct bench_hist)) : NULL;
+            if (!b.ring[i].hist || (handshakes && !b.ring[i].hs)) {
+                fprintf(stderr, "secho: out of memory\n");
+                goto out;
+            }
+            bench_hist_init(b.ring[i].hist);
+            if (b.ring[i].hs)
+                bench_hist_init(b.ring[i].hs);
+        }
+    }
+    if (json_path && !(json_f = open_out(json_path)))
+        goto out;
+    if (intervals && !(ivl_f = open_out(ivl_path)))
+        goto out;
     cli_warn_unauthenticated(vt);
     signal(SIGPIPE, SIG_IGN);
 
@@ -768,16 +1522,51 @@ int bench_main(int argc, char **argv)
     }
 
     char err[256];
-    struct net_addr addr;
-    if (net_resolve(common.host, common.port, common.udp ? SOCK_DGRAM : SOCK_STREAM, &addr, err,
+    if (net_resolve(common.host, common.port, common.udp ? SOCK_DGRAM : SOCK_STREAM, &b.addr, err,
                     sizeof(err)) < 0) {
         fprintf(stderr, "secho: cannot connect to %s: %s\n", hostport, err);
         goto out;
     }
+    size_t frame = (size_t)size + 1024;
+    /* Bench never queues more than the pipeline, so out_high is the hard cap. */
+    b.cf = (struct conn_conf){
+        .vt = vt,
+        .pctx = NULL, /* set below, once the context exists */
+        .role = PROTO_CLIENT,
+        .in_limit = 2 * RECV_CHUNK + frame,
+        .out_limit = (size_t)pipeline * frame + RECV_CHUNK,
+        .out_high = (size_t)pipeline * frame + RECV_CHUNK,
+        .read_chunk = RECV_CHUNK,
+        .handshake_ms = (int)(timeout * 1000),
+    };
+    b.cf.pctx = b.ctx;
+    if (handshakes && !common.udp) {
+        /* Cycles connect in the loop; an unreachable server is reported at once. */
+        int fd = net_connect_tcp(&b.addr, (int)(timeout * 1000));
+        if (fd < 0) {
+            fprintf(stderr, "secho: cannot connect to %s: %s\n", hostport, strerror(-fd));
+            goto out;
+        }
+        close(fd);
+    }
     uint64_t seed = now_ns() ^ ((uint64_t)getpid() << 32);
     for (long i = 0; i < conns; i++) {
         struct bconn *c = &cs[i];
-        c->fd = common.udp ? net_connect_udp(&addr) : net_connect_tcp(&addr, (int)(timeout * 1000));
+        c->id = (unsigned)i;
+        c->ch = &chists[i];
+        bench_chist_init(c->ch);
+        buf_init(&c->out, (size_t)pipeline * frame + RECV_CHUNK);
+        buf_init(&c->hello, RECV_CHUNK);
+        if (bench_vfy_init(&c->vfy, (size_t)size, (unsigned)pipeline) < 0) {
+            fprintf(stderr, "secho: out of memory\n");
+            goto out;
+        }
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        c->rng = seed | 1;
+        if (handshakes)
+            continue; /* each cycle makes its own connection */
+        c->fd =
+            common.udp ? net_connect_udp(&b.addr) : net_connect_tcp(&b.addr, (int)(timeout * 1000));
         if (c->fd < 0) {
             fprintf(stderr, "secho: cannot connect to %s: %s\n", hostport, strerror(-c->fd));
             c->fd = -1;
@@ -787,28 +1576,8 @@ int bench_main(int argc, char **argv)
             fprintf(stderr, "secho: %s: %s\n", hostport, strerror(-r));
             goto out;
         }
-        size_t frame = (size_t)size + 1024;
-        buf_init(&c->out, (size_t)pipeline * frame + RECV_CHUNK);
-        buf_init(&c->hello, RECV_CHUNK);
-        c->payload = malloc((size_t)pipeline * (size_t)size);
-        c->slots = calloc((size_t)pipeline, sizeof(*c->slots));
-        if (!c->payload || !c->slots) {
-            fprintf(stderr, "secho: out of memory\n");
-            goto out;
-        }
         if (!common.udp) {
-            /* Bench never queues more than the pipeline, so out_high is the hard cap. */
-            const struct conn_conf cf = {
-                .vt = vt,
-                .pctx = b.ctx,
-                .role = PROTO_CLIENT,
-                .in_limit = 2 * RECV_CHUNK + frame,
-                .out_limit = (size_t)pipeline * frame + RECV_CHUNK,
-                .out_high = (size_t)pipeline * frame + RECV_CHUNK,
-                .read_chunk = RECV_CHUNK,
-                .handshake_ms = (int)(timeout * 1000),
-            };
-            r = conn_init(&c->conn, &cf, &bench_conn_ops, c, loop_clock_ms());
+            r = conn_init(&c->conn, &b.cf, &bench_conn_ops, c, loop_clock_ms());
             c->has_conn = true;
             if (r < 0) {
                 fprintf(stderr, "secho: %s: %s\n", hostport, proto_strerror(r));
@@ -825,8 +1594,6 @@ int bench_main(int argc, char **argv)
             }
             buf_reset(&c->out);
         }
-        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-        c->rng = seed | 1;
     }
 
     /* Workers get contiguous shares of the connections. */
@@ -844,6 +1611,28 @@ int bench_main(int argc, char **argv)
             fprintf(stderr, "secho: event loop: %s\n", strerror(errno));
             goto out;
         }
+        if (b.mode == MODE_OPEN &&
+            (w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) {
+            fprintf(stderr, "secho: timer: %s\n", strerror(errno));
+            goto out;
+        }
+        if (handshakes && !(w->hs_hist = malloc(sizeof(*w->hs_hist)))) {
+            fprintf(stderr, "secho: out of memory\n");
+            goto out;
+        }
+        if (w->hs_hist)
+            bench_hist_init(w->hs_hist);
+        if (intervals) {
+            w->ivl_hist = malloc(sizeof(*w->ivl_hist));
+            w->ivl_hs = handshakes ? malloc(sizeof(*w->ivl_hs)) : NULL;
+            if (!w->ivl_hist || (handshakes && !w->ivl_hs)) {
+                fprintf(stderr, "secho: out of memory\n");
+                goto out;
+            }
+            bench_hist_init(w->ivl_hist);
+            if (w->ivl_hs)
+                bench_hist_init(w->ivl_hs);
+        }
     }
 
     /* Workers run with SIGINT blocked, so that Ctrl-C reaches this thread's sleep. */
@@ -851,12 +1640,23 @@ int bench_main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (start_at > 0) {
+        double late_by = unix_now() - start_at;
+        if (late_by > 0.001)
+            fprintf(stderr, "secho: warning: starting %.3f s after --start-at\n", late_by);
+        if (!wait_until(start_at)) {
+            fprintf(stderr, "secho: interrupted before the start time\n");
+            goto out;
+        }
+    }
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     uint64_t start = now_ns();
+    double start_unix = unix_now() + warmup;
+    b.t0 = start;
     b.warm_ns = start + (uint64_t)(warmup * 1e9);
     atomic_init(&b.end_ns, b.warm_ns + (uint64_t)(duration * 1e9));
     atomic_init(&b.stopping, false);
@@ -870,8 +1670,8 @@ int bench_main(int argc, char **argv)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     bool tty = isatty(STDERR_FILENO) && started == nthreads;
-    uint64_t next_report = start + 1000000000u, last_done = 0;
-    bool all_dead = false;
+    uint64_t next_report = start + SEC_NS, last_done = 0, next_ivl = 0;
+    bool all_dead = false, ivl_ok = true;
     while (started == nthreads) {
         uint64_t t = now_ns();
         if (interrupted) {
@@ -894,9 +1694,11 @@ int bench_main(int argc, char **argv)
         }
         if (tty && t >= next_report) {
             progress(ws, (unsigned)nthreads, (double)(t - start) / 1e9,
-                     next_report - 1000000000u < b.warm_ns, &last_done, b.size);
-            next_report += 1000000000u;
+                     next_report - SEC_NS < b.warm_ns, &last_done, b.size);
+            next_report += SEC_NS;
         }
+        if (intervals && ivl_ok)
+            ivl_ok = ivl_drain(&b, &next_ivl, start_unix, ivl_f, ivl_path);
         uint64_t wake = atomic_load(&b.end_ns);
         if (tty && next_report < wake)
             wake = next_report;
@@ -912,33 +1714,79 @@ int bench_main(int argc, char **argv)
     if (started < nthreads)
         goto out;
 
-    static struct bench_hist hist;
+    uint64_t end = atomic_load(&b.end_ns), echoes = 0;
+    if (intervals) {
+        /* Each worker's last share: the intervals up to the one holding the window's end. */
+        uint64_t last = end > b.warm_ns ? (end - b.warm_ns - 1) / SEC_NS : 0;
+        for (long i = 0; i < nthreads; i++)
+            while (end > b.warm_ns && ws[i].ivl_idx <= last)
+                ivl_publish(&ws[i]);
+        if (ivl_ok)
+            ivl_ok = ivl_drain(&b, &next_ivl, start_unix, ivl_f, ivl_path);
+        if (!ivl_ok)
+            goto out;
+    }
     bench_hist_init(&hist);
+    bench_hist_init(&hs_hist);
     struct bench_result res = {
+        .mode = mode_names[b.mode],
         .proto = vt->name,
         .transport = common.udp ? "udp" : "tcp",
         .host = common.host,
+        .payload = text ? "text" : "random",
+        .noise_name = cli_popt_applies(CLI_POPT_NOISE_NAME, vt)
+                          ? (noise_name ? noise_name : "Noise_XX_25519_AESGCM_SHA256")
+                          : NULL,
         .port = common.port,
-        .connections = (unsigned)conns,
+        .connections = (uint64_t)conns,
         .threads = (unsigned)nthreads,
         .pipeline = (unsigned)pipeline,
         .size = (size_t)size,
+        .rate = rate,
         .warmup_s = warmup,
+        .start_unix = start_unix,
+        .runs = 1,
         .hist = &hist,
+        .conn_msgs = conn_msgs,
+        .slowest_conn = -1,
+        .hs_hist = handshakes ? &hs_hist : NULL,
     };
-    uint64_t end = atomic_load(&b.end_ns), echoes = 0;
     res.duration_s = (double)(end - b.warm_ns) / 1e9;
     int last_err = 0;
     for (long i = 0; i < nthreads; i++) {
         struct worker *w = &ws[i];
         bench_hist_merge(&hist, &w->hist);
+        if (w->hs_hist)
+            bench_hist_merge(&hs_hist, w->hs_hist);
         res.msgs += w->msgs;
         res.mismatch += w->mismatch;
         res.lost += w->lost;
         res.conn_errors += w->conn_errors;
+        res.late += w->late;
+        res.handshakes += w->handshakes;
+        if (w->lag_max > res.lag_max_ns)
+            res.lag_max_ns = w->lag_max;
         echoes += atomic_load(&w->echoes);
         if (atomic_load(&w->last_err))
             last_err = atomic_load(&w->last_err);
+    }
+    for (long i = 0; i < conns; i++) {
+        const struct bconn *c = &cs[i];
+        conn_msgs[i] = c->msgs;
+        if (c->ch->count) {
+            uint64_t p99 = bench_chist_percentile(c->ch, 99);
+            if (res.slowest_conn < 0 || p99 > res.slowest_p99_ns) {
+                res.slowest_p99_ns = p99;
+                res.slowest_conn = i;
+            }
+        }
+        if (b.mode == MODE_OPEN)
+            res.unsent += unsent_of(&b, c, b.warm_ns, end);
+    }
+    res.late += res.unsent;
+    if (res.duration_s > 0) {
+        res.msgs_per_s = (double)res.msgs / res.duration_s;
+        res.handshakes_per_s = (double)res.handshakes / res.duration_s;
     }
     if (common.udp && echoes == 0) {
         /* Connected UDP sockets only learn of a missing server from an ICMP error, or from
@@ -947,13 +1795,24 @@ int bench_main(int argc, char **argv)
                 last_err ? proto_strerror(last_err) : "no echo from the server");
         goto out;
     }
-    char text[2048];
-    if (json)
-        bench_format_json(&res, text, sizeof(text));
-    else
-        bench_format_summary(&res, text, sizeof(text));
-    fputs(text, stdout);
-    fflush(stdout);
+    if (handshakes && res.handshakes == 0 && last_err) {
+        fprintf(stderr, "secho: cannot connect to %s: %s\n", hostport, proto_strerror(last_err));
+        goto out;
+    }
+    struct bench_str s = {0};
+    bool ok = true;
+    if (json) {
+        bench_format_json(&res, &s);
+        ok = write_str(json_f ? json_f : stdout, &s, json_path);
+        bench_str_free(&s);
+    }
+    if (ok && (!json || json_path)) {
+        bench_format_summary(&res, &s);
+        ok = write_str(stdout, &s, NULL);
+        bench_str_free(&s);
+    }
+    if (!ok)
+        goto out;
     if (all_dead) {
         fprintf(stderr, "secho: %s: every connection failed (last: %s)\n", hostport,
                 proto_strerror(last_err));
@@ -963,12 +1822,34 @@ int bench_main(int argc, char **argv)
 out:
     for (long i = 0; cs && i < conns; i++)
         conn_release(vt, &cs[i]);
-    for (long i = 0; ws && i < nthreads; i++)
+    for (long i = 0; ws && i < nthreads; i++) {
         loop_free(ws[i].loop);
+        if (ws[i].tfd >= 0)
+            close(ws[i].tfd);
+        free(ws[i].hs_hist);
+        free(ws[i].ivl_hist);
+        free(ws[i].ivl_hs);
+    }
+    for (unsigned i = 0; i < IVL_RING; i++) {
+        free(b.ring[i].hist);
+        free(b.ring[i].hs);
+    }
     if (b.ctx && vt->ctx_free)
         vt->ctx_free(b.ctx);
     scratch_remove(&scratch);
+    if (json_f && json_f != stdout && fclose(json_f) != 0 && status == 0) {
+        fprintf(stderr, "secho: cannot write %s: %s\n", json_path, strerror(errno));
+        status = 1;
+    }
+    if (ivl_f && ivl_f != stdout && fclose(ivl_f) != 0 && status == 0) {
+        fprintf(stderr, "secho: cannot write %s: %s\n", ivl_path, strerror(errno));
+        status = 1;
+    }
+    pthread_mutex_destroy(&b.ivl_mu);
+    pthread_cond_destroy(&b.ivl_cv);
     free(cs);
     free(ws);
+    free(chists);
+    free(conn_msgs);
     return status;
 }
