@@ -551,8 +551,8 @@ static void test_format(void)
     bench_format_summary(&r, &out);
     CHECK(!out.failed);
     const char *swant[] = {
-        "plain/tcp ho\"st\\ port 9090: 4 connections on 1 thread, 100-byte random messages, "
-        "pipeline 2\n",
+        ("plain/tcp ho\"st\\ port 9090: 4 connections on 1 thread, 100-byte random messages, "
+         "pipeline 2\n"),
         "open loop: 50 msgs/s offered",
         "100 (50 msgs/s)",
         "0.01 MB/s",
