@@ -72,9 +72,12 @@ static inline size_t buf_len(const struct buf *b)
 {
     return b->wr - b->rd;
 }
+/* The unread bytes; never NULL: an empty buffer that holds no storage (buffers are taken on
+ * demand) gives a pointer to an empty static byte, so callers may pass it with length 0. */
 static inline const uint8_t *buf_head(const struct buf *b)
 {
-    return b->data + b->rd;
+    static const uint8_t none[1];
+    return b->data ? b->data + b->rd : none;
 }
 static inline bool buf_empty(const struct buf *b)
 {
