@@ -644,7 +644,7 @@ static void test_fernet_pipelined_under_backpressure(void)
     CHECK_INT(client_read(vt, cc, r.wire, key, &cout, &m), PROTO_HANDSHAKE);
     enum { N = 14 };
     for (int i = 0; i < N; i++) {
-        char text[8];
+        char text[16];
         snprintf(text, sizeof(text), "m%02d", i);
         CHECK_INT(vt->conn_write(cc, (const uint8_t *)text, 3, &cout), 0);
     }
@@ -665,7 +665,7 @@ static void test_fernet_pipelined_under_backpressure(void)
         off += used;
         if (ret != PROTO_MSG)
             break;
-        char text[8];
+        char text[16];
         snprintf(text, sizeof(text), "m%02d", got);
         CHECK(m.len == 3 && memcmp(m.data, text, 3) == 0);
         got++;
