@@ -233,12 +233,14 @@ static int proto_fail(struct client *c, int r, const char *why)
 }
 
 /* Queues one line (without its newline) as one message, or as several records when it is
- * longer than one record carries. Returns 0 or <0. */
-static int send_line(struct client *c, const uint8_t *p, size_t n)
+ * longer than one record carries; *taken: how many of its n bytes went (fewer when the rest
+ * waits for the engine to take more). Returns 0 or <0. */
+static int send_line(struct client *c, const uint8_t *p, size_t n, size_t *taken)
 {
-    int r = client_echo_send_line(&c->echo, &c->conn, c->vt, p, n);
+    int r = client_echo_send_line(&c->echo, &c->conn, c->vt, p, n, taken);
     if (r == CLIENT_ECHO_EMPTY) {
         fprintf(stderr, "secho: %s cannot carry an empty message; not sent\n", c->vt->name);
+        *taken = n;
         return 0;
     }
     return r;
@@ -249,19 +251,24 @@ static int take_lines(struct client *c)
 {
     while (!c->echo.leaving && conn_can_send(&c->conn) && client_echo_room(&c->echo)) {
         const uint8_t *p = buf_head(&c->line);
-        size_t n = buf_len(&c->line);
+        size_t n = buf_len(&c->line), taken = 0;
         const uint8_t *nl = n ? memchr(p, '\n', n) : NULL; /* p is NULL before any input */
         if (!nl) {
             if (!c->stdin_eof || n == 0)
                 return 0;
-            int r = send_line(c, p, n); /* a last line without newline */
-            buf_consume(&c->line, n);
+            int r = send_line(c, p, n, &taken); /* a last line without newline */
+            buf_consume(&c->line, r < 0 ? n : taken);
+            if (r < 0 || taken == n)
+                return r;
+            continue; /* the rest of it once the engine takes more */
+        }
+        int r = send_line(c, p, (size_t)(nl - p), &taken);
+        if (r < 0) {
+            buf_consume(&c->line, (size_t)(nl - p) + 1);
             return r;
         }
-        int r = send_line(c, p, (size_t)(nl - p));
-        buf_consume(&c->line, (size_t)(nl - p) + 1);
-        if (r < 0)
-            return r;
+        /* A line queued in part keeps its rest (and newline) for the next call. */
+        buf_consume(&c->line, taken + (taken == (size_t)(nl - p)));
     }
     return 0;
 }

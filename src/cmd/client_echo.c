@@ -19,8 +19,10 @@ bool client_echo_room(const struct client_echo *e)
 }
 
 int client_echo_send_line(struct client_echo *e, struct conn *conn, const struct proto_vt *vt,
-                          const uint8_t *p, size_t n)
+                          const uint8_t *p, size_t n, size_t *taken)
 {
+    size_t whole = n;
+    *taken = 0;
     if (n > 0 && p[n - 1] == '\r')
         n--;
     if (e->stream) {
@@ -31,23 +33,46 @@ int client_echo_send_line(struct client_echo *e, struct conn *conn, const struct
             return r;
         e->owed += (long long)n + 1;
     } else {
+        bool resumed = e->mid_line;
+        if (resumed && n == 0) { /* only the '\r' was left: the line is all queued */
+            e->mid_line = false;
+            *taken = whole;
+            return 0;
+        }
         /* Largest message one record carries; longer lines are split. */
         size_t max = proto_max_msg(vt, false);
         size_t off = 0;
         uint32_t parts = 0;
         do {
+            if (parts > 0 && !conn_can_send(conn))
+                break; /* the rest goes in a later call */
             size_t k = n - off < max ? n - off : max;
             int r = conn_send_msg(conn, p + off, k);
             if (r == -EINVAL && n == 0)
                 return CLIENT_ECHO_EMPTY;
-            if (r < 0)
+            if (r < 0 && parts == 0)
                 return r;
+            if (r < 0)
+                break; /* what went stays queued; the rest goes in a later call */
             e->owed++;
             parts++;
             off += k;
         } while (off < n);
-        e->parts[(e->parts_head + e->parts_len++) % CLIENT_LINES_IN_FLIGHT] = parts;
+        if (resumed)
+            e->parts[(e->parts_head + e->parts_len - 1) % CLIENT_LINES_IN_FLIGHT] += parts;
+        else
+            e->parts[(e->parts_head + e->parts_len++) % CLIENT_LINES_IN_FLIGHT] = parts;
+        e->mid_line = off < n;
+        if (e->mid_line) {
+            *taken = off;
+            return 0;
+        }
+        if (resumed) {
+            *taken = whole;
+            return 0;
+        }
     }
+    *taken = whole;
     if ((n == 4 && memcmp(p, "exit", 4) == 0) || (n == 8 && memcmp(p, "shutdown", 8) == 0)) {
         e->leaving = true;
         e->shutdown_sent = n == 8;
@@ -108,10 +133,16 @@ bool client_echo_on_message(struct client_echo *e, const struct proto_msg *m, bo
     bool eol = m->last;
     if (m->last && e->parts_len > 0 && --e->parts[e->parts_head] > 0) {
         eol = false; /* more records of the same line follow */
+    } else if (m->last && e->parts_len == 1 && e->mid_line) {
+        eol = false; /* the rest of the line is still to be queued: its entry stays */
     } else if (m->last && e->parts_len > 0) {
         e->parts_head = (e->parts_head + 1) % CLIENT_LINES_IN_FLIGHT;
         e->parts_len--;
     }
     *newline = eol;
-    return m->last && --e->owed <= 0;
+    if (!m->last)
+        return false;
+    if (e->owed > 0) /* a message nobody asked for (a misbehaving server) owes nothing back */
+        e->owed--;
+    return e->owed == 0 && !e->mid_line;
 }

@@ -23,6 +23,7 @@ struct client_echo {
      * goes out as several, and its echoes are printed back as one line. */
     uint32_t parts[CLIENT_LINES_IN_FLIGHT];
     unsigned parts_head, parts_len;
+    bool mid_line;       /* the newest line is queued in part (client_echo_send_line) */
     bool leaving;        /* `exit` or `shutdown` was queued: no more lines */
     bool shutdown_sent;  /* `shutdown` was queued and not refused */
     uint64_t answer_due; /* `shutdown` sent: when to stop waiting for its answer (client.c) */
@@ -41,18 +42,23 @@ void client_echo_init(struct client_echo *e, bool stream);
 
 /* Queues one line (without its newline; a trailing '\r' is dropped) on conn: plain TCP the
  * bytes and a '\n', otherwise one message, or several records when it is longer than one
- * record of vt carries. `exit` and `shutdown` mark the account as leaving. Returns 0,
- * CLIENT_ECHO_EMPTY, or <0 from conn_send_msg (then the account is as before, apart from the
- * records of the line already queued). */
+ * record of vt carries. A line of more records than conn takes at once (each paced record
+ * holds a pause mark) is queued in parts: *taken says how many of the n bytes went (at least
+ * one record's worth), and the caller calls again with the rest of the same line once
+ * conn_can_send holds; the echoes of all its parts still print as one line. `exit` and
+ * `shutdown` (a line queued whole) mark the account as leaving. Returns 0, CLIENT_ECHO_EMPTY
+ * (nothing queued: vt carries no empty message), or <0 from conn_send_msg (then nothing of
+ * these n bytes was queued and the account is as before). */
 int client_echo_send_line(struct client_echo *e, struct conn *conn, const struct proto_vt *vt,
-                          const uint8_t *p, size_t n);
+                          const uint8_t *p, size_t n, size_t *taken);
 
 /* True while another line may be queued (fewer than CLIENT_LINES_IN_FLIGHT in flight). */
 bool client_echo_room(const struct client_echo *e);
 
 /* Accounts for one message or fragment from the server, all of whose bytes the client prints;
- * *newline says whether a '\n' follows them (the last record of a line's echo). A refusal of
- * `shutdown` clears leaving and shutdown_sent. Returns true when nothing more is owed (the
+ * *newline says whether a '\n' follows them (the last record of a line's echo: never while
+ * the rest of that line is still to be queued). A refusal of `shutdown` clears leaving and
+ * shutdown_sent. Returns true when nothing more is owed and no line is queued in part (the
  * prompt is due). */
 bool client_echo_on_message(struct client_echo *e, const struct proto_msg *m, bool *newline);
 
