@@ -10,6 +10,7 @@ import unittest
 
 from cryptography.fernet import Fernet
 
+import noise_peer
 from harness import T, each_model, peer_of, recv_exact, tcp_connect
 
 TRICKLE_GAP = 0.4  # seconds between bytes: well inside the idle timeout, never a whole record
@@ -59,6 +60,23 @@ class SlowRecord:
         f2 = Fernet(recv_exact(sock2, 44))
         sock2.sendall(f2.encrypt(b"in time"))
         self.assertEqual(f2.decrypt(recv_exact(sock2, fernet_token_len(7))), b"in time")
+
+    def test_secure_trickled_record_times_out(self):
+        # The slowloris: after the handshake, announce a 65535-byte record, then
+        # trickle its body a byte at a time; every byte refreshes the idle timer, none
+        # completes the record.
+        srv = self.start_server("-P", "secure", "--record-timeout", "1", "--idle-timeout", "30")
+        sock = tcp_connect(self, srv.port)
+        priv, _ = noise_peer.new_static()
+        s = noise_peer.connect(sock, noise_peer.SUITES[0], priv)
+        s.send(b"whole")  # a record in time is served
+        self.assertEqual(s.recv(), b"whole")
+        took = trickle_until_closed(sock, b"\xff\xff" + bytes(64), T(10))
+        self.assertIsNotNone(took, "a trickled record was never cut off")
+        self.assertGreaterEqual(took, 0.9)
+        peer = peer_of(sock)
+        srv.log.wait_for(event="timeout", what="record", peer=peer)
+        srv.log.wait_for(event="disconnect", reason="timeout", peer=peer)
 
     def test_plain_trickled_line_is_not_cut(self):
         srv = self.start_server("-P", "plain", "--record-timeout", "1")
