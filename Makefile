@@ -9,7 +9,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 9090
 RUNARGS ?= -P plain
 
-.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench fuzz format format-check lint install uninstall clean
+.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench fuzz fuzz-build fuzz-seeds format format-check lint install uninstall clean
 
 all: build
 
@@ -35,24 +35,52 @@ test-tsan:
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  $(CTEST) --output-on-failure -j $(JOBS) -L tsan
 
-# A short libFuzzer run of every target (frame parser, handshake readers, lab parsers).
+# libFuzzer: `make fuzz` builds every target (clang) in $(BUILD)-fuzz and runs each for
+# FUZZ_SECONDS over a scratch copy of its seed corpus fuzz/corpus/NAME (the seeds in the
+# repo are never written), printing the executions it reached; FUZZ_TARGETS=fuzz_x picks
+# some. `make test` runs a short pass (FUZZ_SECONDS=10) of every target. `make fuzz-seeds`
+# merges what a run found into the seed corpora (libFuzzer -merge=1: only inputs that add
+# coverage are kept).
 FUZZ_SECONDS ?= 10
+FUZZ_TARGETS ?= $(notdir $(basename $(wildcard fuzz/fuzz_*.c)))
+FUZZ_MAX_LEN ?= 8192
+
 test-fuzz: fuzz
-	@set -e; for f in $(BUILD)-fuzz/fuzz_*; do \
-	  [ -x "$$f" ] || continue; corpus=$$(mktemp -d); \
-	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
-	  if ! "$$f" -max_total_time=$(FUZZ_SECONDS) "$$corpus" > "$$corpus.log" 2>&1; then \
-	    tail -n 60 "$$corpus.log"; echo "fuzz: $$f FAILED"; exit 1; fi; \
-	  tail -n 1 "$$corpus.log"; rm -rf "$$corpus" "$$corpus.log"; done
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  f=$(BUILD)-fuzz/$$t; [ -x "$$f" ] || { echo "fuzz: no target $$t"; exit 1; }; \
+	  work=$$(mktemp -d); mkdir -p "$$work/corpus"; \
+	  if [ -d fuzz/corpus/$$t ]; then cp -r fuzz/corpus/$$t/. "$$work/corpus/"; fi; \
+	  seeds=$$(ls "$$work/corpus" | wc -l); \
+	  if ! "$$f" -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -print_final_stats=1 \
+	       -artifact_prefix="$$work/" "$$work/corpus" > "$$work/log" 2>&1; then \
+	    tail -n 60 "$$work/log"; cp "$$work"/crash-* "$$work"/leak-* "$$work"/timeout-* . 2>/dev/null || true; \
+	    echo "fuzz: $$t FAILED (the input is saved in the current directory)"; exit 1; fi; \
+	  execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' "$$work/log"); \
+	  cov=$$(grep -o 'cov: [0-9]*' "$$work/log" | tail -n 1); \
+	  printf 'fuzz: %-24s %10s executions in %s s, %s seeds -> %s inputs, %s\n' "$$t" "$$execs" \
+	    "$(FUZZ_SECONDS)" "$$seeds" "$$(ls "$$work/corpus" | wc -l)" "$$cov"; \
+	  if [ -n "$(FUZZ_KEEP)" ]; then mkdir -p "$(FUZZ_KEEP)/$$t"; cp -r "$$work/corpus/." "$(FUZZ_KEEP)/$$t/"; fi; \
+	  rm -rf "$$work"; done
+
+fuzz-build:
+	@$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DSECHO_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS)
+
+# Runs every target for FUZZ_SECONDS (default here 60) and merges the inputs that add
+# coverage into fuzz/corpus/NAME.
+fuzz-seeds: fuzz-build
+	@set -e; keep=$$(mktemp -d); \
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(SEED_SECONDS),60) FUZZ_KEEP=$$keep; \
+	for t in $(FUZZ_TARGETS); do mkdir -p fuzz/corpus/$$t; \
+	  $(BUILD)-fuzz/$$t -merge=1 -max_len=$(FUZZ_MAX_LEN) fuzz/corpus/$$t "$$keep/$$t" > /dev/null 2>&1; \
+	  echo "fuzz-seeds: $$t $$(ls fuzz/corpus/$$t | wc -l) seeds"; done; rm -rf "$$keep"
 
 test: test-fast test-fuzz test-asan test-tsan
 
 bench: build
 	./bench/run.sh $(BUILD)/secho
-
-fuzz:
-	@$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DSECHO_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	@$(CMAKE) --build $(BUILD)-fuzz -j $(JOBS)
 
 C_FILES = $(shell find src tests/unit fuzz bench -name '*.[ch]' | sort)
 

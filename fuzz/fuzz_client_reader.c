@@ -29,6 +29,7 @@
 #include <errno.h>
 
 #include "client_echo.h"
+#include "fuzz_proto.h"
 #include "fuzz_util.h"
 #include "proto.h"
 #include "service.h"
@@ -67,14 +68,9 @@ static struct {
 
 static void *make_ctx(int pi, enum proto_role role, const char *key, const char *pin)
 {
-    struct proto_opts o = {.max_msg = 65535, .key_file = key, .server_key = pin};
-    void *ctx = NULL;
-    char err[PROTO_ERRLEN] = "";
-    if (vts[pi]->ctx_new && vts[pi]->ctx_new(&o, role, &ctx, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ctx_new: %s\n", err);
-        abort();
-    }
-    return ctx;
+    return fuzz_proto_ctx(vts[pi], role, key, pin);
+}
+return ctx;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

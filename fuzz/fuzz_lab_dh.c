@@ -20,12 +20,23 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "fuzz_proto.h"
 #include "proto.h"
 
 static void *server_ctx, *client_ctx;
 static _Alignas(max_align_t) uint8_t ready_conn[8192];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+/* A record is 1..1024 bytes, and echoing what was accepted must work. */
+static int echo_record(const struct proto_vt *vt, void *conn, const struct proto_msg *m,
+                       struct buf *out)
+{
+    FUZZ_CHECK(m->len >= 1 && m->len <= 1024);
+    FUZZ_CHECK(vt->conn_write(conn, m->data, m->len, out) == 0);
+    buf_reset(out); /* as if sent */
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void die(const char *what, int r)
@@ -144,30 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(conn, 0, proto_lab_dh.conn_size);
         r = proto_lab_dh.conn_init(conn, server_ctx, PROTO_SERVER, &out);
     }
-    for (size_t off = 0; r >= 0 && off < size;) {
-        size_t end = off + chunk < size ? off + chunk : size;
-        while (r >= 0) {
-            struct proto_msg m;
-            size_t n = end - off;
-            r = proto_lab_dh.conn_read(conn, data + off, &n, &out, &m);
-            if (n > end - off)
-                abort(); /* consumed more than given */
-            off += n;
-            if (r == PROTO_NEED_MORE) {
-                if (off != end)
-                    abort(); /* NEED_MORE must consume everything */
-                break;
-            }
-            if (r == PROTO_MSG) {
-                if (m.len == 0 || m.len > 1024)
-                    abort(); /* a record is 1..1024 bytes */
-                if (proto_lab_dh.conn_write(conn, m.data, m.len, &out) < 0)
-                    abort();     /* echoing what was accepted must work */
-                buf_reset(&out); /* as if sent */
-            }
-        }
-        buf_reset(&out);
-    }
+    fuzz_feed_server(&proto_lab_dh, conn, r, data, size, chunk, &out, echo_record, 0);
     proto_lab_dh.conn_free(conn);
     buf_free(&out);
     return 0;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "keys.h"
+#include "fuzz_proto.h"
 #include "proto.h"
 
 static void *ctx;
@@ -51,25 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(conn, 0, proto_secure.conn_size);
     buf_init(&out, 1 << 20);
     int r = proto_secure.conn_init(conn, ctx, PROTO_SERVER, &out);
-    for (size_t off = 0; r >= 0 && off < size;) {
-        size_t end = off + chunk < size ? off + chunk : size;
-        while (r >= 0) {
-            struct proto_msg m;
-            size_t n = end - off;
-            r = proto_secure.conn_read(conn, data + off, &n, &out, &m);
-            if (n > end - off)
-                abort(); /* consumed more than given */
-            off += n;
-            if (r == PROTO_NEED_MORE) {
-                if (off != end)
-                    abort(); /* NEED_MORE must consume everything */
-                break;
-            }
-            if (r == PROTO_MSG && proto_secure.conn_write(conn, m.data, m.len, &out) < 0)
-                break;
-        }
-        buf_reset(&out); /* as if sent */
-    }
+    fuzz_feed_server(&proto_secure, conn, r, data, size, chunk, &out, fuzz_echo_msg, 0);
     proto_secure.conn_free(conn);
     buf_free(&out);
     return 0;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "fuzz_proto.h"
 #include "proto.h"
 
 static void *ctx;
@@ -40,27 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     buf_init(&out, 1 << 20);
     int r = proto_conn_new(&proto_tls, ctx, PROTO_SERVER, &out, &conn);
-    for (size_t off = 0; r >= 0 && off < size;) {
-        size_t end = off + chunk < size ? off + chunk : size;
-        while (r >= 0) {
-            struct proto_msg m;
-            size_t n = end - off;
-            r = proto_tls.conn_read(conn, data + off, &n, &out, &m);
-            if (n > end - off)
-                abort(); /* consumed more than given */
-            off += n;
-            if (r == PROTO_NEED_MORE) {
-                if (off != end)
-                    abort(); /* NEED_MORE must consume everything */
-                break;
-            }
-            if (r == PROTO_MSG && proto_tls.conn_write(conn, m.data, m.len, &out) < 0)
-                break;
-        }
-        if (buf_len(&out) > 64 * 1024)
-            abort();     /* a server flight or an echo, never more */
-        buf_reset(&out); /* as if sent */
-    }
+    /* A server flight or an echo is owed after a read, never more. */
+    fuzz_feed_server(&proto_tls, conn, r, data, size, chunk, &out, fuzz_echo_msg, 64 * 1024);
     proto_conn_free(&proto_tls, conn);
     buf_free(&out);
     return 0;
