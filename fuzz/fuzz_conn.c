@@ -87,8 +87,6 @@ static void *make_ctx(int pi, enum proto_role role, const char *key, const char 
 {
     return fuzz_proto_ctx(vts[pi], role, key, pin);
 }
-return ctx;
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
