@@ -1,8 +1,9 @@
 # libFuzzer targets (clang only): -DSECHO_FUZZ=ON -DCMAKE_C_COMPILER=clang.
 # The layer libraries are instrumented for coverage (fuzzer-no-link), ASan and UBSan (any
 # undefined behaviour aborts, so libFuzzer keeps the input); each target links the fuzzer
-# runtime. Run e.g. ./fuzz_secure_server -max_total_time=60 ../fuzz/corpus/fuzz_secure_server,
-# or `make fuzz FUZZ_SECONDS=60` for all of them over a copy of their seeds.
+# runtime. Run e.g. ./fuzz_secure_server -max_total_time=60 CORPUS_DIR fuzz/corpus/fuzz_secure_server
+# (new inputs go to the first directory), or `make fuzz FUZZ_SECONDS=60` for all of them over
+# a copy of their seeds.
 if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "SECHO_FUZZ needs clang (-DCMAKE_C_COMPILER=clang)")
 endif()
