@@ -144,26 +144,38 @@ static void fail(struct conn *c, int err, uint64_t now)
     conn_drain(c, CONN_REASON_ERROR, now + CONN_DRAIN_MS);
 }
 
-/* Whether the record deadline applies: a framed protocol, a limit set, the handshake done
- * (before it, handshake_ms bounds the peer). */
+/* Whether the record deadline applies: a limit set, the handshake done (before it,
+ * handshake_ms bounds the peer). */
 static bool record_timed(const struct conn *c)
 {
-    return c->conf.record_ms > 0 && c->ready && !(c->conf.vt->flags & PROTO_F_UNFRAMED);
+    return c->conf.record_ms > 0 && c->ready;
 }
 
 /* After one conn_read call that took `used` bytes and returned r: a whole message (or the
- * handshake) ends the record in progress, and so does any fragment of a stream-echo
- * protocol (its lines may be of any length: a fragment is what one record carried); other
- * bytes taken start one (its clock runs from the first of them). */
+ * handshake) ends the record in progress, and so does any fragment of a framed stream-echo
+ * protocol (tls: its lines may be of any length, a fragment is what one record carried);
+ * other bytes taken start one (its clock runs from the first of them). An unframed stream
+ * (plain) has lines, not records: a line in progress is held to the same bound, but every
+ * CONN_LINE_PROGRESS bytes of it restart its clock, so a stream without newlines flows at
+ * any real rate while one trickled a byte at a time does not hold the connection forever. */
 static void track_record(struct conn *c, int r, const struct proto_msg *m, size_t used,
                          uint64_t now)
 {
-    bool stream = c->conf.vt->flags & PROTO_F_STREAM_ECHO;
-    if (r == PROTO_HANDSHAKE || r == PROTO_CLOSED || (r == PROTO_MSG && (m->last || stream))) {
+    unsigned flags = c->conf.vt->flags;
+    bool framed_stream = (flags & PROTO_F_STREAM_ECHO) && !(flags & PROTO_F_UNFRAMED);
+    if (r == PROTO_HANDSHAKE || r == PROTO_CLOSED ||
+        (r == PROTO_MSG && (m->last || framed_stream))) {
         c->in_record = false;
     } else if (used > 0 && !c->in_record && c->ready) {
         c->in_record = true;
         c->record_start = now;
+        c->record_bytes = used;
+    } else if (used > 0 && c->in_record && (flags & PROTO_F_UNFRAMED)) {
+        c->record_bytes += used;
+        if (c->record_bytes >= CONN_LINE_PROGRESS) {
+            c->record_start = now;
+            c->record_bytes = 0;
+        }
     }
 }
 

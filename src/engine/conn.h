@@ -82,6 +82,9 @@ enum conn_fault {
 /* How long a peer that stopped reading may keep a closing connection (exit, eof, error). */
 #define CONN_DRAIN_MS 10000
 
+/* Unframed streams (plain): the bytes of one line that restart its record_ms clock. */
+#define CONN_LINE_PROGRESS 1024
+
 /* Pause after each paced part: a notebook peer reads each part with its own recv(1024). */
 #define CONN_PACE_MS 60
 
@@ -137,9 +140,10 @@ struct conn_conf {
      * one (bytes the protocol took in the same read that completed the previous message, as
      * lab-fernet does with a pipelined token, start it at the next arrival). For a
      * stream-echo protocol over records (tls) the record is the protocol's own (a line may
-     * be of any length and pace): every fragment it hands over ends one. Not applied to
-     * unframed protocols (plain): they hold nothing back (every byte is echoed as it comes),
-     * so only idle_ms bounds them. 0 = none. */
+     * be of any length and pace): every fragment it hands over ends one. For an unframed
+     * protocol (plain) the bound is on a line: it must end ('\n') within record_ms of its
+     * first byte or of the last CONN_LINE_PROGRESS bytes of it, whichever is later (a
+     * minimum rate, so a stream without newlines flows while a trickle is closed). 0 = none. */
     int record_ms;
     int linger_ms; /* after our half-close, how long to wait for the peer's FIN */
 };
@@ -155,14 +159,15 @@ struct conn {
     struct buf_marks *marks; /* pause marks of out, allocated for PROTO_F_PACED protocols */
     enum conn_state state;
     enum conn_reason reason;
-    bool ready;     /* handshake done */
-    bool peer_eof;  /* the peer half-closed */
-    bool paused;    /* sending waits until pause_until (pacing) */
-    bool shut_owed; /* CONN_WANT_SHUT_WR not yet acknowledged */
-    bool failed;    /* on_fault was called */
-    bool waiting;   /* client DRAIN: all went out, the deadline is the wait for the answer */
-    bool in_record; /* the protocol holds part of a record since record_start */
-    bool said_bye;  /* the protocol's goodbye (proto_vt.conn_goodbye) was asked for */
+    bool ready;            /* handshake done */
+    bool peer_eof;         /* the peer half-closed */
+    bool paused;           /* sending waits until pause_until (pacing) */
+    bool shut_owed;        /* CONN_WANT_SHUT_WR not yet acknowledged */
+    bool failed;           /* on_fault was called */
+    bool waiting;          /* client DRAIN: all went out, the deadline is the wait for the answer */
+    bool in_record;        /* the protocol holds part of a record since record_start */
+    uint32_t record_bytes; /* unframed: bytes of the line in progress since record_start */
+    bool said_bye;         /* the protocol's goodbye (proto_vt.conn_goodbye) was asked for */
     /* Server: reading stopped for back-pressure before the protocol said PROTO_NEED_MORE, so
      * it may hold whole messages (lab-fernet takes up to a token's worth of input ahead)
      * with no input left in `in`: the protocol is called again once the output drains. */

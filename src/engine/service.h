@@ -50,7 +50,7 @@ struct server_conf {
     long max_conns;
     int idle_timeout_ms;      /* 0 = none */
     int handshake_timeout_ms; /* 0 = none */
-    int record_timeout_ms;    /* TCP, framed protocols: a record's bound (conn_conf.record_ms) */
+    int record_timeout_ms;    /* TCP: a record's (plain: a line's) bound (conn_conf.record_ms) */
     const struct proto_vt *proto;
     struct proto_opts popts;
     const char *pid_file; /* --pid-file, or NULL */

@@ -2,7 +2,8 @@
 """--record-timeout (issue #10, slow-record slowloris): a peer that trickles a record a byte at
 a time, each byte refreshing the idle timer, is disconnected with reason timeout once the
 record is still incomplete record-timeout seconds after its first byte; a whole record in
-time is served, and plain (no records) is bounded by the idle timeout only."""
+time is served. plain has lines, not records: a line must end within the timeout of its first
+byte or of its last KiB, so a trickle is cut while a stream without newlines flows."""
 
 import select
 import time
@@ -78,19 +79,43 @@ class SlowRecord:
         srv.log.wait_for(event="timeout", what="record", peer=peer)
         srv.log.wait_for(event="disconnect", reason="timeout", peer=peer)
 
-    def test_plain_trickled_line_is_not_cut(self):
+    def test_plain_trickled_line_times_out(self):
+        # A plain line trickled a byte at a time: every byte is echoed as it comes, yet the
+        # line never ends, so it is cut at the record timeout like a record.
+        srv = self.start_server("-P", "plain", "--record-timeout", "1", "--idle-timeout", "30")
+        sock = tcp_connect(self, srv.port)
+        sock.sendall(b"a whole line in time\n")
+        self.assertEqual(recv_exact(sock, 21), b"a whole line in time\n")
+        start, took = time.monotonic(), None
+        while took is None and time.monotonic() - start < T(10):
+            try:
+                sock.sendall(b"x")
+                echo = sock.recv(1)  # each byte comes back at once
+            except (BrokenPipeError, ConnectionResetError):
+                echo = b""
+            if echo == b"":
+                took = time.monotonic() - start
+            time.sleep(TRICKLE_GAP)
+        self.assertIsNotNone(took, "a trickled line was never cut off")
+        self.assertGreaterEqual(took, 0.9)
+        peer = peer_of(sock)
+        srv.log.wait_for(event="timeout", what="record", peer=peer)
+        srv.log.wait_for(event="disconnect", reason="timeout", peer=peer)
+
+    def test_plain_stream_without_newlines_flows(self):
+        # RFC 862: a stream that never has a newline is echoed for as long as it flows at a
+        # real rate (a KiB and more per record timeout), well past the record timeout.
         srv = self.start_server("-P", "plain", "--record-timeout", "1")
         sock = tcp_connect(self, srv.port)
-        # Six bytes, no newline, over 2.4 s: longer than the record timeout; every byte
-        # is echoed as it comes and the connection stays open.
-        for ch in b"slowly":
-            sock.sendall(bytes([ch]))
-            self.assertEqual(recv_exact(sock, 1), bytes([ch]))
+        chunk = b"y" * 2048
+        start = time.monotonic()
+        while time.monotonic() - start < 2.5:
+            sock.sendall(chunk)
+            self.assertEqual(recv_exact(sock, len(chunk)), chunk)
             time.sleep(TRICKLE_GAP)
         sock.sendall(b"\n")
         self.assertEqual(recv_exact(sock, 1), b"\n")
         self.assertIsNone(srv.log.find(event="timeout", peer=peer_of(sock)) or None)
-
 
 if __name__ == "__main__":
     unittest.main()

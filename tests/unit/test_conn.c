@@ -767,22 +767,49 @@ static void test_fernet_record_timeout(void)
     vt->ctx_free(cctx);
 }
 
-/* Plain has no records: a line trickled without its newline is bounded by the idle timer
- * only, however long it takes. */
-static void test_plain_no_record_timeout(void)
+/* Plain has lines, not records: a line trickled without its newline is bounded by the record
+ * timer from its first byte (each byte still echoed as it came, and refreshing the idle
+ * timer); a newline ends the line and stops the clock. */
+static void test_plain_line_record_timeout(void)
 {
     struct rig r;
-    rig_record_ms = 1000;
+    rig_record_ms = 5000;
     rig_start(&r, &proto_plain, 3000, 0);
     rig_record_ms = 0;
-    for (int i = 0; i < 10; i++) {
+    CHECK_INT(rig_recv(&r, "done\n", 5, SIZE_MAX), 5); /* a whole line: no clock */
+    rig_send_all(&r);
+    CHECK_INT(conn_deadline(&r.sc.c), r.now + 3000);
+    for (int i = 0; i < 3; i++) {
         rig_at(&r, T0 + 2000 * (uint64_t)i);
         CHECK_INT(rig_recv(&r, "x", 1, SIZE_MAX), 1);
         rig_send_all(&r);
-        CHECK_INT(conn_deadline(&r.sc.c), r.now + 3000);
+        /* the idle timer (3 s from this byte) comes before the line's (5 s from its first) */
+        CHECK_INT(conn_deadline(&r.sc.c), i < 1 ? r.now + 3000 : T0 + 5000);
     }
-    CHECK_INT(r.sc.c.state, CONN_OPEN);
-    CHECK_INT(r.wirelen, 10); /* every byte echoed as it came */
+    rig_at(&r, T0 + 5000);
+    CHECK(r.sc.c.state != CONN_OPEN); /* drains with reason timeout */
+    CHECK_STR(conn_reason_name(&r.sc.c), "timeout");
+    CHECK_INT(r.wirelen, 8); /* every byte echoed as it came */
+    rig_end(&r);
+}
+
+/* A plain stream without newlines that flows restarts the line's clock every
+ * CONN_LINE_PROGRESS bytes: it is never cut. */
+static void test_plain_stream_flows(void)
+{
+    static uint8_t chunk[CONN_LINE_PROGRESS];
+    memset(chunk, 'y', sizeof(chunk));
+    struct rig r;
+    rig_record_ms = 1000;
+    rig_start(&r, &proto_plain, 0, 0);
+    rig_record_ms = 0;
+    for (int i = 0; i < 10; i++) {
+        rig_at(&r, T0 + 900 * (uint64_t)i);
+        CHECK_INT(rig_recv(&r, chunk, sizeof(chunk), SIZE_MAX), sizeof(chunk));
+        rig_send_all(&r);
+        CHECK_INT(r.sc.c.state, CONN_OPEN);
+    }
+    CHECK_INT(r.wirelen, 10 * sizeof(chunk));
     rig_end(&r);
 }
 
@@ -1365,7 +1392,8 @@ int main(void)
     test_fernet_bad_token_is_error();
     test_fernet_pipelined_under_backpressure();
     test_fernet_record_timeout();
-    test_plain_no_record_timeout();
+    test_plain_line_record_timeout();
+    test_plain_stream_flows();
     test_client_labdh_paced_key_and_echo();
     test_client_backpressure();
     test_client_marks_backpressure();
