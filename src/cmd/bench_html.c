@@ -893,8 +893,10 @@ void bench_compare_text(const struct bench_result *const *runs, const char *cons
         put_text(&c[nr * cols].s, figs[f].name);
         for (size_t i = 0; i < n; i++) {
             struct bench_str *s = &c[nr * cols + i + 1].s;
-            if (!fig_applies(f, runs[i]))
+            if (!fig_applies(f, runs[i])) {
+                bench_str_printf(s, "-");
                 continue;
+            }
             put_value(s, f, v[i * NFIGS + f]);
             double ratio;
             if (i > 0 && fig_applies(f, runs[0]) && ratio_of(v[i * NFIGS + f], v[f], &ratio))
