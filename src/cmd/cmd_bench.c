@@ -40,7 +40,8 @@
 /* The help text, around the -P line (made from the registry by cli_help_proto). */
 static const char usage_head[] =
     "Usage: secho bench [options]\n"
-    "       secho bench --merge [--json[=FILE]] A.json B.json ...\n"
+    "       secho bench --merge [--json[=FILE]] [--html FILE] A.json B.json ...\n"
+    "       secho bench --compare [--html FILE] A.json B.json ...\n"
     "Load an echo server with many connections and verify every echoed byte; report\n"
     "messages/s, MB/s, latency percentiles, fairness across connections and errors.\n"
     "Works against any echo server speaking the chosen protocol.\n"
@@ -82,12 +83,23 @@ static const char usage_tail[] =
     "                            that bench processes on several machines run together\n"
     "      --json[=FILE]         the result as one JSON object (docs/BENCH.md): on\n"
     "                            stdout instead of the summary, or written to FILE\n"
+    "      --html FILE           write a report page to FILE (self-contained: inline SVG,\n"
+    "                            nothing fetched, no script): the summary, messages/s\n"
+    "                            each second, the latency percentiles on log axes and\n"
+    "                            the fairness figures\n"
+    "      --label TEXT          the run's name in its JSON and on --html and --compare\n"
+    "                            pages (default: none; --compare then shows the file name)\n"
     "      --interval-json[=FILE]  one JSON line per second of the measured window\n"
     "                            (t, msgs, bytes, p50/p99/max, errors, late), on stdout\n"
     "                            or written to FILE, to plot a run\n"
     "      --merge               combine saved JSON results (the files after the\n"
     "                            options) into one exact result: histograms and rates\n"
     "                            add, connections are pooled for fairness\n"
+    "      --compare             put saved JSON results (the files after the options)\n"
+    "                            side by side: a table of the summary figures with\n"
+    "                            ratios to the first on stdout, and with --html FILE a\n"
+    "                            page with their percentile curves and messages/s\n"
+    "                            overlaid\n"
     "  -h, --help                show this help\n"
     "\n"
     "Options marked secure: apply to -P secure only; with another protocol they are a\n"
@@ -100,8 +112,8 @@ static const char usage_tail[] =
     "per connection (min, median, max, Jain's index: 1 = all equal) and the slowest\n"
     "connection's p99. On a terminal, progress is shown on stderr once a second; Ctrl-C\n"
     "ends the run early with a summary. Exit status: 0 the run completed (errors are\n"
-    "reported, not fatal), 1 cannot connect, every connection failed or a --merge file\n"
-    "is unreadable, 2 usage error.\n"
+    "reported, not fatal), 1 cannot connect, every connection failed, or a --merge or\n"
+    "--compare file is unreadable or not a bench result, 2 usage error.\n"
     "\n"
     "Examples:\n"
     "  secho bench -P plain -p 9090                       # 10 connections for 10 s\n"
@@ -115,7 +127,9 @@ static const char usage_tail[] =
     "  T=$(( $(date +%s) + 5 ))      # two load machines, one result:\n"
     "  secho bench -H srv --start-at $T --json=a.json   # on machine A\n"
     "  secho bench -H srv --start-at $T --json=b.json   # on machine B\n"
-    "  secho bench --merge a.json b.json\n";
+    "  secho bench --merge a.json b.json\n"
+    "  secho bench -P plain -p 9090 --label epoll --json=epoll.json --html=epoll.html\n"
+    "  secho bench --compare epoll.json reactors.json --html compare.html\n";
 
 enum {
     OPT_WARMUP = 256,
