@@ -110,7 +110,8 @@ void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src)
 {
     if (!src->count)
         return;
-    for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++)
+    /* Nothing lies outside the buckets of min and max. */
+    for (unsigned i = bench_hist_index(src->min); i <= bench_hist_index(src->max); i++)
         dst->buckets[i] += src->buckets[i];
     dst->count += src->count;
     dst->sum = add_sat(dst->sum, src->sum);
@@ -136,6 +137,24 @@ uint64_t bench_hist_percentile(const struct bench_hist *h, double pct)
             return clamp_mid(i, BENCH_HIST_SHIFT, BENCH_HIST_BUCKETS, h->min, h->max);
     }
     return h->max;
+}
+
+void bench_hist_percentiles(const struct bench_hist *h, const double *pct, size_t n, uint64_t *out)
+{
+    unsigned i = h->count ? bench_hist_index(h->min) : 0;
+    uint64_t seen = h->count ? h->buckets[i] : 0;
+    for (size_t k = 0; k < n; k++) {
+        if (!h->count || pct[k] <= 0 || pct[k] >= 100) {
+            out[k] = bench_hist_percentile(h, pct[k]);
+            continue;
+        }
+        /* Ranks ascend with pct, so the bucket reached so far is never past the next one. */
+        uint64_t rank = rank_of(pct[k], h->count);
+        while (seen < rank && i + 1 < BENCH_HIST_BUCKETS)
+            seen += h->buckets[++i];
+        out[k] = seen >= rank ? clamp_mid(i, BENCH_HIST_SHIFT, BENCH_HIST_BUCKETS, h->min, h->max)
+                              : h->max;
+    }
 }
 
 double bench_hist_mean(const struct bench_hist *h)
@@ -1011,8 +1030,8 @@ static int parse_hist(const char *obj, struct bench_hist *h, const char *what, s
     return 0;
 }
 
-/* The "intervals" list at arr into run->points, checked: objects in time order whose
- * messages add up to the run's. */
+/* The "intervals" list at arr into run->points, checked: objects in time order (never
+ * earlier than the one before) whose messages add up to the run's. */
 static int parse_points(const char *arr, struct bench_run *run, struct jerr *e)
 {
     const char *p = jws(arr);
@@ -1043,7 +1062,9 @@ static int parse_points(const char *arr, struct bench_run *run, struct jerr *e)
             return -1;
         if (jget(p, "handshakes") && get_u64(p, "handshakes", &pt->handshakes, e) < 0)
             return -1;
-        if (n > 0 && pt->t <= run->points[n - 1].t)
+        /* Equal is in order: a run stopped early can end a few microseconds after a second,
+         * and its last interval's end then prints as that second's. */
+        if (n > 0 && pt->t < run->points[n - 1].t)
             return jfail(e, "intervals are not in time order");
         if (p50 > 1e12 || p99 > 1e12 || max > 1e12)
             return jfail(e, "an interval's latency is out of range");

@@ -47,6 +47,9 @@ void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
  * same figures by the same rule.
  */
 uint64_t bench_hist_percentile(const struct bench_hist *h, double pct);
+/* The values at percentiles pct[0..n), which MUST be ascending, in one pass over the
+ * buckets: out[i] is bench_hist_percentile(h, pct[i]). */
+void bench_hist_percentiles(const struct bench_hist *h, const double *pct, size_t n, uint64_t *out);
 /* Arithmetic mean (sum / count); 0 for an empty histogram. */
 double bench_hist_mean(const struct bench_hist *h);
 

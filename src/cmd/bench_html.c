@@ -157,11 +157,14 @@ static bool values_of(const struct bench_result *r, double *v)
     v[F_MSGS_PER_S] = r->msgs_per_s;
     v[F_MB_PER_S] = r->msgs_per_s * (double)r->size / 1e6;
     v[F_MSGS] = (double)r->msgs;
-    v[F_P50] = us_of(bench_hist_percentile(h, 50));
-    v[F_P90] = us_of(bench_hist_percentile(h, 90));
-    v[F_P99] = us_of(bench_hist_percentile(h, 99));
-    v[F_P999] = us_of(bench_hist_percentile(h, 99.9));
-    v[F_P9999] = us_of(bench_hist_percentile(h, 99.99));
+    static const double pct[] = {50, 90, 99, 99.9, 99.99};
+    uint64_t p[5];
+    bench_hist_percentiles(h, pct, 5, p);
+    v[F_P50] = us_of(p[0]);
+    v[F_P90] = us_of(p[1]);
+    v[F_P99] = us_of(p[2]);
+    v[F_P999] = us_of(p[3]);
+    v[F_P9999] = us_of(p[4]);
     v[F_MAX] = us_of(h->count ? h->max : 0);
     v[F_MEAN] = bench_hist_mean(h) / 1000.0;
     v[F_ERRORS] = (double)bench_errors(r);
@@ -479,13 +482,15 @@ static size_t curve_of(const struct bench_hist *h, double *x, double *y)
     if (top > 6)
         top = 6;
     size_t n = top > 0 ? CURVE_POINTS : 1;
+    double pct[CURVE_POINTS];
+    uint64_t v[CURVE_POINTS];
     for (size_t i = 0; i < n; i++) {
-        double nines = n > 1 ? top * (double)i / (double)(n - 1) : 0;
-        double pct = 100.0 * (1.0 - pow(10, -nines));
-        uint64_t v = bench_hist_percentile(h, i + 1 == n && top < 6 ? 100 : pct);
-        x[i] = nines;
-        y[i] = v ? (double)v / 1000.0 : 0.001; /* a log axis has no 0: 1 ns stands for it */
+        x[i] = n > 1 ? top * (double)i / (double)(n - 1) : 0; /* the nines */
+        pct[i] = i + 1 == n && top < 6 ? 100 : 100.0 * (1.0 - pow(10, -x[i]));
     }
+    bench_hist_percentiles(h, pct, n, v);
+    for (size_t i = 0; i < n; i++)
+        y[i] = v[i] ? (double)v[i] / 1000.0 : 0.001; /* a log axis has no 0: 1 ns stands in */
     return n;
 }
 

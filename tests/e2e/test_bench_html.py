@@ -308,6 +308,34 @@ class BenchHtmlTest(SechoTest):
         values = page_figures(text).values
         self.assertEqual(values[(None, "msgs")], str(2 * a["msgs"]))
 
+    def test_interrupted_run(self):
+        # Ctrl-C after the first second: the result and page cover what was measured, and
+        # the JSON reads back (its last second is short).
+        srv = self.start_server("-P", "plain", "-m", "epoll", log=False)
+        res, page = self.path("int.json"), self.path("int.html")
+        proc = subprocess.Popen([BIN, "bench", "-P", "plain", "-p", str(srv.port), "-c", "2",
+                                 "-d", "30", "--warmup", "0", "--interval-json",
+                                 "--json=" + res, "--html", page],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = proc.stdout.readline()  # bench writes it after the first second
+            self.assertTrue(first.startswith('{"t":1.000'), first)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=T(20))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        self.assertEqual(proc.returncode, 0, err)
+        saved = json.loads(self.read(res))
+        self.assertLess(saved["duration"], 10)
+        self.assertEqual(sum(iv["msgs"] for iv in saved["intervals"]), saved["msgs"])
+        self.assertGreaterEqual(len(saved["intervals"]), 1)
+        values = page_figures(self.read(page)).values
+        self.assertEqual(values[(None, "msgs")], str(saved["msgs"]))
+        r = bench("--compare", res, self.a_json)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     # -- rendered
 
     @unittest.skipUnless(CHROMIUM, NO_CHROMIUM)

@@ -99,6 +99,29 @@ static void check_against_exact(const struct bench_hist *hh, uint64_t *v, size_t
 
 static uint64_t vals[1000000];
 
+/* bench_hist_percentiles (one pass) gives bench_hist_percentile's every answer. */
+static void check_percentiles(const struct bench_hist *hh)
+{
+    static double pct[2003];
+    static uint64_t got[2003];
+    size_t n = 0;
+    pct[n++] = -1;
+    pct[n++] = 0;
+    for (int i = 1; i <= 1999; i++)
+        pct[n++] = i / 20.0; /* 0.05 .. 99.95 */
+    pct[n++] = 99.99;
+    pct[n++] = 100;
+    bench_hist_percentiles(hh, pct, n, got);
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != bench_hist_percentile(hh, pct[i])) {
+            fprintf(stderr, "percentile %g: %llu in one pass, %llu alone\n", pct[i],
+                    (unsigned long long)got[i],
+                    (unsigned long long)bench_hist_percentile(hh, pct[i]));
+            CHECK(0);
+            break;
+        }
+}
+
 static void test_uniform(void)
 {
     /* 1 us, 2 us, ... 1 s: the p-th percentile is p * 10^4 us. */
@@ -115,12 +138,18 @@ static void test_uniform(void)
     CHECK_INT(h.max, 1000000000);
     CHECK(h.sum == sum);
     check_against_exact(&h, vals, n);
+    check_percentiles(&h);
     CHECK(rel(bench_hist_percentile(&h, 99.9), 999000000) <= 1.0 / 2048);
     CHECK(fabs(bench_hist_mean(&h) - 500000500.0) < 1e-3);
 }
 
 static void test_exact_and_skewed(void)
 {
+    /* Empty, and one value. */
+    bench_hist_init(&h);
+    check_percentiles(&h);
+    bench_hist_record(&h, 12345);
+    check_percentiles(&h);
     /* Values below 2048 are recorded exactly: 1..2000 gives the nearest-rank percentiles. */
     bench_hist_init(&h);
     for (uint64_t v = 1; v <= 2000; v++)
@@ -145,6 +174,7 @@ static void test_exact_and_skewed(void)
     for (int i = 0; i < 10; i++)
         bench_hist_record(&h, vals[n++] = 100000000000ULL);
     check_against_exact(&h, vals, n);
+    check_percentiles(&h);
     CHECK_INT(bench_hist_percentile(&h, 50), 100000); /* clamped to min: exact */
     CHECK_INT(bench_hist_percentile(&h, 99), 100000);
     CHECK(rel(bench_hist_percentile(&h, 99.9), 10000000) <= 1.0 / 2048);
