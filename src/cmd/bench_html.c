@@ -348,6 +348,13 @@ static struct range axis_range(enum axis a, double lo, double hi, bool any)
     return r;
 }
 
+/* How many steps from lo to hi (at most 100: a range made of odd input stays drawable). */
+static long ticks(const struct range *r)
+{
+    double n = floor((r->hi - r->lo) / r->step + 1e-6);
+    return n > 100 ? 100 : n < 1 ? 1 : (long)n;
+}
+
 static void put_axis_label(struct bench_str *out, enum axis a, double v)
 {
     if (a == AX_LOG)
@@ -393,7 +400,8 @@ static void svg_chart(struct bench_str *out, const struct chart *c, const struct
     bench_html_escape(out, c->title);
     bench_str_printf(out, "</text>\n");
     /* Grid lines and tick labels. */
-    for (double v = xr.lo; v <= xr.hi + xr.step * 1e-6; v += xr.step) {
+    for (long k = 0, nk = ticks(&xr); k <= nk; k++) {
+        double v = xr.lo + (double)k * xr.step;
         double px = LEFT + (v - xr.lo) / (xr.hi - xr.lo) * pw;
         bench_str_printf(out,
                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
@@ -402,7 +410,8 @@ static void svg_chart(struct bench_str *out, const struct chart *c, const struct
         put_axis_label(out, c->xa, v);
         bench_str_printf(out, "</text>\n");
     }
-    for (double v = yr.lo; v <= yr.hi + yr.step * 1e-6; v += yr.step) {
+    for (long k = 0, nk = ticks(&yr); k <= nk; k++) {
+        double v = yr.lo + (double)k * yr.step;
         double py = TOP + ph - (v - yr.lo) / (yr.hi - yr.lo) * ph;
         bench_str_printf(out,
                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"

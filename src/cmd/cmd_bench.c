@@ -1372,7 +1372,7 @@ static int compare_main(char **files, int nfiles, const char *html_path)
 {
     size_t n = (size_t)nfiles;
     struct bench_run *runs = calloc(n, sizeof(*runs));
-    const struct bench_result **rs = calloc(n, sizeof(*rs));
+    const struct bench_result **rs = calloc(n, sizeof(const struct bench_result *));
     const char **labels = calloc(n, sizeof(*labels));
     int status = 1;
     struct bench_str s = {0};
