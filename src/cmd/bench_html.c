@@ -259,7 +259,7 @@ static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"
 #define CH     360.0
 #define LEFT   80.0
 #define RIGHT  40.0
-#define TOP    40.0
+#define TOP    44.0
 #define BOTTOM 50.0
 
 /* A step of 1, 2 or 5 times a power of ten, about span / 5. */
@@ -386,16 +386,21 @@ static void svg_chart(struct bench_str *out, const struct chart *c, const struct
             any = true;
         }
     struct range xr = axis_range(c->xa, xlo, xhi, any), yr = axis_range(c->ya, ylo, yhi, any);
-    double pw = CW - LEFT - RIGHT, ph = CH - TOP - BOTTOM;
+    /* The legend has a row of its own per named series, between the title and the plot. */
+    size_t named = 0;
+    for (size_t i = 0; i < ns; i++)
+        named += s[i].label != NULL;
+    double top = TOP + 18.0 * (double)named, height = CH + 18.0 * (double)named;
+    double pw = CW - LEFT - RIGHT, ph = height - top - BOTTOM;
     bench_str_printf(out,
                      "<svg class=\"chart\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" "
                      "height=\"%.0f\" role=\"img\" aria-label=\"",
-                     CW, CH, CW, CH);
+                     CW, height, CW, height);
     bench_html_escape(out, c->title);
     bench_str_printf(out,
                      "\">\n<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" "
                      "fill=\"#ffffff\"/>\n",
-                     CW, CH);
+                     CW, height);
     bench_str_printf(out, "<text x=\"%.0f\" y=\"20\" class=\"ct\">", LEFT);
     bench_html_escape(out, c->title);
     bench_str_printf(out, "</text>\n");
@@ -406,13 +411,13 @@ static void svg_chart(struct bench_str *out, const struct chart *c, const struct
         bench_str_printf(out,
                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
                          "<text x=\"%.1f\" y=\"%.1f\" class=\"tx\">",
-                         px, TOP, px, TOP + ph, px, TOP + ph + 16);
+                         px, top, px, top + ph, px, top + ph + 16);
         put_axis_label(out, c->xa, v);
         bench_str_printf(out, "</text>\n");
     }
     for (long k = 0, nk = ticks(&yr); k <= nk; k++) {
         double v = yr.lo + (double)k * yr.step;
-        double py = TOP + ph - (v - yr.lo) / (yr.hi - yr.lo) * ph;
+        double py = top + ph - (v - yr.lo) / (yr.hi - yr.lo) * ph;
         bench_str_printf(out,
                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
                          "<text x=\"%.1f\" y=\"%.1f\" class=\"ty\">",
@@ -424,16 +429,16 @@ static void svg_chart(struct bench_str *out, const struct chart *c, const struct
         out,
         "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"frame\"/>\n"
         "<text x=\"%.1f\" y=\"%.1f\" class=\"tx\">",
-        LEFT, TOP, pw, ph, LEFT + pw / 2, CH - 8);
+        LEFT, top, pw, ph, LEFT + pw / 2, height - 8);
     bench_html_escape(out, c->xlabel);
     bench_str_printf(out,
                      "</text>\n<text x=\"14\" y=\"%.1f\" class=\"tx\" "
                      "transform=\"rotate(-90 14 %.1f)\">",
-                     TOP + ph / 2, TOP + ph / 2);
+                     top + ph / 2, top + ph / 2);
     bench_html_escape(out, c->ylabel);
     bench_str_printf(out, "</text>\n");
-    /* The series, then the legend over them (top left, inside the frame). */
-    double lx = LEFT + 10, ly = TOP + 16;
+    /* The series, then the legend above them. */
+    double lx = LEFT, ly = TOP - 2;
     for (size_t i = 0; i < ns; i++) {
         const char *colour = palette[s[i].colour % NPALETTE];
         bool dashed = s[i].dashed || s[i].colour >= NPALETTE;
@@ -447,7 +452,7 @@ static void svg_chart(struct bench_str *out, const struct chart *c, const struct
             if (!axis_value(c->xa, s[i].x[j], &x) || !axis_value(c->ya, s[i].y[j], &y))
                 continue;
             lastx = LEFT + (x - xr.lo) / (xr.hi - xr.lo) * pw;
-            lasty = TOP + ph - (y - yr.lo) / (yr.hi - yr.lo) * ph;
+            lasty = top + ph - (y - yr.lo) / (yr.hi - yr.lo) * ph;
             bench_str_printf(out, "%s%.1f,%.1f", drawn ? " " : "", lastx, lasty);
             drawn++;
         }
@@ -472,7 +477,7 @@ static void svg_chart(struct bench_str *out, const struct chart *c, const struct
     }
     if (!any)
         bench_str_printf(out, "<text x=\"%.1f\" y=\"%.1f\" class=\"tx\">no data</text>\n",
-                         LEFT + pw / 2, TOP + ph / 2);
+                         LEFT + pw / 2, top + ph / 2);
     bench_str_printf(out, "</svg>\n");
 }
 
@@ -749,6 +754,15 @@ static double *all_values(const struct bench_result *const *runs, size_t n)
     return v;
 }
 
+/* A ratio with two digits that say something: 1.23, 0.45, 0.0046. */
+static void put_ratio(struct bench_str *out, double ratio)
+{
+    if (ratio > 0 && ratio < 0.1)
+        bench_str_printf(out, "%.2g", ratio);
+    else
+        bench_str_printf(out, "%.2f", ratio);
+}
+
 /* "1.23", the run's value over the first's; false when there is no ratio (0 / 0, x / 0). */
 static bool ratio_of(double v, double base, double *ratio)
 {
@@ -810,8 +824,11 @@ void bench_html_compare(const struct bench_result *const *runs, const char *cons
             put_value(out, f, v[i * NFIGS + f]);
             bench_str_printf(out, "</span>");
             double ratio;
-            if (i > 0 && fig_applies(f, runs[0]) && ratio_of(v[i * NFIGS + f], v[f], &ratio))
-                bench_str_printf(out, " <span class=\"ratio\">&times;%.2f</span>", ratio);
+            if (i > 0 && fig_applies(f, runs[0]) && ratio_of(v[i * NFIGS + f], v[f], &ratio)) {
+                bench_str_printf(out, " <span class=\"ratio\">&times;");
+                put_ratio(out, ratio);
+                bench_str_printf(out, "</span>");
+            }
             bench_str_printf(out, "</td>");
         }
         bench_str_printf(out, "</tr>\n");
@@ -913,8 +930,11 @@ void bench_compare_text(const struct bench_result *const *runs, const char *cons
             }
             put_value(s, f, v[i * NFIGS + f]);
             double ratio;
-            if (i > 0 && fig_applies(f, runs[0]) && ratio_of(v[i * NFIGS + f], v[f], &ratio))
-                bench_str_printf(s, " (%.2fx)", ratio);
+            if (i > 0 && fig_applies(f, runs[0]) && ratio_of(v[i * NFIGS + f], v[f], &ratio)) {
+                bench_str_printf(s, " (");
+                put_ratio(s, ratio);
+                bench_str_printf(s, "x)");
+            }
         }
         nr++;
     }

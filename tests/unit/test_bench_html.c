@@ -336,6 +336,13 @@ static void test_compare(void)
     bench_str_free(&text);
     bench_str_free(&page);
 
+    /* A small ratio keeps two significant digits. */
+    b.msgs_per_s = 0.184;
+    bench_compare_text(runs, labels, 2, &text);
+    CHECK(strstr(text.p, "0.2 (0.0046x)") != NULL);
+    bench_str_free(&text);
+    b.msgs_per_s = 80;
+
     /* One run: no ratios. */
     bench_html_compare(runs, labels, 1, &page);
     CHECK(well_formed(page.p));
