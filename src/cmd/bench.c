@@ -110,7 +110,8 @@ void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src)
 {
     if (!src->count)
         return;
-    for (unsigned i = 0; i < BENCH_HIST_BUCKETS; i++)
+    /* Nothing lies outside the buckets of min and max. */
+    for (unsigned i = bench_hist_index(src->min); i <= bench_hist_index(src->max); i++)
         dst->buckets[i] += src->buckets[i];
     dst->count += src->count;
     dst->sum = add_sat(dst->sum, src->sum);
@@ -136,6 +137,24 @@ uint64_t bench_hist_percentile(const struct bench_hist *h, double pct)
             return clamp_mid(i, BENCH_HIST_SHIFT, BENCH_HIST_BUCKETS, h->min, h->max);
     }
     return h->max;
+}
+
+void bench_hist_percentiles(const struct bench_hist *h, const double *pct, size_t n, uint64_t *out)
+{
+    unsigned i = h->count ? bench_hist_index(h->min) : 0;
+    uint64_t seen = h->count ? h->buckets[i] : 0;
+    for (size_t k = 0; k < n; k++) {
+        if (!h->count || pct[k] <= 0 || pct[k] >= 100) {
+            out[k] = bench_hist_percentile(h, pct[k]);
+            continue;
+        }
+        /* Ranks ascend with pct, so the bucket reached so far is never past the next one. */
+        uint64_t rank = rank_of(pct[k], h->count);
+        while (seen < rank && i + 1 < BENCH_HIST_BUCKETS)
+            seen += h->buckets[++i];
+        out[k] = seen >= rank ? clamp_mid(i, BENCH_HIST_SHIFT, BENCH_HIST_BUCKETS, h->min, h->max)
+                              : h->max;
+    }
 }
 
 double bench_hist_mean(const struct bench_hist *h)
@@ -516,7 +535,12 @@ void bench_hist_json(const struct bench_hist *h, struct bench_str *out)
 void bench_format_json(const struct bench_result *r, struct bench_str *out)
 {
     const struct bench_hist *h = r->hist;
-    bench_str_printf(out, "{\"schema\":\"secho-bench/1\",\"mode\":");
+    bench_str_printf(out, "{\"schema\":\"secho-bench/1\"");
+    if (r->label) {
+        bench_str_printf(out, ",\"label\":");
+        put_json_string(out, r->label);
+    }
+    bench_str_printf(out, ",\"mode\":");
     put_json_string(out, r->mode);
     bench_str_printf(out, ",\"proto\":");
     put_json_string(out, r->proto);
@@ -561,6 +585,23 @@ void bench_format_json(const struct bench_result *r, struct bench_str *out)
         bench_str_printf(out, ",\"hist\":");
         bench_hist_json(r->hs_hist, out);
         bench_str_printf(out, "}");
+    }
+    if (r->npoints) {
+        bench_str_printf(out, ",\"intervals\":[");
+        for (size_t i = 0; i < r->npoints; i++) {
+            const struct bench_point *pt = &r->points[i];
+            bench_str_printf(out,
+                             "%s{\"t\":%.3f,\"dur\":%.3f,\"msgs\":%llu,\"msgs_per_s\":%.1f"
+                             ",\"p50_us\":%.3f,\"p99_us\":%.3f,\"max_us\":%.3f,\"errors\":%llu"
+                             ",\"late\":%llu",
+                             i ? "," : "", pt->t, pt->dur, ull(pt->msgs),
+                             pt->dur > 0 ? (double)pt->msgs / pt->dur : 0.0, us(pt->p50_ns),
+                             us(pt->p99_ns), us(pt->max_ns), ull(pt->errors), ull(pt->late));
+            if (r->hs_hist)
+                bench_str_printf(out, ",\"handshakes\":%llu", ull(pt->handshakes));
+            bench_str_printf(out, "}");
+        }
+        bench_str_printf(out, "]");
     }
     bench_str_printf(out, ",\"per_conn_msgs\":[");
     for (uint64_t i = 0; r->conn_msgs && i < r->connections; i++)
@@ -625,6 +666,22 @@ void bench_format_summary(const struct bench_result *r, struct bench_str *out)
         bench_str_printf(out, " (connection %lld)", (long long)r->slowest_conn);
     bench_str_printf(out, "\n  errors      %llu (mismatch %llu, lost %llu, connection %llu)\n",
                      ull(bench_errors(r)), ull(r->mismatch), ull(r->lost), ull(r->conn_errors));
+}
+
+struct bench_point bench_interval_point(const struct bench_interval *iv)
+{
+    const struct bench_hist *h = iv->hist;
+    return (struct bench_point){
+        .t = iv->t,
+        .dur = iv->dur,
+        .msgs = iv->msgs,
+        .errors = iv->errors,
+        .late = iv->late,
+        .handshakes = iv->handshakes,
+        .p50_ns = bench_hist_percentile(h, 50),
+        .p99_ns = bench_hist_percentile(h, 99),
+        .max_ns = h->count ? h->max : 0,
+    };
 }
 
 void bench_format_interval(const struct bench_interval *iv, struct bench_str *out)
@@ -973,9 +1030,69 @@ static int parse_hist(const char *obj, struct bench_hist *h, const char *what, s
     return 0;
 }
 
+/* The "intervals" list at arr into run->points, checked: objects in time order (never
+ * earlier than the one before) whose messages add up to the run's. */
+static int parse_points(const char *arr, struct bench_run *run, struct jerr *e)
+{
+    const char *p = jws(arr);
+    if (*p != '[')
+        return jfail(e, "intervals is not a list");
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    p = jws(p + 1);
+    while (*p != ']') {
+        const char *end = *p == '{' ? jskip(p, 1) : NULL;
+        if (!end)
+            return jfail(e, "interval %zu is not an object", n);
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct bench_point *q = realloc(run->points, ncap * sizeof(*q));
+            if (!q)
+                return jfail(e, "out of memory");
+            run->points = q;
+            cap = ncap;
+        }
+        struct bench_point *pt = &run->points[n];
+        memset(pt, 0, sizeof(*pt));
+        double p50 = 0, p99 = 0, max = 0;
+        if (get_double(p, "t", &pt->t, e) < 0 || get_double(p, "dur", &pt->dur, e) < 0 ||
+            get_u64(p, "msgs", &pt->msgs, e) < 0 || get_u64(p, "errors", &pt->errors, e) < 0 ||
+            get_u64(p, "late", &pt->late, e) < 0 || get_double(p, "p50_us", &p50, e) < 0 ||
+            get_double(p, "p99_us", &p99, e) < 0 || get_double(p, "max_us", &max, e) < 0)
+            return -1;
+        if (jget(p, "handshakes") && get_u64(p, "handshakes", &pt->handshakes, e) < 0)
+            return -1;
+        /* Equal is in order: a run stopped early can end a few microseconds after a second,
+         * and its last interval's end then prints as that second's. */
+        if (n > 0 && pt->t < run->points[n - 1].t)
+            return jfail(e, "intervals are not in time order");
+        if (p50 > 1e12 || p99 > 1e12 || max > 1e12)
+            return jfail(e, "an interval's latency is out of range");
+        pt->p50_ns = (uint64_t)(p50 * 1000.0 + 0.5);
+        pt->p99_ns = (uint64_t)(p99 * 1000.0 + 0.5);
+        pt->max_ns = (uint64_t)(max * 1000.0 + 0.5);
+        if (total + pt->msgs < total)
+            return jfail(e, "intervals: counts overflow");
+        total += pt->msgs;
+        n++;
+        p = jws(end);
+        if (*p == ',')
+            p = jws(p + 1);
+        else if (*p != ']')
+            return jfail(e, "intervals are malformed");
+    }
+    if (total != run->r.msgs)
+        return jfail(e, "intervals add up to %llu messages, not msgs %llu", ull(total),
+                     ull(run->r.msgs));
+    run->r.npoints = n;
+    return 0;
+}
+
 static void run_point(struct bench_run *run)
 {
     struct bench_result *r = &run->r;
+    r->label = run->label[0] ? run->label : NULL;
+    r->points = run->points;
     r->mode = run->mode;
     r->proto = run->proto;
     r->transport = run->transport;
@@ -992,6 +1109,7 @@ void bench_run_free(struct bench_run *run)
     free(run->hist);
     free(run->hs_hist);
     free(run->conn_msgs);
+    free(run->points);
     memset(run, 0, sizeof(*run));
 }
 
@@ -1034,6 +1152,8 @@ int bench_run_parse(struct bench_run *run, const char *text, char *err, size_t e
         return -1;
     if (jget(text, "noise_name") &&
         get_string(text, "noise_name", run->noise_name, sizeof(run->noise_name), &e) < 0)
+        return -1;
+    if (jget(text, "label") && get_string(text, "label", run->label, sizeof(run->label), &e) < 0)
         return -1;
     if (port > 65535 || threads > UINT32_MAX || pipeline > UINT32_MAX || size > SIZE_MAX ||
         r->runs == 0)
@@ -1105,8 +1225,52 @@ int bench_run_parse(struct bench_run *run, const char *text, char *err, size_t e
     if (n != r->connections || total != r->msgs)
         return jfail(&e, "per_conn_msgs has %llu counts adding up to %llu, not %llu and %llu",
                      ull(n), ull(total), ull(r->connections), ull(r->msgs));
+    const char *iv = jget(text, "intervals");
+    if (iv && parse_points(iv, run, &e) < 0)
+        return -1;
     run_point(run);
     return 0;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* Second i of the merged window is second i of each run's (they started together, within
+ * start_spread_s): counts add; per-second percentiles cannot be added without the
+ * histograms, so the highest stands for them. dst->points has room for src's. */
+static void merge_points(struct bench_run *dst, const struct bench_run *src)
+{
+    struct bench_result *a = &dst->r;
+    const struct bench_result *b = &src->r;
+    if (!dst->points || !src->points) {
+        free(dst->points);
+        dst->points = NULL;
+        a->npoints = 0;
+        return;
+    }
+    for (size_t i = 0; i < b->npoints; i++) {
+        struct bench_point *d = &dst->points[i];
+        const struct bench_point *s = &b->points[i];
+        if (i >= a->npoints) {
+            *d = *s;
+            continue;
+        }
+        if (s->t > d->t)
+            d->t = s->t;
+        if (s->dur > d->dur)
+            d->dur = s->dur;
+        d->msgs += s->msgs;
+        d->errors += s->errors;
+        d->late += s->late;
+        d->handshakes += s->handshakes;
+        d->p50_ns = max_u64(d->p50_ns, s->p50_ns);
+        d->p99_ns = max_u64(d->p99_ns, s->p99_ns);
+        d->max_ns = max_u64(d->max_ns, s->max_ns);
+    }
+    if (b->npoints > a->npoints)
+        a->npoints = b->npoints;
 }
 
 int bench_run_merge(struct bench_run *dst, const struct bench_run *src, char *err, size_t errlen)
@@ -1126,6 +1290,13 @@ int bench_run_merge(struct bench_run *dst, const struct bench_run *src, char *er
         return jfail(&e, "cannot merge runs whose %s differs", what);
     if ((dst->hs_hist == NULL) != (src->hs_hist == NULL))
         return jfail(&e, "cannot merge runs with and without handshake figures");
+    if (dst->points && src->points && b->npoints > a->npoints) {
+        struct bench_point *q = realloc(dst->points, b->npoints * sizeof(*q));
+        if (!q)
+            return jfail(&e, "out of memory");
+        memset(q + a->npoints, 0, (b->npoints - a->npoints) * sizeof(*q));
+        dst->points = q;
+    }
     uint64_t nconn = a->connections + b->connections;
     uint64_t *cm = realloc(dst->conn_msgs, (nconn ? nconn : 1) * sizeof(uint64_t));
     if (!cm)
@@ -1161,6 +1332,7 @@ int bench_run_merge(struct bench_run *dst, const struct bench_run *src, char *er
     a->unsent += b->unsent;
     if (b->lag_max_ns > a->lag_max_ns)
         a->lag_max_ns = b->lag_max_ns;
+    merge_points(dst, src);
     bench_hist_merge(dst->hist, src->hist);
     if (dst->hs_hist) {
         bench_hist_merge(dst->hs_hist, src->hs_hist);

@@ -47,6 +47,9 @@ void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src);
  * same figures by the same rule.
  */
 uint64_t bench_hist_percentile(const struct bench_hist *h, double pct);
+/* The values at percentiles pct[0..n), which MUST be ascending, in one pass over the
+ * buckets: out[i] is bench_hist_percentile(h, pct[i]). */
+void bench_hist_percentiles(const struct bench_hist *h, const double *pct, size_t n, uint64_t *out);
 /* Arithmetic mean (sum / count); 0 for an empty histogram. */
 double bench_hist_mean(const struct bench_hist *h);
 
@@ -185,9 +188,19 @@ struct bench_fair {
 /* Returns 0, or -ENOMEM (it sorts a copy). n may be 0 (all zero). */
 int bench_fairness(const uint64_t *x, size_t n, struct bench_fair *f);
 
+/* One second of the measured window as the result carries it (the JSON's "intervals"; the
+ * same figures as an --interval-json line). Latencies in nanoseconds. */
+struct bench_point {
+    double t;   /* seconds from the start of the window to the interval's end */
+    double dur; /* the interval's length (1 s, the last one shorter) */
+    uint64_t msgs, errors, late, handshakes;
+    uint64_t p50_ns, p99_ns, max_ns; /* merged: the highest of the runs' (an upper bound) */
+};
+
 /* The figures a run reports, as the JSON object and the summary give them (the schema is
  * in docs/BENCH.md). Latencies in nanoseconds; pointers borrowed. */
 struct bench_result {
+    const char *label;     /* --label: the run's name on --compare pages; NULL: none */
     const char *mode;      /* "closed", "open" (--rate) or "handshakes" */
     const char *proto;     /* "plain", "secure", ... */
     const char *transport; /* "tcp" or "udp" */
@@ -220,6 +233,9 @@ struct bench_result {
     uint64_t handshakes; /* completed in the window */
     double handshakes_per_s;
     const struct bench_hist *hs_hist; /* NULL outside handshakes mode */
+    /* every second of the window in order (the JSON's "intervals"); NULL, 0: not recorded */
+    const struct bench_point *points;
+    size_t npoints;
 };
 
 /* A message counts as late once it leaves more than this after it was due. */
@@ -244,6 +260,12 @@ struct bench_interval {
 };
 void bench_format_interval(const struct bench_interval *iv, struct bench_str *out);
 
+/* The longest --label, in bytes. */
+#define BENCH_LABEL_MAX 200
+
+/* The point of an interval's figures (as bench_format_interval writes them). */
+struct bench_point bench_interval_point(const struct bench_interval *iv);
+
 /*
  * A result with storage of its own: read from bench's JSON (bench_run_parse) or several
  * merged (bench_run_merge). r's pointers point into it.
@@ -251,18 +273,22 @@ void bench_format_interval(const struct bench_interval *iv, struct bench_str *ou
 struct bench_run {
     struct bench_result r;
     char mode[16], proto[32], transport[8], host[256], payload[8], noise_name[64];
+    char label[BENCH_LABEL_MAX + 1];
     struct bench_hist *hist, *hs_hist;
     uint64_t *conn_msgs;
+    struct bench_point *points;
 };
 /* Parses one JSON object as bench_format_json writes it (text NUL-terminated), checking
  * it is whole and consistent: the histogram's buckets are buckets of this layout and add
- * up to msgs, the per-connection counts add up to msgs. Returns 0, or -1 with the reason
+ * up to msgs, the per-connection counts add up to msgs, and so do the intervals' (which,
+ * like the label, may be absent). Returns 0, or -1 with the reason
  * in err. bench_run_free is owed either way. */
 int bench_run_parse(struct bench_run *run, const char *text, char *err, size_t errlen);
 /* Adds src to dst exactly: histograms, counts and rates add, connections are put side by
  * side, maxima and the slowest connection are taken over both, start and spread cover
- * both. Runs of another mode, protocol, transport, size, pipeline or payload are refused
- * (-1 with the reason in err; dst unchanged); -ENOMEM likewise. Returns 0. */
+ * both; intervals add second by second (kept only when both runs have them). Runs of another
+ * mode, protocol, transport, size, pipeline or payload are refused (-1 with the reason in
+ * err; dst unchanged); -ENOMEM likewise. Returns 0. */
 int bench_run_merge(struct bench_run *dst, const struct bench_run *src, char *err, size_t errlen);
 void bench_run_free(struct bench_run *run);
 

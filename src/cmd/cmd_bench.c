@@ -3,7 +3,7 @@
  * every echoed byte and records each message's round trip in a histogram. Closed loop (the
  * next message when an echo is back), open loop (--rate: a fixed schedule, latency from each
  * message's due time), or handshake cycles (--handshakes). The JSON it writes, and reads
- * back for --merge, is described in docs/BENCH.md. */
+ * back for --merge and --compare, is described in docs/BENCH.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_html.h"
 #include "cli.h"
 #include "loop.h"
 #include "net.h"
@@ -39,7 +40,8 @@
 /* The help text, around the -P line (made from the registry by cli_help_proto). */
 static const char usage_head[] =
     "Usage: secho bench [options]\n"
-    "       secho bench --merge [--json[=FILE]] A.json B.json ...\n"
+    "       secho bench --merge [--json[=FILE]] [--html FILE] A.json B.json ...\n"
+    "       secho bench --compare [--html FILE] A.json B.json ...\n"
     "Load an echo server with many connections and verify every echoed byte; report\n"
     "messages/s, MB/s, latency percentiles, fairness across connections and errors.\n"
     "Works against any echo server speaking the chosen protocol.\n"
@@ -81,12 +83,23 @@ static const char usage_tail[] =
     "                            that bench processes on several machines run together\n"
     "      --json[=FILE]         the result as one JSON object (docs/BENCH.md): on\n"
     "                            stdout instead of the summary, or written to FILE\n"
+    "      --html FILE           write a report page to FILE (self-contained: inline SVG,\n"
+    "                            nothing fetched, no script): the summary, messages/s\n"
+    "                            each second, the latency percentiles on log axes and\n"
+    "                            the fairness figures\n"
+    "      --label TEXT          the run's name in its JSON and on --html and --compare\n"
+    "                            pages (default: none; --compare then shows the file name)\n"
     "      --interval-json[=FILE]  one JSON line per second of the measured window\n"
     "                            (t, msgs, bytes, p50/p99/max, errors, late), on stdout\n"
     "                            or written to FILE, to plot a run\n"
     "      --merge               combine saved JSON results (the files after the\n"
     "                            options) into one exact result: histograms and rates\n"
     "                            add, connections are pooled for fairness\n"
+    "      --compare             put saved JSON results (the files after the options)\n"
+    "                            side by side: a table of the summary figures with\n"
+    "                            ratios to the first on stdout, and with --html FILE a\n"
+    "                            page with their percentile curves and messages/s\n"
+    "                            overlaid\n"
     "  -h, --help                show this help\n"
     "\n"
     "Options marked secure: apply to -P secure only; with another protocol they are a\n"
@@ -99,8 +112,8 @@ static const char usage_tail[] =
     "per connection (min, median, max, Jain's index: 1 = all equal) and the slowest\n"
     "connection's p99. On a terminal, progress is shown on stderr once a second; Ctrl-C\n"
     "ends the run early with a summary. Exit status: 0 the run completed (errors are\n"
-    "reported, not fatal), 1 cannot connect, every connection failed or a --merge file\n"
-    "is unreadable, 2 usage error.\n"
+    "reported, not fatal), 1 cannot connect, every connection failed, or a --merge or\n"
+    "--compare file is unreadable or not a bench result, 2 usage error.\n"
     "\n"
     "Examples:\n"
     "  secho bench -P plain -p 9090                       # 10 connections for 10 s\n"
@@ -114,7 +127,9 @@ static const char usage_tail[] =
     "  T=$(( $(date +%s) + 5 ))      # two load machines, one result:\n"
     "  secho bench -H srv --start-at $T --json=a.json   # on machine A\n"
     "  secho bench -H srv --start-at $T --json=b.json   # on machine B\n"
-    "  secho bench --merge a.json b.json\n";
+    "  secho bench --merge a.json b.json\n"
+    "  secho bench -P plain -p 9090 --label epoll --json=epoll.json --html=epoll.html\n"
+    "  secho bench --compare epoll.json reactors.json --html compare.html\n";
 
 enum {
     OPT_WARMUP = 256,
@@ -130,6 +145,9 @@ enum {
     OPT_INTERVAL_JSON,
     OPT_START_AT,
     OPT_MERGE,
+    OPT_HTML,
+    OPT_COMPARE,
+    OPT_LABEL,
 };
 
 static const struct option long_opts[] = {
@@ -150,6 +168,9 @@ static const struct option long_opts[] = {
     {"interval-json", optional_argument, NULL, OPT_INTERVAL_JSON},
     {"start-at", required_argument, NULL, OPT_START_AT},
     {"merge", no_argument, NULL, OPT_MERGE},
+    {"html", required_argument, NULL, OPT_HTML},
+    {"compare", no_argument, NULL, OPT_COMPARE},
+    {"label", required_argument, NULL, OPT_LABEL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -236,7 +257,10 @@ struct bench {
     _Atomic bool stopping;
     struct net_addr addr; /* handshakes: where to connect each cycle */
     struct conn_conf cf;  /* TCP: every connection's engine settings */
-    bool intervals;
+    bool intervals; /* per-second figures: --interval-json, and the result's for --json, --html */
+    struct bench_point *points; /* each second so far, for the result (main thread only) */
+    size_t npoints, cap_points;
+    bool points_failed;
     pthread_mutex_t ivl_mu;
     pthread_cond_t ivl_cv;
     struct ivl_slot ring[IVL_RING];
@@ -1129,7 +1153,20 @@ static bool ivl_drain(struct bench *b, uint64_t *next, double start_unix, FILE *
             .hs_hist = s->hs,
         };
         struct bench_str line = {0};
-        bench_format_interval(&iv, &line);
+        if (f)
+            bench_format_interval(&iv, &line);
+        if (b->npoints == b->cap_points && !b->points_failed) {
+            size_t cap = b->cap_points ? b->cap_points * 2 : 64;
+            struct bench_point *q = realloc(b->points, cap * sizeof(*q));
+            if (q) {
+                b->points = q;
+                b->cap_points = cap;
+            } else {
+                b->points_failed = true;
+            }
+        }
+        if (b->npoints < b->cap_points)
+            b->points[b->npoints++] = bench_interval_point(&iv);
         pthread_mutex_unlock(&b->ivl_mu);
         if (ok && f)
             ok = write_str(f, &line, path);
@@ -1237,7 +1274,39 @@ static int parse_saved(struct bench_run *run, char *text, char *err, size_t errl
     return bench_run_parse(run, last, err, errlen);
 }
 
-static int merge_main(char **files, int nfiles, bool json, const char *json_path)
+/* Reads one saved result into run; false (the reason printed) when it cannot.
+ * bench_run_free is owed either way. */
+static bool load_saved(const char *path, struct bench_run *run)
+{
+    char err[256] = "";
+    char *text = read_file(path);
+    if (!text)
+        return false;
+    int r = parse_saved(run, text, err, sizeof(err));
+    free(text);
+    if (r < 0) {
+        fprintf(stderr, "secho: %s: not a secho bench result: %s\n", path, err);
+        return false;
+    }
+    return true;
+}
+
+/* Writes s to the file at path (--html FILE) or to f when given (already open); false (the
+ * reason printed) on failure. */
+static bool write_file(const char *path, FILE *f, const struct bench_str *s)
+{
+    if (!f && !(f = open_out(path)))
+        return false;
+    bool ok = write_str(f, s, path);
+    if (fclose(f) != 0 && ok) {
+        fprintf(stderr, "secho: cannot write %s: %s\n", path, strerror(errno));
+        ok = false;
+    }
+    return ok;
+}
+
+static int merge_main(char **files, int nfiles, bool json, const char *json_path,
+                      const char *html_path, const char *label)
 {
     struct bench_run total, one;
     memset(&total, 0, sizeof(total));
@@ -1245,18 +1314,10 @@ static int merge_main(char **files, int nfiles, bool json, const char *json_path
     int status = 1;
     char err[256] = "";
     for (int i = 0; i < nfiles; i++) {
-        char *text = read_file(files[i]);
-        if (!text)
+        if (!load_saved(files[i], i == 0 ? &total : &one))
             goto out;
-        struct bench_run *into = i == 0 ? &total : &one;
-        int r = parse_saved(into, text, err, sizeof(err));
-        free(text);
-        if (r < 0) {
-            fprintf(stderr, "secho: %s: not a secho bench result: %s\n", files[i], err);
-            goto out;
-        }
         if (i > 0) {
-            r = bench_run_merge(&total, &one, err, sizeof(err));
+            int r = bench_run_merge(&total, &one, err, sizeof(err));
             bench_run_free(&one);
             if (r < 0) {
                 fprintf(stderr, "secho: %s: %s\n", files[i], err);
@@ -1264,6 +1325,9 @@ static int merge_main(char **files, int nfiles, bool json, const char *json_path
             }
         }
     }
+    if (label)
+        snprintf(total.label, sizeof(total.label), "%s", label);
+    total.r.label = total.label[0] ? total.label : NULL;
     struct bench_str s = {0};
     if (json) {
         bench_format_json(&total.r, &s);
@@ -1271,6 +1335,13 @@ static int merge_main(char **files, int nfiles, bool json, const char *json_path
         bool ok = f && write_str(f, &s, json_path);
         if (f && f != stdout && fclose(f) != 0)
             ok = false;
+        bench_str_free(&s);
+        if (!ok)
+            goto out;
+    }
+    if (html_path) {
+        bench_html_report(&total.r, NULL, &s);
+        bool ok = write_file(html_path, NULL, &s);
         bench_str_free(&s);
         if (!ok)
             goto out;
@@ -1286,6 +1357,58 @@ static int merge_main(char **files, int nfiles, bool json, const char *json_path
 out:
     bench_run_free(&total);
     bench_run_free(&one);
+    return status;
+}
+
+/* The name of a saved run on a comparison: its label, else its file's name (the path as
+ * given when two files share a name). */
+static const char *file_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash && slash[1] ? slash + 1 : path;
+}
+
+static int compare_main(char **files, int nfiles, const char *html_path)
+{
+    size_t n = (size_t)nfiles;
+    struct bench_run *runs = calloc(n, sizeof(*runs));
+    const struct bench_result **rs = calloc(n, sizeof(const struct bench_result *));
+    const char **labels = calloc(n, sizeof(*labels));
+    int status = 1;
+    struct bench_str s = {0};
+    if (!runs || !rs || !labels) {
+        fprintf(stderr, "secho: out of memory\n");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!load_saved(files[i], &runs[i]))
+            goto out;
+        rs[i] = &runs[i].r;
+    }
+    bool same_name = false;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            same_name |= strcmp(file_name(files[i]), file_name(files[j])) == 0;
+    for (size_t i = 0; i < n; i++)
+        labels[i] = runs[i].r.label ? runs[i].r.label : same_name ? files[i] : file_name(files[i]);
+    if (html_path) {
+        bench_html_compare(rs, labels, n, &s);
+        bool ok = write_file(html_path, NULL, &s);
+        bench_str_free(&s);
+        if (!ok)
+            goto out;
+    }
+    bench_compare_text(rs, labels, n, &s);
+    if (!write_str(stdout, &s, NULL))
+        goto out;
+    status = 0;
+out:
+    bench_str_free(&s);
+    for (size_t i = 0; runs && i < n; i++)
+        bench_run_free(&runs[i]);
+    free(runs);
+    free(rs);
+    free(labels);
     return status;
 }
 
@@ -1315,13 +1438,16 @@ int bench_main(int argc, char **argv)
     long conns = 10, size = 64, pipeline = 1, nthreads = 1;
     double duration = 10, warmup = 1, timeout = -1, rate = 0, start_at = 0;
     const char *server_key = NULL, *noise_name = NULL, *json_path = NULL, *ivl_path = NULL;
+    const char *html_path = NULL, *label = NULL;
     bool json = false, handshakes = false, intervals = false, merge = false, text = false;
+    bool compare = false;
     bool pipeline_given = false;
     char load_opt[40] = ""; /* an option --merge does not take */
     int opt, li = -1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORT "c:s:d:h", long_opts, &li)) != -1) {
-        if (opt != OPT_JSON && opt != OPT_MERGE && opt != 'h' && opt != '?' && opt != ':') {
+        if (opt != OPT_JSON && opt != OPT_MERGE && opt != OPT_COMPARE && opt != OPT_HTML &&
+            opt != OPT_LABEL && opt != 'h' && opt != '?' && opt != ':') {
             if (li >= 0)
                 snprintf(load_opt, sizeof(load_opt), "--%s", long_opts[li].name);
             else
@@ -1401,6 +1527,19 @@ int bench_main(int argc, char **argv)
         case OPT_MERGE:
             merge = true;
             break;
+        case OPT_COMPARE:
+            compare = true;
+            break;
+        case OPT_HTML:
+            if (!*optarg)
+                return cli_usage_error(cmd, "--html needs a file name");
+            html_path = optarg;
+            break;
+        case OPT_LABEL:
+            if (!*optarg || strlen(optarg) > BENCH_LABEL_MAX)
+                return cli_usage_error(cmd, "--label is 1 to %d bytes", BENCH_LABEL_MAX);
+            label = optarg;
+            break;
         case 'h':
             return cli_help(usage_head, 26, usage_tail);
         default:
@@ -1409,12 +1548,27 @@ int bench_main(int argc, char **argv)
     }
     if ((json_path && !*json_path) || (ivl_path && !*ivl_path))
         return cli_usage_error(cmd, "--json= and --interval-json= need a file name");
+    if (merge && compare)
+        return cli_usage_error(cmd, "--merge and --compare cannot be combined");
     if (merge) {
         if (load_opt[0])
-            return cli_usage_error(cmd, "--merge takes only --json and files, not %s", load_opt);
+            return cli_usage_error(cmd,
+                                   "--merge takes only --json, --html, --label and files, "
+                                   "not %s",
+                                   load_opt);
         if (optind >= argc)
             return cli_usage_error(cmd, "--merge needs the JSON files of one or more runs");
-        return merge_main(argv + optind, argc - optind, json, json_path);
+        return merge_main(argv + optind, argc - optind, json, json_path, html_path, label);
+    }
+    if (compare) {
+        if (load_opt[0] || json || label)
+            return cli_usage_error(cmd, "--compare takes only --html and files, not %s",
+                                   load_opt[0] ? load_opt
+                                   : json      ? "--json"
+                                               : "--label");
+        if (optind >= argc)
+            return cli_usage_error(cmd, "--compare needs the JSON files of one or more runs");
+        return compare_main(argv + optind, argc - optind, html_path);
     }
     if (!cli_common_done(&common, cmd, argc, argv))
         return 2;
@@ -1456,7 +1610,7 @@ int bench_main(int argc, char **argv)
     b.nworkers = (unsigned)nthreads;
     b.timeout_ns = (uint64_t)(timeout * 1e9);
     b.period_ns = rate > 0 ? 1e9 / rate : 0;
-    b.intervals = intervals;
+    b.intervals = intervals || json || html_path;
     pthread_mutex_init(&b.ivl_mu, NULL);
     pthread_cond_init(&b.ivl_cv, NULL);
 
@@ -1472,7 +1626,7 @@ int bench_main(int argc, char **argv)
         .dgram = common.udp,
     };
     int status = 1;
-    FILE *json_f = NULL, *ivl_f = NULL;
+    FILE *json_f = NULL, *ivl_f = NULL, *html_f = NULL;
     struct bench_chist *chists = calloc((size_t)conns, sizeof(*chists));
     struct bconn *cs = calloc((size_t)conns, sizeof(*cs));
     struct worker *ws = calloc((size_t)nthreads, sizeof(*ws));
@@ -1486,7 +1640,7 @@ int bench_main(int argc, char **argv)
         fprintf(stderr, "secho: out of memory\n");
         goto out;
     }
-    if (intervals) {
+    if (b.intervals) {
         for (unsigned i = 0; i < IVL_RING; i++) {
             b.ring[i].hist = malloc(sizeof(struct bench_hist));
             b.ring[i].hs = handshakes ? malloc(sizeof(struct bench_hist)) : NULL;
@@ -1502,6 +1656,8 @@ int bench_main(int argc, char **argv)
     if (json_path && !(json_f = open_out(json_path)))
         goto out;
     if (intervals && !(ivl_f = open_out(ivl_path)))
+        goto out;
+    if (html_path && !(html_f = open_out(html_path)))
         goto out;
     cli_warn_unauthenticated(vt);
     signal(SIGPIPE, SIG_IGN);
@@ -1622,7 +1778,7 @@ int bench_main(int argc, char **argv)
         }
         if (w->hs_hist)
             bench_hist_init(w->hs_hist);
-        if (intervals) {
+        if (b.intervals) {
             w->ivl_hist = malloc(sizeof(*w->ivl_hist));
             w->ivl_hs = handshakes ? malloc(sizeof(*w->ivl_hs)) : NULL;
             if (!w->ivl_hist || (handshakes && !w->ivl_hs)) {
@@ -1697,7 +1853,7 @@ int bench_main(int argc, char **argv)
                      next_report - SEC_NS < b.warm_ns, &last_done, b.size);
             next_report += SEC_NS;
         }
-        if (intervals && ivl_ok)
+        if (b.intervals && ivl_ok)
             ivl_ok = ivl_drain(&b, &next_ivl, start_unix, ivl_f, ivl_path);
         uint64_t wake = atomic_load(&b.end_ns);
         if (tty && next_report < wake)
@@ -1715,7 +1871,7 @@ int bench_main(int argc, char **argv)
         goto out;
 
     uint64_t end = atomic_load(&b.end_ns), echoes = 0;
-    if (intervals) {
+    if (b.intervals) {
         /* Each worker's last share: the intervals up to the one holding the window's end. */
         uint64_t last = end > b.warm_ns ? (end - b.warm_ns - 1) / SEC_NS : 0;
         for (long i = 0; i < nthreads; i++)
@@ -1729,6 +1885,7 @@ int bench_main(int argc, char **argv)
     bench_hist_init(&hist);
     bench_hist_init(&hs_hist);
     struct bench_result res = {
+        .label = label,
         .mode = mode_names[b.mode],
         .proto = vt->name,
         .transport = common.udp ? "udp" : "tcp",
@@ -1750,6 +1907,8 @@ int bench_main(int argc, char **argv)
         .conn_msgs = conn_msgs,
         .slowest_conn = -1,
         .hs_hist = handshakes ? &hs_hist : NULL,
+        .points = b.points_failed ? NULL : b.points,
+        .npoints = b.points_failed ? 0 : b.npoints,
     };
     res.duration_s = (double)(end - b.warm_ns) / 1e9;
     int last_err = 0;
@@ -1806,6 +1965,12 @@ int bench_main(int argc, char **argv)
         ok = write_str(json_f ? json_f : stdout, &s, json_path);
         bench_str_free(&s);
     }
+    if (ok && html_f) {
+        bench_html_report(&res, NULL, &s);
+        ok = write_file(html_path, html_f, &s);
+        html_f = NULL;
+        bench_str_free(&s);
+    }
     if (ok && (!json || json_path)) {
         bench_format_summary(&res, &s);
         ok = write_str(stdout, &s, NULL);
@@ -1845,6 +2010,9 @@ out:
         fprintf(stderr, "secho: cannot write %s: %s\n", ivl_path, strerror(errno));
         status = 1;
     }
+    if (html_f)
+        fclose(html_f); /* the run failed: the page stays empty */
+    free(b.points);
     pthread_mutex_destroy(&b.ivl_mu);
     pthread_cond_destroy(&b.ivl_cv);
     free(cs);

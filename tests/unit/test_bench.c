@@ -99,6 +99,29 @@ static void check_against_exact(const struct bench_hist *hh, uint64_t *v, size_t
 
 static uint64_t vals[1000000];
 
+/* bench_hist_percentiles (one pass) gives bench_hist_percentile's every answer. */
+static void check_percentiles(const struct bench_hist *hh)
+{
+    static double pct[2003];
+    static uint64_t got[2003];
+    size_t n = 0;
+    pct[n++] = -1;
+    pct[n++] = 0;
+    for (int i = 1; i <= 1999; i++)
+        pct[n++] = i / 20.0; /* 0.05 .. 99.95 */
+    pct[n++] = 99.99;
+    pct[n++] = 100;
+    bench_hist_percentiles(hh, pct, n, got);
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != bench_hist_percentile(hh, pct[i])) {
+            fprintf(stderr, "percentile %g: %llu in one pass, %llu alone\n", pct[i],
+                    (unsigned long long)got[i],
+                    (unsigned long long)bench_hist_percentile(hh, pct[i]));
+            CHECK(0);
+            break;
+        }
+}
+
 static void test_uniform(void)
 {
     /* 1 us, 2 us, ... 1 s: the p-th percentile is p * 10^4 us. */
@@ -115,12 +138,18 @@ static void test_uniform(void)
     CHECK_INT(h.max, 1000000000);
     CHECK(h.sum == sum);
     check_against_exact(&h, vals, n);
+    check_percentiles(&h);
     CHECK(rel(bench_hist_percentile(&h, 99.9), 999000000) <= 1.0 / 2048);
     CHECK(fabs(bench_hist_mean(&h) - 500000500.0) < 1e-3);
 }
 
 static void test_exact_and_skewed(void)
 {
+    /* Empty, and one value. */
+    bench_hist_init(&h);
+    check_percentiles(&h);
+    bench_hist_record(&h, 12345);
+    check_percentiles(&h);
     /* Values below 2048 are recorded exactly: 1..2000 gives the nearest-rank percentiles. */
     bench_hist_init(&h);
     for (uint64_t v = 1; v <= 2000; v++)
@@ -145,6 +174,7 @@ static void test_exact_and_skewed(void)
     for (int i = 0; i < 10; i++)
         bench_hist_record(&h, vals[n++] = 100000000000ULL);
     check_against_exact(&h, vals, n);
+    check_percentiles(&h);
     CHECK_INT(bench_hist_percentile(&h, 50), 100000); /* clamped to min: exact */
     CHECK_INT(bench_hist_percentile(&h, 99), 100000);
     CHECK(rel(bench_hist_percentile(&h, 99.9), 10000000) <= 1.0 / 2048);
@@ -804,6 +834,136 @@ static void test_merge_runs(void)
     bench_str_free(&sm);
 }
 
+/* The per-second figures and the label travel in the JSON, are checked on the way in, and
+ * add second by second in a merge. */
+static void test_points(void)
+{
+    bench_hist_init(&h);
+    for (uint64_t v = 1; v <= 100; v++)
+        bench_hist_record(&h, v * 1000);
+    struct bench_point pts[2] = {
+        {.t = 1,
+         .dur = 1,
+         .msgs = 60,
+         .errors = 2,
+         .late = 3,
+         .p50_ns = 30000,
+         .p99_ns = 60000,
+         .max_ns = 61000},
+        {.t = 1.5, .dur = 0.5, .msgs = 40, .p50_ns = 80000, .p99_ns = 99000, .max_ns = 100000},
+    };
+    struct bench_result r = sample();
+    r.points = pts;
+    r.npoints = 2;
+    r.label = "epoll \"A\"";
+    struct bench_str out = {0};
+    bench_format_json(&r, &out);
+    CHECK(strstr(out.p, "{\"schema\":\"secho-bench/1\",\"label\":\"epoll \\\"A\\\"\",") != NULL);
+    CHECK(strstr(out.p, "\"intervals\":[{\"t\":1.000,\"dur\":1.000,\"msgs\":60,"
+                        "\"msgs_per_s\":60.0,\"p50_us\":30.000,\"p99_us\":60.000,"
+                        "\"max_us\":61.000,\"errors\":2,\"late\":3},{\"t\":1.500,\"dur\":0.500,"
+                        "\"msgs\":40,\"msgs_per_s\":80.0,") != NULL);
+    struct bench_run run, two;
+    char err[256] = "";
+    int rc = bench_run_parse(&run, out.p, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "parse: %s\n", err);
+    CHECK_INT(rc, 0);
+    CHECK_INT(run.r.npoints, 2);
+    if (run.r.npoints == 2) {
+        CHECK_STR(run.r.label, "epoll \"A\"");
+        CHECK(memcmp(&run.r.points[1], &pts[1], sizeof(pts[1])) == 0);
+        CHECK(memcmp(&run.r.points[0], &pts[0], sizeof(pts[0])) == 0);
+        struct bench_str again = {0};
+        bench_format_json(&run.r, &again);
+        CHECK_STR(again.p, out.p);
+        bench_str_free(&again);
+    }
+    /* A merge with a longer run: counts add, the highest percentile stands. */
+    struct bench_point longer[3] = {
+        {.t = 1, .dur = 1, .msgs = 50, .p50_ns = 20000, .p99_ns = 70000, .max_ns = 70000},
+        {.t = 2, .dur = 1, .msgs = 30, .p50_ns = 20000, .p99_ns = 50000, .max_ns = 50000},
+        {.t = 2.2, .dur = 0.2, .msgs = 20, .p50_ns = 20000, .p99_ns = 50000, .max_ns = 50000},
+    };
+    r.points = longer;
+    r.npoints = 3;
+    r.label = NULL;
+    struct bench_str out2 = {0};
+    bench_format_json(&r, &out2);
+    CHECK(strstr(out2.p, "label") == NULL);
+    CHECK_INT(bench_run_parse(&two, out2.p, err, sizeof(err)), 0);
+    CHECK(two.r.label == NULL);
+    CHECK_INT(bench_run_merge(&run, &two, err, sizeof(err)), 0);
+    CHECK_INT(run.r.npoints, 3);
+    if (run.r.npoints == 3) {
+        CHECK_INT(run.r.points[0].msgs, 110);
+        CHECK_INT(run.r.points[0].errors, 2);
+        CHECK_INT(run.r.points[0].p99_ns, 70000);
+        CHECK_INT(run.r.points[1].msgs, 70);
+        CHECK(run.r.points[1].t == 2 && run.r.points[1].dur == 1);
+        CHECK_INT(run.r.points[1].p99_ns, 99000);
+        CHECK_INT(run.r.points[2].msgs, 20);
+        CHECK_STR(run.r.label, "epoll \"A\"");
+    }
+    /* Merged, it reads back: the seconds add up to the merged msgs. */
+    struct bench_str out3 = {0};
+    bench_format_json(&run.r, &out3);
+    struct bench_run three;
+    rc = bench_run_parse(&three, out3.p, err, sizeof(err));
+    if (rc)
+        fprintf(stderr, "parse merged: %s\n", err);
+    CHECK_INT(rc, 0);
+    bench_run_free(&three);
+    bench_run_free(&two);
+    /* With a run that has no seconds, the merge has none. */
+    r.points = NULL;
+    r.npoints = 0;
+    bench_str_free(&out2);
+    bench_format_json(&r, &out2);
+    CHECK(strstr(out2.p, "intervals") == NULL);
+    CHECK_INT(bench_run_parse(&two, out2.p, err, sizeof(err)), 0);
+    CHECK_INT(bench_run_merge(&run, &two, err, sizeof(err)), 0);
+    CHECK_INT(run.r.npoints, 0);
+    CHECK(run.r.points == NULL);
+    bench_run_free(&two);
+    bench_run_free(&run);
+
+    /* Seconds that do not add up, run backwards or are not objects are refused. */
+    struct {
+        const char *from, *to, *why;
+    } edits[] = {
+        {"\"t\":1.000,\"dur\":1.000,\"msgs\":60", "\"t\":1.000,\"dur\":1.000,\"msgs\":61",
+         "add up"},
+        {"{\"t\":1.500", "{\"t\":0.500", "order"},
+        {"\"intervals\":[{", "\"intervals\":[7,{", "not an object"},
+        {"\"intervals\":[", "\"intervals\":7,\"x\":[", "not a list"},
+        {",\"p50_us\":30.000", "", "p50_us"},
+        {"\"label\":\"epoll \\\"A\\\"\"", "\"label\":7", "label"},
+    };
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        char *at = strstr(out.p, edits[i].from);
+        CHECK(at != NULL);
+        if (!at)
+            continue;
+        size_t fl = strlen(edits[i].from), tl = strlen(edits[i].to);
+        char *u = malloc(out.len + tl + 1);
+        memcpy(u, out.p, (size_t)(at - out.p));
+        memcpy(u + (at - out.p), edits[i].to, tl);
+        strcpy(u + (at - out.p) + tl, at + fl);
+        err[0] = '\0';
+        CHECK_INT(bench_run_parse(&run, u, err, sizeof(err)), -1);
+        if (!strstr(err, edits[i].why)) {
+            fprintf(stderr, "points edit %zu: reason \"%s\" lacks \"%s\"\n", i, err, edits[i].why);
+            CHECK(0);
+        }
+        bench_run_free(&run);
+        free(u);
+    }
+    bench_str_free(&out);
+    bench_str_free(&out2);
+    bench_str_free(&out3);
+}
+
 int main(void)
 {
     test_buckets();
@@ -821,5 +981,6 @@ int main(void)
     test_format();
     test_parse_roundtrip();
     test_merge_runs();
+    test_points();
     return CHECK_DONE();
 }
