@@ -141,7 +141,9 @@ class LogFlood:
         print("\n%s: %d forged datagrams (%d answered) in %.1f s: log +%d bytes, "
               "%d auth_fail lines, suppressed=%d" % (self.MODEL, sent, answered, elapsed,
                                                      grown, len(recs), suppressed))
-        self.assertGreater(sent, 20000, "the flood was too slow to mean anything")
+        # Meaningful once the flood is many times what the limits let through (a few hundred
+        # lines); a loaded 2-core machine sends 10,000 or more, a quiet one 200,000.
+        self.assertGreater(sent, 5000, "the flood was too slow to mean anything")
         if answered == sent:
             self.assertEqual(events + suppressed, sent)
         else:

@@ -453,10 +453,12 @@ class PlainTcp:
         srv.log.wait_for(event="disconnect", conn=cid, reason="timeout")
 
     def test_idle_timeout_spares_active_client(self):
-        srv = self.start_server("--idle-timeout", "1")
+        # Messages every 0.3 s for longer than the timeout; the timeout leaves room for a
+        # loaded machine's stalls (1 s was seen to pass between two echoes in CI).
+        srv = self.start_server("--idle-timeout", "3")
         s = self.connect(srv)
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 2.0:
+        while time.monotonic() - t0 < 4.0:
             self.assertEqual(echo(s, b"ping\n"), b"ping\n")
             time.sleep(0.3)
         self.assertEqual(echo(s, b"alive\n"), b"alive\n")
