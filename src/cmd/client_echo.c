@@ -131,10 +131,11 @@ bool client_echo_on_message(struct client_echo *e, const struct proto_msg *m, bo
     }
     check_denied(e, m->data, m->len);
     bool eol = m->last;
-    if (m->last && e->parts_len > 0 && --e->parts[e->parts_head] > 0) {
-        eol = false; /* more records of the same line follow */
-    } else if (m->last && e->parts_len == 1 && e->mid_line) {
-        eol = false; /* the rest of the line is still to be queued: its entry stays */
+    if (m->last && e->parts_len > 0 &&
+        (--e->parts[e->parts_head] > 0 || (e->parts_len == 1 && e->mid_line))) {
+        /* more records of the same line follow, or the rest of the line is still to be
+         * queued (its entry stays) */
+        eol = false;
     } else if (m->last && e->parts_len > 0) {
         e->parts_head = (e->parts_head + 1) % CLIENT_LINES_IN_FLIGHT;
         e->parts_len--;
