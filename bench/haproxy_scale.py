@@ -3,8 +3,9 @@
 same load straight at one server.
 
 Usage: python3 bench/haproxy_scale.py path/to/secho [SECONDS] [ROUNDS] [-- BENCH ARGS...]
-Default: 5 s measured per run, 3 rounds (each round runs direct, haproxy->1, haproxy->2 in
-turn, so that other load on the machine spreads over all three), bench -P plain -c 32 -s 128
+Default: 5 s measured per run, 3 rounds (each round runs direct, haproxy->1, haproxy->2 and
+haproxy->1 with twice the reactors in turn, so that other load on the machine spreads over
+all of them), bench -P plain -c 32 -s 128
 --pipeline 4. Every process is started here on loopback (ports picked by the kernel;
 haproxy serves a listener made here, `bind fd@N`) and stopped by its PID. Prints one line
 per run and the median of each setup."""
@@ -31,9 +32,10 @@ tmp = tempfile.mkdtemp(prefix="secho-haproxy-bench-")
 procs = []
 
 
-def start_backend(name):
+def start_backend(*args):
     p = subprocess.Popen([binary, "server", "-P", "plain", "-p", "0", "-l", os.devnull,
-                          "--no-log-messages", "--proxy-protocol", "--trusted-proxy", "127.0.0.1"],
+                          "--no-log-messages", "--proxy-protocol", "--trusted-proxy", "127.0.0.1",
+                          *args],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          env=dict(os.environ, XDG_CONFIG_HOME=tmp))
     procs.append(p)
@@ -76,9 +78,14 @@ def bench(port):
 
 
 try:
-    b1, b2 = start_backend("b1"), start_backend("b2")
+    ncpu = os.cpu_count() or 1
+    b1, b2 = start_backend(), start_backend()
+    # One backend with as many reactors as the two have together: tells a gain of two
+    # backends from a gain of more threads.
+    b3 = start_backend("--threads", str(2 * ncpu))
     setups = [("direct, 1 server", start_direct()), ("haproxy -> 1 backend", start_haproxy([b1])),
-              ("haproxy -> 2 backends", start_haproxy([b1, b2]))]
+              ("haproxy -> 2 backends", start_haproxy([b1, b2])),
+              ("haproxy -> 1, %d reactors" % (2 * ncpu), start_haproxy([b3]))]
     results = {name: [] for name, _ in setups}
     print("bench %s, %s s per run, load average %s" % (" ".join(bench_args), seconds,
                                                         open("/proc/loadavg").read().split()[0]))
@@ -86,12 +93,12 @@ try:
         for name, port in setups:
             j = bench(port)
             results[name].append(j)
-            print("  round %d  %-22s %9.0f msgs/s  p50 %6d us  p99 %6d us  errors %d"
+            print("  round %d  %-24s %9.0f msgs/s  p50 %6d us  p99 %6d us  errors %d"
                   % (r + 1, name, j["msgs_per_s"], j["p50_us"], j["p99_us"], j["errors"]))
     print("median of %d:" % rounds)
     for name, _ in setups:
         rs = results[name]
-        print("  %-22s %9.0f msgs/s  p50 %6.0f us  p99 %6.0f us"
+        print("  %-24s %9.0f msgs/s  p50 %6.0f us  p99 %6.0f us"
               % (name, statistics.median(x["msgs_per_s"] for x in rs),
                  statistics.median(x["p50_us"] for x in rs),
                  statistics.median(x["p99_us"] for x in rs)))
