@@ -1410,7 +1410,8 @@ static size_t v2_header(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const uint8_
     out[13] = fam;
     out[14] = (uint8_t)(nbody >> 8);
     out[15] = (uint8_t)nbody;
-    memcpy(out + 16, body, nbody);
+    if (nbody > 0)
+        memcpy(out + 16, body, nbody);
     return 16 + nbody;
 }
 
