@@ -7,20 +7,20 @@
  * data[0]: bits 0-1 the protocol (plain, lab-fernet, secure), bit 2 --allow-shutdown any
  * (else none), bit 3 an idle timeout (5 s), bit 4 a handshake timeout (3 s), bit 5 a record
  * timeout (2 s), bits 6-7 the high-water mark and read size (scaled down from the server's
- * so that back-pressure is reached by small inputs). Then ops, each an op byte (low 3 bits
- * the kind, high 5 bits its argument a):
- *   0 the peer sends a message: u8 length + bytes (plain: the bytes 8^(a&3) times; a
- *     record protocol: the peer's own client conn seals it, once its handshake is done);
- *   1 the driver feeds the engine up to 1 + a*a*8 bytes (conn_feed);
- *   2 the driver reads up to 1 + a*a*8 bytes (conn_read_buf, conn_read_commit);
- *   3 the driver sends up to a*a*4 bytes (0: all it may) of what the engine owes;
- *   4 the clock moves a*a*8 ms (a = 31: 400 s), then conn_on_time;
- *   5 the peer half-closes (delivered as a driver sees it: once every byte it sent was read);
- *   6 u8 length + raw bytes the peer sends as they are (for a record protocol: forged);
- *   7 a socket event: a receive error, a send error, a hang-up, shutdown, or abort.
- * Afterwards the connection is run to its end as a driver would: everything sent and read,
- * EOF, time to each deadline. The peer's client conn reads everything the server sends.
- * Properties:
+ * so that back-pressure is reached by small inputs). data[1]: bits 0-1 the PROXY stage
+ * (--proxy-protocol): 1 the peer is a trusted proxy and its stream opens with one of six
+ * valid headers (bits 2-4: v1 TCP4, TCP6, UNKNOWN; v2 IPv4 with TLVs, IPv6, LOCAL), 2 the
+ * peer is not trusted (its bytes are the ops' alone), else off. Then ops, each an op byte (low 3
+ * bits the kind, high 5 bits its argument a): 0 the peer sends a message: u8 length + bytes (plain:
+ * the bytes 8^(a&3) times; a record protocol: the peer's own client conn seals it, once its
+ * handshake is done); 1 the driver feeds the engine up to 1 + a*a*8 bytes (conn_feed); 2 the driver
+ * reads up to 1 + a*a*8 bytes (conn_read_buf, conn_read_commit); 3 the driver sends up to a*a*4
+ * bytes (0: all it may) of what the engine owes; 4 the clock moves a*a*8 ms (a = 31: 400 s), then
+ * conn_on_time; 5 the peer half-closes (delivered as a driver sees it: once every byte it sent was
+ * read); 6 u8 length + raw bytes the peer sends as they are (for a record protocol: forged); 7 a
+ * socket event: a receive error, a send error, a hang-up, shutdown, or abort. Afterwards the
+ * connection is run to its end as a driver would: everything sent and read, EOF, time to each
+ * deadline. The peer's client conn reads everything the server sends. Properties:
  *   - bounded: output within the server's cap, input within its cap, at every step;
  *   - no spin: after conn_on_time(now) the deadline lies ahead; a connection that wants to
  *     write has bytes to send or is pausing; one that wants to read takes bytes or stops
@@ -31,7 +31,11 @@
  *     messages are a prefix of the echoes the rules give (the refusal instead of `shutdown`,
  *     nothing after `exit`);
  *   - and exactly that echo, all of it, when the connection ended by EOF or `exit` without
- *     faults, forged bytes, timeouts, socket events or an accepted shutdown. */
+ *     faults, forged bytes, timeouts, socket events or an accepted shutdown;
+ *   - behind a trusted proxy: the header's bytes are never echoed nor seen by the protocol
+ *     (the echo is the rules' for the bytes after it), and a connection that ended cleanly
+ *     logged the client the header names as its peer (the proxy itself for LOCAL and
+ *     UNKNOWN). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -40,6 +44,7 @@
 #include "fuzz_proto.h"
 #include "fuzz_util.h"
 #include "proto.h"
+#include "proxy_hdr.h"
 #include "service.h"
 
 #define MAX_TX   (1 << 20)
@@ -78,7 +83,29 @@ static struct {
     size_t msgoff[MAX_MSGS + 1], msgend[MAX_MSGS]; /* in msgbuf; where each ends in tx */
     size_t nmsgs, nsealed, ngot;
     bool eof, forged, event, begun;
+    /* The PROXY stage: bytes of the header at the front of tx not yet taken, and the peer
+     * its header names. */
+    size_t hdr_left;
+    const char *hdr_peer;
 } R;
+
+/* Valid headers a trusted proxy may open with, and the peer each names. */
+static const struct {
+    const char *bytes;
+    size_t len;
+    const char *peer;
+} headers[6] = {
+    {"PROXY TCP4 203.0.113.9 192.0.2.1 5555 9090\r\n", 44, "203.0.113.9:5555"},
+    {"PROXY TCP6 2001:db8::7 2001:db8::1 49153 80\r\n", 45, "[2001:db8::7]:49153"},
+    {"PROXY UNKNOWN\r\n", 15, "127.0.0.1:40000"},
+    {"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x14\xc6\x33\x64\x05\xc0\x00\x02\x01\x04\xd2"
+     "\x00\x50\x01\x00\x02h2\x04\x00\x00",
+     36, "198.51.100.5:1234"},
+    {"\r\n\r\n\0\r\nQUIT\n\x21\x21\x00\x24\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x09"
+     "\x20\x01\x0d\xb8\0\0\0\0\0\0\0\0\0\0\0\x01\x30\x39\x00\x50",
+     52, "[2001:db8::9]:12345"},
+    {"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16, "127.0.0.1:40000"},
+};
 
 /* SECHO_FUZZ_TRACE=1: each op's effect on stderr, to read a failing input. */
 static bool trace;
@@ -153,6 +180,11 @@ static void plain_took(size_t n)
 static void took(size_t n)
 {
     FUZZ_CHECK(n <= R.txlen - R.txoff);
+    /* A trusted proxy's header: consumed, never echoed. */
+    size_t h = R.hdr_left < n ? R.hdr_left : n;
+    R.hdr_left -= h;
+    R.txoff += h;
+    n -= h;
     if (R.pi == 0)
         plain_took(n);
     R.txoff += n;
@@ -445,6 +477,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     struct fuzz_in in = {data, size};
     uint8_t hdr = fuzz_u8(&in);
+    uint8_t pmode = fuzz_u8(&in);
     R.pi = (hdr & 3) % 3;
     R.vt = vts[R.pi];
     R.txlen = R.txoff = R.wirelen = R.client_fed = R.wantlen = R.linelen = 0;
@@ -452,6 +485,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     R.msgoff[0] = 0;
     R.stopped = R.eof = R.forged = R.event = R.begun = false;
     R.now = T0;
+    R.hdr_left = 0;
+    R.hdr_peer = NULL;
 
     struct server *srv = &R.srv;
     memset(srv, 0, sizeof(*srv));
@@ -462,6 +497,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     srv->conf.handshake_timeout_ms = hdr & 16 ? 3000 : 0;
     srv->conf.record_timeout_ms = hdr & 32 ? 2000 : 0;
     srv->conf.popts.max_msg = 65535;
+    static struct net_cidr trusted;
+    if ((pmode & 3) == 1 || (pmode & 3) == 2) {
+        FUZZ_CHECK(net_cidr_parse((pmode & 3) == 1 ? "127.0.0.0/8" : "10.0.0.0/8", &trusted));
+        srv->conf.proxy_protocol = true;
+        srv->conf.trusted = &trusted;
+        srv->conf.ntrusted = 1;
+    }
+    if ((pmode & 3) == 1) {
+        unsigned k = ((unsigned)pmode >> 2 & 7) % 6;
+        tx_add((const uint8_t *)headers[k].bytes, headers[k].len);
+        R.hdr_left = headers[k].len;
+        R.hdr_peer = headers[k].peer;
+    }
     srv->pctx = sctx[R.pi];
     atomic_init(&srv->stopping, false);
     atomic_init(&srv->next_id, 1);
@@ -549,6 +597,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     enum conn_reason why = conn_reason(C());
     bool clean = (why == CONN_REASON_EOF || why == CONN_REASON_EXIT) && !C()->failed && !R.forged &&
                  !R.event;
+    if (clean && R.hdr_peer)
+        FUZZ_CHECK(R.sc.connected && strcmp(R.sc.peer_text, R.hdr_peer) == 0);
     if (clean && R.pi == 0) {
         FUZZ_CHECK(R.wirelen == R.wantlen);
     } else if (clean) {

@@ -296,6 +296,93 @@ bool net_is_loopback(const struct sockaddr *sa)
     return false;
 }
 
+bool net_cidr_parse(const char *text, struct net_cidr *out)
+{
+    char addr[INET6_ADDRSTRLEN + 2];
+    const char *slash = strchr(text, '/');
+    size_t alen = slash ? (size_t)(slash - text) : strlen(text);
+    if (alen == 0 || alen >= sizeof(addr))
+        return false;
+    memcpy(addr, text, alen);
+    addr[alen] = '\0';
+    char *a = addr;
+    if (a[0] == '[') {
+        if (alen < 3 || a[alen - 1] != ']')
+            return false;
+        a[alen - 1] = '\0';
+        a++;
+    }
+    memset(out, 0, sizeof(*out));
+    unsigned max;
+    if (a == addr && inet_pton(AF_INET, a, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, a, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return false;
+    }
+    unsigned prefix = max;
+    if (slash) {
+        const char *d = slash + 1;
+        size_t nd = strlen(d);
+        if (nd == 0 || nd > 3 || (nd > 1 && d[0] == '0'))
+            return false;
+        prefix = 0;
+        for (size_t i = 0; i < nd; i++) {
+            if (d[i] < '0' || d[i] > '9')
+                return false;
+            prefix = prefix * 10 + (unsigned)(d[i] - '0');
+        }
+        if (prefix > max)
+            return false;
+    }
+    out->prefix = (uint8_t)prefix;
+    for (unsigned bit = prefix; bit < max; bit++)
+        out->addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+    return true;
+}
+
+/* The first `bits` bits of a and b are equal. */
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+    unsigned bytes = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, bytes) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff00u >> rest);
+    return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
+bool net_cidr_match(const struct net_cidr *c, const struct sockaddr *sa)
+{
+    const uint8_t *a;
+    if (sa->sa_family == AF_INET) {
+        if (c->family != AF_INET)
+            return false;
+        a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (c->family == AF_INET6)
+            return prefix_equal(in6->s6_addr, c->addr, c->prefix);
+        if (!IN6_IS_ADDR_V4MAPPED(in6))
+            return false;
+        a = in6->s6_addr + 12;
+    } else {
+        return false;
+    }
+    return prefix_equal(a, c->addr, c->prefix);
+}
+
+void net_cidr_format(const struct net_cidr *c, char *out, size_t outlen)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+    inet_ntop(c->family, c->addr, a, sizeof(a));
+    snprintf(out, outlen, "%s/%u", a, c->prefix);
+}
+
 bool net_addr_equal(const struct sockaddr *a, const struct sockaddr *b)
 {
     if (a->sa_family != b->sa_family)

@@ -78,6 +78,22 @@ void net_format_addr(const struct sockaddr *sa, char *out, size_t outlen);
 /* "HOST:PORT" with IPv6 literals in brackets, for messages and known_hosts. */
 void net_format_hostport(const char *host, uint16_t port, char *out, size_t outlen);
 bool net_is_loopback(const struct sockaddr *sa);
+
+/* An IPv4 or IPv6 network (--trusted-proxy). */
+struct net_cidr {
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network byte order, the bits past `prefix` zero */
+    uint8_t prefix;   /* 0..32 (IPv4) or 0..128 (IPv6) */
+};
+/* Parses "ADDR" or "ADDR/PREFIX" (an IPv4 or IPv6 literal, IPv6 optionally in brackets; a
+ * bare address is a /32 or /128). Host bits past the prefix are cleared, as routing tables
+ * read "10.1.2.3/8". Returns false (with *out unspecified) for anything else. Pure. */
+bool net_cidr_parse(const char *text, struct net_cidr *out);
+/* True if sa (AF_INET or AF_INET6) lies in c. An IPv4-mapped IPv6 address (a dual-stack
+ * socket's IPv4 peer) is in an IPv4 network if its IPv4 address is. */
+bool net_cidr_match(const struct net_cidr *c, const struct sockaddr *sa);
+/* "10.0.0.0/8" or "2001:db8::/32" into out (room for NET_ADDRSTRLEN). */
+void net_cidr_format(const struct net_cidr *c, char *out, size_t outlen);
 bool net_addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 
 #endif

@@ -51,6 +51,12 @@ static const char usage_tail[] =
     "                              on GET /metrics (e.g. 127.0.0.1:9100)\n"
     "      --pid-file FILE         write the pid to FILE once listening (locked while\n"
     "                              the server runs; removed when it exits)\n"
+    "      --proxy-protocol        TCP: connections from --trusted-proxy must open with\n"
+    "                              a PROXY v1/v2 header (HAProxy send-proxy); the log's\n"
+    "                              peer= is then the client it names, proxy= the proxy\n"
+    "      --trusted-proxy CIDR... the load balancers' addresses or networks (e.g.\n"
+    "                              10.0.0.0/8 ::1), repeatable; others that send a\n"
+    "                              PROXY header are refused\n"
     "  -h, --help                  show this help\n"
     "\n"
     "Options marked secure:, tls:, lab-dh: or plain/lab: belong to those protocols;\n"
@@ -83,6 +89,8 @@ enum {
     OPT_METRICS,
     OPT_PID_FILE,
     OPT_CERT,
+    OPT_PROXY_PROTOCOL,
+    OPT_TRUSTED_PROXY,
 };
 
 static const struct option long_opts[] = {
@@ -104,6 +112,8 @@ static const struct option long_opts[] = {
     {"metrics", required_argument, NULL, OPT_METRICS},
     {"pid-file", required_argument, NULL, OPT_PID_FILE},
     {"cert", required_argument, NULL, OPT_CERT},
+    {"proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL},
+    {"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -124,6 +134,40 @@ static long default_max_conns(void)
     return n > 1 ? n : 1;
 }
 
+/* Adds the networks of one --trusted-proxy word (one or more, separated by commas).
+ * Returns false after printing a usage error. */
+static bool add_trusted(const char *cmd, const char *word, struct net_cidr *out, int *n)
+{
+    char item[NET_ADDRSTRLEN + 8];
+    const char *p = word;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof(item) || *n >= SERVER_TRUSTED_MAX) {
+            if (*n >= SERVER_TRUSTED_MAX)
+                cli_usage_error(cmd, "more than %d --trusted-proxy networks", SERVER_TRUSTED_MAX);
+            else
+                cli_usage_error(cmd,
+                                "invalid --trusted-proxy '%s' (use IPv4 or IPv6 addresses "
+                                "or networks, e.g. 10.0.0.0/8 or ::1)",
+                                word);
+            return false;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!net_cidr_parse(item, &out[*n])) {
+            cli_usage_error(cmd,
+                            "invalid --trusted-proxy '%s' (use IPv4 or IPv6 addresses or "
+                            "networks, e.g. 10.0.0.0/8 or ::1)",
+                            item);
+            return false;
+        }
+        (*n)++;
+        if (p[len] == '\0')
+            return true;
+        p += len + 1;
+    }
+}
+
 int server_main(int argc, char **argv)
 {
     const char *cmd = "server";
@@ -141,6 +185,9 @@ int server_main(int argc, char **argv)
         .record_timeout_ms = 30 * 1000,
     };
     long max_msg = 1 << 20;
+    /* Static: the server keeps pointing at it while it runs. */
+    static struct net_cidr trusted[SERVER_TRUSTED_MAX];
+    int ntrusted = 0;
     char keypath[4096] = "", certpath[4096] = "";
     long v;
     int opt;
@@ -246,6 +293,17 @@ int server_main(int argc, char **argv)
                 return cli_usage_error(cmd, "invalid --pid-file ''");
             conf.pid_file = optarg;
             break;
+        case OPT_PROXY_PROTOCOL:
+            conf.proxy_protocol = true;
+            break;
+        case OPT_TRUSTED_PROXY:
+            /* CIDR...: the words that follow, up to the next option, are networks too. */
+            if (!add_trusted(cmd, optarg, trusted, &ntrusted))
+                return 2;
+            while (optind < argc && argv[optind][0] != '-')
+                if (!add_trusted(cmd, argv[optind++], trusted, &ntrusted))
+                    return 2;
+            break;
         case 'h':
             return cli_help(usage_head, 28, usage_tail);
         default:
@@ -263,6 +321,16 @@ int server_main(int argc, char **argv)
                         CLI_POPT_DH_PARAMS) ||
         !cli_popt_check(cmd, &common, conf.popts.cert_file, "--cert", CLI_POPT_CERTS))
         return 2;
+    if (conf.proxy_protocol && common.udp)
+        return cli_usage_error(cmd, "--proxy-protocol applies to -t tcp only (a PROXY header "
+                                    "opens a TCP stream)");
+    if (conf.proxy_protocol && ntrusted == 0)
+        return cli_usage_error(cmd, "--proxy-protocol needs --trusted-proxy CIDR... (the "
+                                    "addresses of the load balancers allowed to send headers)");
+    if (ntrusted > 0 && !conf.proxy_protocol)
+        return cli_usage_error(cmd, "--trusted-proxy applies only with --proxy-protocol");
+    conf.trusted = trusted;
+    conf.ntrusted = ntrusted;
     bool certs = common.proto->flags & PROTO_F_CERTS;
     if (certs && !conf.popts.cert_file != !conf.popts.key_file)
         return cli_usage_error(cmd, "--cert and --key go together (or give neither for a "

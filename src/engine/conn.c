@@ -107,6 +107,82 @@ static void fault(struct conn *c, enum conn_fault what, int err)
         c->ops->on_fault(c->arg, c, what, err);
 }
 
+/* Creates the protocol state and runs its greeting. Returns 0, or <0 after on_fault (the
+ * connection is then CLOSED with reason error). */
+static int start_proto(struct conn *c)
+{
+    int r = proto_conn_new(c->conf.vt, c->conf.pctx, c->conf.role, &c->out, &c->pconn);
+    if (r < 0) {
+        fault(c, CONN_FAULT_PROTO, r);
+        close_now(c, CONN_REASON_ERROR);
+        return r;
+    }
+    c->ready = c->conf.vt->conn_ready(c->pconn);
+    return 0;
+}
+
+static void proxy_done(struct conn *c)
+{
+    c->proxy_stage = CONN_PROXY_OFF;
+    free(c->phdr);
+    c->phdr = NULL;
+}
+
+/* The PROXY stage refuses the connection: it closes at once (nothing is owed to a peer that
+ * is not let in; an untrusted one may have a greeting queued, which is dropped). */
+static void proxy_refuse(struct conn *c, enum proxy_hdr_error err, enum conn_reason r)
+{
+    proxy_done(c);
+    fault(c, CONN_FAULT_PROXY, (int)err);
+    close_now(c, r);
+}
+
+/*
+ * The PROXY stage over the input p[0..n). Returns the bytes it consumed (a header's), and
+ * sets *hold when the protocol must not see the rest now: the stage goes on, or it ended
+ * the connection.
+ */
+static size_t proxy_input(struct conn *c, const uint8_t *p, size_t n, uint64_t now, bool *hold)
+{
+    *hold = true;
+    if (c->proxy_stage == CONN_PROXY_REFUSE) {
+        switch (proxy_hdr_sniff(p, n)) {
+        case PROXY_SNIFF_NO:
+            c->proxy_stage = CONN_PROXY_OFF;
+            *hold = false;
+            return 0;
+        case PROXY_SNIFF_MAYBE:
+            return 0; /* the next bytes tell; they stay in the input meanwhile */
+        case PROXY_SNIFF_YES:
+        default:
+            /* Only --trusted-proxy addresses may say whose connection this is. */
+            proxy_refuse(c, PROXY_HDR_E_UNTRUSTED, CONN_REASON_ERROR);
+            return n;
+        }
+    }
+    size_t used = 0;
+    enum proxy_hdr_status st = proxy_hdr_feed(c->phdr, p, n, &used);
+    if (st == PROXY_HDR_NEED_MORE)
+        return used;
+    if (st == PROXY_HDR_ERROR) {
+        proxy_refuse(c, c->phdr->err, CONN_REASON_ERROR);
+        return used;
+    }
+    struct proxy_hdr_result res = c->phdr->res;
+    proxy_done(c);
+    if (c->ops->on_proxy && c->ops->on_proxy(c->arg, c, &res, now) < 0) {
+        c->failed = true;
+        close_now(c, CONN_REASON_ERROR);
+        return used;
+    }
+    /* The protocol's own handshake gets its whole timeout from here. */
+    c->started = now;
+    if (start_proto(c) < 0)
+        return used;
+    *hold = false;
+    return used;
+}
+
 int conn_init(struct conn *c, const struct conn_conf *cf, const struct conn_ops *ops, void *arg,
               uint64_t now)
 {
@@ -128,14 +204,26 @@ int conn_init(struct conn *c, const struct conn_conf *cf, const struct conn_ops 
         }
         buf_attach_marks(&c->out, c->marks);
     }
-    int r = proto_conn_new(cf->vt, cf->pctx, cf->role, &c->out, &c->pconn);
-    if (r < 0) {
-        fault(c, CONN_FAULT_PROTO, r);
+    c->proxy_stage = cf->proxy;
+    if (cf->proxy != CONN_PROXY_OFF && cf->role != PROTO_SERVER) {
+        fault(c, CONN_FAULT_PROTO, -EINVAL);
         close_now(c, CONN_REASON_ERROR);
-        return r;
+        return -EINVAL;
     }
-    c->ready = cf->vt->conn_ready(c->pconn);
-    return 0;
+    if (cf->proxy == CONN_PROXY_REQUIRE) {
+        /* The protocol, and any greeting, waits for the header (proxy-protocol.txt section
+         * 2: "MUST NOT start processing the connection before it receives a complete and
+         * valid PROXY protocol header", which matters most where the server speaks first). */
+        c->phdr = malloc(sizeof(*c->phdr));
+        if (!c->phdr) {
+            fault(c, CONN_FAULT_PROTO, -ENOMEM);
+            close_now(c, CONN_REASON_ERROR);
+            return -ENOMEM;
+        }
+        proxy_hdr_init(c->phdr);
+        return 0;
+    }
+    return start_proto(c);
 }
 
 static void fail(struct conn *c, int err, uint64_t now)
@@ -186,6 +274,15 @@ static size_t run_input(struct conn *c, const uint8_t *p, size_t n, uint64_t now
 {
     const struct proto_vt *vt = c->conf.vt;
     bool server = is_server(c);
+    size_t done = 0;
+    if (c->proxy_stage != CONN_PROXY_OFF) {
+        if (!uses_input(c))
+            return 0;
+        bool hold;
+        done = proxy_input(c, p, n, now, &hold);
+        if (hold || done == n)
+            return done;
+    }
     if (!server && (vt->flags & PROTO_F_UNFRAMED)) {
         /* The client's side of an unframed stream: bytes as they come. */
         if (n == 0 || !uses_input(c))
@@ -196,7 +293,6 @@ static size_t run_input(struct conn *c, const uint8_t *p, size_t n, uint64_t now
             fail(c, r, now);
         return n;
     }
-    size_t done = 0;
     c->proto_owed = false;
     for (;;) {
         if (!uses_input(c))
@@ -421,6 +517,16 @@ void conn_on_eof(struct conn *c, uint64_t now)
     trim(c); /* the room of the read that found EOF */
     if (c->state == CONN_CLOSED)
         return;
+    if (c->proxy_stage == CONN_PROXY_REQUIRE && c->state == CONN_OPEN) {
+        proxy_refuse(c, PROXY_HDR_E_INCOMPLETE, CONN_REASON_EOF);
+        return;
+    }
+    if (c->proxy_stage == CONN_PROXY_REFUSE) {
+        /* What waited as a possible signature is not one: the protocol has it now. */
+        c->proxy_stage = CONN_PROXY_OFF;
+        if (uses_input(c) && !buf_empty(&c->in))
+            process(c, now);
+    }
     c->peer_eof = true;
     if (c->state != CONN_OPEN) {
         if (c->state == CONN_LINGER || buf_empty(&c->out))
@@ -437,6 +543,12 @@ void conn_on_recv_error(struct conn *c, int err)
     trim(c);
     if (c->state == CONN_CLOSED)
         return;
+    if (c->proxy_stage == CONN_PROXY_REQUIRE && c->state == CONN_OPEN) {
+        proxy_refuse(c, PROXY_HDR_E_INCOMPLETE,
+                     err == ECONNRESET || err == EPIPE || err == ETIMEDOUT ? CONN_REASON_RESET
+                                                                           : CONN_REASON_ERROR);
+        return;
+    }
     if (c->state != CONN_OPEN || err == ECONNRESET || err == EPIPE || err == ETIMEDOUT) {
         close_now(c, CONN_REASON_RESET);
         return;
@@ -456,6 +568,11 @@ void conn_on_hangup(struct conn *c, int so_error)
 {
     if (c->state == CONN_CLOSED)
         return;
+    if (c->proxy_stage == CONN_PROXY_REQUIRE && c->state == CONN_OPEN) {
+        proxy_refuse(c, PROXY_HDR_E_INCOMPLETE,
+                     so_error == 0 ? CONN_REASON_EOF : CONN_REASON_RESET);
+        return;
+    }
     close_now(c, c->state == CONN_LINGER || so_error == 0 ? CONN_REASON_EOF : CONN_REASON_RESET);
 }
 
@@ -533,6 +650,15 @@ void conn_on_time(struct conn *c, uint64_t now)
         return;
     if (c->paused && now >= c->pause_until)
         settle(c, now);
+    if (c->state == CONN_OPEN && c->proxy_stage == CONN_PROXY_REQUIRE) {
+        /* No header in time: the handshake timeout bounds it, or without one the idle
+         * timeout. */
+        if ((cf->handshake_ms > 0 && now >= c->started + (uint64_t)cf->handshake_ms) ||
+            (cf->idle_ms > 0 && now >= c->last_active + (uint64_t)cf->idle_ms))
+            proxy_refuse(c, PROXY_HDR_E_TIMEOUT, CONN_REASON_TIMEOUT);
+        trim(c);
+        return;
+    }
     if (c->state == CONN_OPEN) {
         if (!c->ready && cf->handshake_ms > 0 && now >= c->started + (uint64_t)cf->handshake_ms) {
             fault(c, CONN_FAULT_HANDSHAKE, -ETIMEDOUT);
@@ -633,6 +759,8 @@ void conn_free(struct conn *c)
         c->ops->on_close(c->arg, c);
     proto_conn_free(c->conf.vt, c->pconn);
     c->pconn = NULL;
+    free(c->phdr);
+    c->phdr = NULL;
     buf_free(&c->in);
     buf_free(&c->out);
     free(c->marks);

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "proto.h"
+#include "proxy_hdr.h"
 
 /*
  * The engine never touches a socket or a clock. A driver (a server I/O model, the client,
@@ -39,6 +40,11 @@
  * reading while it owes out_high bytes, and input that arrives while closing is discarded.
  * Client: input is what the policy waits for, so reading never stops while the connection
  * lives; the back-pressure is on queueing messages (conn_can_send).
+ *
+ * A server connection may start with a PROXY protocol stage (conn_conf.proxy), in front of
+ * the protocol: a trusted load balancer's header is consumed before the protocol sees a byte
+ * (and before a greeting goes out), and its verdict goes to the policy (on_proxy); an
+ * untrusted peer that opens with a PROXY signature is refused.
  *
  * Only one thread at a time may call into a given conn.
  */
@@ -74,6 +80,25 @@ enum conn_fault {
     CONN_FAULT_HANDSHAKE, /* the handshake did not complete within handshake_timeout_ms */
     CONN_FAULT_RECV,      /* a receive failed with errno err (not a reset) */
     CONN_FAULT_RECORD,    /* a record did not complete within record_ms (err -ETIMEDOUT) */
+    /* The PROXY stage refused the connection (it is closed): err is a PROXY_HDR_E_* code, a
+     * parse error of the header, or PROXY_HDR_E_UNTRUSTED (an untrusted peer sent one),
+     * PROXY_HDR_E_TIMEOUT (none within handshake_ms, or idle_ms without one), or
+     * PROXY_HDR_E_INCOMPLETE (the peer closed or reset before a whole header). */
+    CONN_FAULT_PROXY,
+};
+
+/* A server connection's PROXY protocol stage (conn_conf.proxy), run before the protocol. */
+enum conn_proxy {
+    CONN_PROXY_OFF, /* none: the protocol starts at conn_init */
+    /* The peer is a trusted proxy: its first bytes MUST be a PROXY header (version 1 or 2),
+     * complete within handshake_ms. The protocol starts, and its greeting is queued, only
+     * once the header is consumed and on_proxy agreed; until then the connection is not
+     * ready and has no protocol state. */
+    CONN_PROXY_REQUIRE,
+    /* The peer is not a trusted proxy: the protocol starts at conn_init, but its input waits
+     * while the bytes so far could still begin a PROXY signature (at most 11 bytes, e.g. a
+     * first line "PRO" not yet ended); a signature is refused (CONN_FAULT_PROXY). */
+    CONN_PROXY_REFUSE,
 };
 
 /* The deadline of a connection that has none. */
@@ -119,6 +144,10 @@ struct conn_ops {
     bool (*awaiting)(void *arg, const struct conn *c);
     /* Optional: conn_free is releasing the connection (its reason is final). */
     void (*on_close)(void *arg, struct conn *c);
+    /* Optional, CONN_PROXY_REQUIRE: the PROXY header is complete and consumed (`h` is valid
+     * during the call only); the protocol has not started. Returns 0 to start it, or <0 to
+     * refuse the connection (it closes with reason error; on_fault is not called). */
+    int (*on_proxy)(void *arg, struct conn *c, const struct proxy_hdr_result *h, uint64_t now);
 };
 
 /* How a connection behaves; copied by conn_init. */
@@ -145,7 +174,8 @@ struct conn_conf {
      * first byte or of the last CONN_LINE_PROGRESS bytes of it, whichever is later (a
      * minimum rate, so a stream without newlines flows while a trickle is closed). 0 = none. */
     int record_ms;
-    int linger_ms; /* after our half-close, how long to wait for the peer's FIN */
+    int linger_ms;         /* after our half-close, how long to wait for the peer's FIN */
+    enum conn_proxy proxy; /* server role only: the PROXY protocol stage (default off) */
 };
 
 /* The fields are the engine's: drivers and policies read them only through the functions
@@ -172,7 +202,9 @@ struct conn {
      * it may hold whole messages (lab-fernet takes up to a token's worth of input ahead)
      * with no input left in `in`: the protocol is called again once the output drains. */
     bool proto_owed;
-    int wait_ms; /* conn_finish's wait, until it is armed (then -1) */
+    enum conn_proxy proxy_stage; /* the PROXY stage still running (CONN_PROXY_OFF: none) */
+    struct proxy_hdr *phdr;      /* CONN_PROXY_REQUIRE: the header parser, until it is done */
+    int wait_ms;                 /* conn_finish's wait, until it is armed (then -1) */
     uint64_t pause_until;
     uint64_t last_active;
     uint64_t started;
@@ -181,8 +213,10 @@ struct conn {
 };
 
 /* Sets up a connection at `now` for policy (ops, arg) and runs the protocol's greeting (which
- * is then owed: see conn_out_peek). Returns 0, or <0 after on_fault (the connection is then
- * CLOSED with reason error). Either way the caller MUST call conn_free once. */
+ * is then owed: see conn_out_peek); with CONN_PROXY_REQUIRE the protocol and its greeting
+ * wait for the PROXY header instead. Returns 0, or <0 after on_fault (the connection is then
+ * CLOSED with reason error; -EINVAL for a PROXY stage in the client role). Either way the
+ * caller MUST call conn_free once. */
 int conn_init(struct conn *c, const struct conn_conf *cf, const struct conn_ops *ops, void *arg,
               uint64_t now);
 

@@ -100,6 +100,8 @@ static const struct log_kind kind_auth_fail = {"auth_fail", LOG_WARN, NULL};
 static const struct log_kind kind_proto_error = {"error", LOG_ERROR, NULL};
 static const struct log_kind kind_timeout_handshake = {"timeout", LOG_WARN, "what=handshake"};
 static const struct log_kind kind_timeout_record = {"timeout", LOG_WARN, "what=record"};
+static const struct log_kind kind_proxy_header = {"denied", LOG_WARN, "reason=proxy_header"};
+static const struct log_kind kind_untrusted_proxy = {"denied", LOG_WARN, "reason=untrusted_proxy"};
 
 void server_log_proto_error(struct server *srv, uint64_t conn_id, const char *peer, int err,
                             const char *detail)
@@ -290,6 +292,19 @@ static void server_on_conn_fault(void *arg, struct conn *c, enum conn_fault what
                   log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
                   log_value(ev, sizeof(ev), e));
         break;
+    case CONN_FAULT_PROXY:
+        stats_add(STATS_ERR_PROXY, 1);
+        if (err == PROXY_HDR_E_UNTRUSTED) {
+            log_event_limited(&kind_untrusted_proxy, sc->peer_text,
+                              "peer=%s conn=%llu reason=untrusted_proxy",
+                              log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id);
+            break;
+        }
+        log_event_limited(&kind_proxy_header, sc->peer_text,
+                          "peer=%s conn=%llu reason=proxy_header error=%s",
+                          log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
+                          log_value(ev, sizeof(ev), proxy_hdr_strerror((enum proxy_hdr_error)err)));
+        break;
     case CONN_FAULT_PROTO:
     default:
         server_log_proto_error(sc->srv, sc->id, sc->peer_text, err, conn_error_text(c));
@@ -297,9 +312,52 @@ static void server_on_conn_fault(void *arg, struct conn *c, enum conn_fault what
     }
 }
 
+/* `connect`, with the proxy beside the peer when a PROXY header named the peer. */
+static void log_connect(struct server_conn *sc)
+{
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], xv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+    sc->connected = true;
+    log_event(LOG_INFO, "connect", "peer=%s conn=%llu%s%s",
+              log_value(pv, sizeof(pv), sc->peer_text), (unsigned long long)sc->id,
+              sc->proxy_text[0] ? " proxy=" : "",
+              sc->proxy_text[0] ? log_value(xv, sizeof(xv), sc->proxy_text) : "");
+}
+
+static int server_on_conn_proxy(void *arg, struct conn *c, const struct proxy_hdr_result *h,
+                                uint64_t now)
+{
+    (void)c;
+    (void)now;
+    struct server_conn *sc = arg;
+    memcpy(sc->proxy_text, sc->peer_text, sizeof(sc->proxy_text));
+    /* From here on the client is the peer: the log, the rate limits, and the loopback rule
+     * of --allow-shutdown (a proxy on loopback does not make its clients local). A LOCAL
+     * header (a health check) or one without an address leaves the proxy as the peer. */
+    if (h->has_addr) {
+        _Static_assert(sizeof(sc->peer) == sizeof(h->src), "peer and header address unions");
+        memcpy(&sc->peer, &h->src, sizeof(sc->peer));
+        net_format_addr(&sc->peer.sa, sc->peer_text, sizeof(sc->peer_text));
+    }
+    log_connect(sc);
+    return 0;
+}
+
+static bool trusted_proxy(const struct server *srv, const struct sockaddr *sa)
+{
+    for (int i = 0; i < srv->conf.ntrusted; i++)
+        if (net_cidr_match(&srv->conf.trusted[i], sa))
+            return true;
+    return false;
+}
+
 static void server_on_conn_close(void *arg, struct conn *c)
 {
     struct server_conn *sc = arg;
+    if (!sc->connected) {
+        /* Refused (or shut down) before its PROXY header: `denied` said so, if anything. */
+        stats_end(conn_reason_name(c));
+        return;
+    }
     if (sc->msg && sc->msg->total > 0)
         server_log_partial(sc->srv, sc->id, sc->peer_text, sc->msg);
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
@@ -315,6 +373,7 @@ static const struct conn_ops server_conn_ops = {
     .on_handshake = server_on_conn_handshake,
     .on_fault = server_on_conn_fault,
     .on_close = server_on_conn_close,
+    .on_proxy = server_on_conn_proxy,
 };
 
 int server_conn_init(struct server_conn *sc, struct server *srv, const struct net_addr *peer,
@@ -327,10 +386,14 @@ int server_conn_init(struct server_conn *sc, struct server *srv, const struct ne
     sc->id = atomic_fetch_add(&srv->next_id, 1);
     net_format_addr((const struct sockaddr *)&peer->ss, sc->peer_text, sizeof(sc->peer_text));
     sc->msg = NULL;
+    sc->proxy_text[0] = '\0';
+    sc->connected = false;
     stats_add(STATS_CONNS, 1);
-    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
-    log_event(LOG_INFO, "connect", "peer=%s conn=%llu", log_value(pv, sizeof(pv), sc->peer_text),
-              (unsigned long long)sc->id);
+    enum conn_proxy pp = CONN_PROXY_OFF;
+    if (srv->conf.proxy_protocol)
+        pp = trusted_proxy(srv, &sc->peer.sa) ? CONN_PROXY_REQUIRE : CONN_PROXY_REFUSE;
+    if (pp != CONN_PROXY_REQUIRE)
+        log_connect(sc);
     const struct conn_conf cf = {
         .vt = srv->conf.proto,
         .pctx = srv->pctx,
@@ -343,6 +406,7 @@ int server_conn_init(struct server_conn *sc, struct server *srv, const struct ne
         .idle_ms = srv->conf.idle_timeout_ms,
         .record_ms = srv->conf.record_timeout_ms,
         .linger_ms = SERVER_LINGER_MS,
+        .proxy = pp,
     };
     return conn_init(&sc->c, &cf, &server_conn_ops, sc, now);
 }

@@ -56,7 +56,16 @@ struct server_conf {
     const char *pid_file; /* --pid-file, or NULL */
     const char *metrics;  /* --metrics HOST:PORT, or NULL */
     int stats_ms;         /* --stats: an event=stats line this often; 0 = none */
+    /* --proxy-protocol: a TCP connection from one of the `ntrusted` networks in `trusted`
+     * (--trusted-proxy; the array outlives the server) must open with a PROXY header, which
+     * says who the peer is; one from elsewhere that opens with a PROXY header is refused. */
+    bool proxy_protocol;
+    const struct net_cidr *trusted;
+    int ntrusted;
 };
+
+/* The most --trusted-proxy networks. */
+#define SERVER_TRUSTED_MAX 64
 
 struct server;
 typedef void (*server_wake_fn)(struct server *srv);
@@ -135,15 +144,23 @@ struct server_conn {
         struct sockaddr_in6 in6;
     } peer; /* a TCP peer is IPv4 or IPv6: no room for a whole sockaddr_storage */
     char peer_text[NET_ADDRSTRLEN];
+    /* Behind a PROXY header: the proxy's own address (peer then is the client the header
+     * names, or the proxy itself for a LOCAL or address-less header); "" otherwise. */
+    char proxy_text[NET_ADDRSTRLEN];
+    bool connected; /* `connect` was logged (a trusted proxy's, once its header came) */
     /* The message being received, allocated only while one spans several fragments (a
      * message that arrives whole is handled where it lies), wiped and freed when it ends. */
     struct server_msg *msg;
 };
 
 /* Sets up a connection from `peer` accepted at `now` under the server's policy: logs
- * `connect`, then conn_init (the greeting is owed). Returns 0, or <0 after logging why (the
- * connection is then CLOSED with reason error). Either way the model MUST call
- * conn_free(&sc->c) once, which logs a cut-off message and `disconnect`. */
+ * `connect`, then conn_init (the greeting is owed). With --proxy-protocol and a peer in
+ * --trusted-proxy, `connect` (peer= the client the header names, proxy= the peer) and the
+ * greeting wait for the PROXY header; a connection refused at the header logs `denied`
+ * (reason=proxy_header or untrusted_proxy, rate-limited) instead. Returns 0, or <0 after
+ * logging why (the connection is then CLOSED with reason error). Either way the model MUST
+ * call conn_free(&sc->c) once, which logs a cut-off message and, if `connect` was logged,
+ * `disconnect`. */
 int server_conn_init(struct server_conn *sc, struct server *srv, const struct net_addr *peer,
                      uint64_t now);
 

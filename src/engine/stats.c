@@ -46,6 +46,7 @@ static const struct stats_name names[STATS_N] = {
     [STATS_ERR_MAX_CONNS] = {"errors_max_conns", "secho_errors_total", "kind", "max_conns"},
     [STATS_ERR_NO_FDS] = {"errors_no_fds", "secho_errors_total", "kind", "no_fds"},
     [STATS_ERR_DENIED] = {"errors_denied", "secho_errors_total", "kind", "denied"},
+    [STATS_ERR_PROXY] = {"errors_proxy", "secho_errors_total", "kind", "proxy"},
 };
 
 /* One HELP text per family, in the order families are written. */

@@ -37,6 +37,7 @@ enum stats_counter {
     STATS_ERR_MAX_CONNS,         /* refused: --max-conns reached */
     STATS_ERR_NO_FDS,            /* accept ran out of descriptors */
     STATS_ERR_DENIED,            /* `shutdown` from a peer that may not */
+    STATS_ERR_PROXY,             /* refused at the PROXY header (--proxy-protocol) */
     STATS_N
 };
 

@@ -17,7 +17,7 @@ KEYS = ["conns_open", "conns", "msgs", "bytes_in", "bytes_out", "handshakes", "a
     ["disconnects_" + r for r in ("exit", "eof", "reset", "timeout", "error", "shutdown",
                                   "evicted")] + \
     ["errors_" + k for k in ("proto", "recv", "handshake_timeout", "record_timeout",
-                             "max_conns", "no_fds", "denied")]
+                             "max_conns", "no_fds", "denied", "proxy")]
 
 
 def groups(srv):

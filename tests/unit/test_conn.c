@@ -33,6 +33,9 @@ static int rig_record_ms;
 /* The server key file rig_start gives a secure server; client contexts accept a new key. */
 static const char *rig_key_file;
 static bool client_accept_new;
+/* --proxy-protocol with these --trusted-proxy networks (rig_ntrusted 0: off). */
+static struct net_cidr rig_trusted[2];
+static int rig_ntrusted;
 
 static void rig_start(struct rig *r, const struct proto_vt *vt, int idle_ms, int hs_ms)
 {
@@ -45,6 +48,9 @@ static void rig_start(struct rig *r, const struct proto_vt *vt, int idle_ms, int
     r->srv.conf.allow_shutdown = ALLOW_NONE;
     r->srv.conf.popts.max_msg = 65535;
     r->srv.conf.popts.key_file = rig_key_file;
+    r->srv.conf.proxy_protocol = rig_ntrusted > 0;
+    r->srv.conf.trusted = rig_trusted;
+    r->srv.conf.ntrusted = rig_ntrusted;
     atomic_init(&r->srv.next_id, 1);
     pthread_mutex_init(&r->srv.wake_mu, NULL);
     if (vt->ctx_new) {
@@ -1369,6 +1375,312 @@ static size_t count(const char *hay, const char *needle)
     return n;
 }
 
+/* ---- the PROXY protocol stage (--proxy-protocol) ---- */
+
+static void rig_trust(const char *cidr)
+{
+    rig_ntrusted = 0;
+    if (cidr) {
+        CHECK(net_cidr_parse(cidr, &rig_trusted[0]));
+        rig_ntrusted = 1;
+    }
+}
+
+static const char proxy_v1[] = "PROXY TCP4 203.0.113.9 192.0.2.1 5555 9090\r\n";
+
+/* A trusted proxy's header, then a line, split at every offset (and the header's end in the
+ * same read as the line): the header is consumed, never echoed; the line is; the peer is
+ * the client the header names. */
+static void test_proxy_trusted_v1_every_split(void)
+{
+    rig_trust("127.0.0.0/8");
+    char text[128];
+    size_t hl = sizeof(proxy_v1) - 1;
+    size_t n = (size_t)snprintf(text, sizeof(text), "%shello\n", proxy_v1);
+    for (size_t k = 0; k <= n; k++) {
+        for (int feed = 0; feed < 2; feed++) {
+            struct rig r;
+            rig_start(&r, &proto_plain, 0, 1000);
+            CHECK_INT(r.init_rc, 0);
+            CHECK(!conn_ready(&r.sc.c));
+            CHECK(!r.sc.connected);
+            if (feed) {
+                CHECK_INT(conn_feed(&r.sc.c, (const uint8_t *)text, k, r.now), k);
+                rig_send_all(&r);
+                CHECK_INT(conn_feed(&r.sc.c, (const uint8_t *)text + k, n - k, r.now), n - k);
+            } else {
+                CHECK_INT(rig_recv(&r, text, k, SIZE_MAX), k);
+                rig_send_all(&r);
+                CHECK_INT(rig_recv(&r, text + k, n - k, SIZE_MAX), n - k);
+            }
+            rig_send_all(&r);
+            CHECK_INT(r.wirelen, n - hl);
+            CHECK_MEM(r.wire, "hello\n", r.wirelen < 6 ? r.wirelen : 6);
+            CHECK(conn_ready(&r.sc.c));
+            CHECK_STR(r.sc.peer_text, "203.0.113.9:5555");
+            CHECK_STR(r.sc.proxy_text, "127.0.0.1:40000");
+            CHECK(r.sc.connected);
+            /* Past the handshake timeout: the header came in time, the line stays open. */
+            rig_at(&r, T0 + 5000);
+            CHECK(!conn_closed(&r.sc.c));
+            rig_end(&r);
+        }
+    }
+    rig_trust(NULL);
+}
+
+static size_t v2_header(uint8_t *out, uint8_t ver_cmd, uint8_t fam, const uint8_t *body,
+                        size_t nbody)
+{
+    memcpy(out, PROXY_HDR_V2_SIG, PROXY_HDR_V2_SIG_LEN);
+    out[12] = ver_cmd;
+    out[13] = fam;
+    out[14] = (uint8_t)(nbody >> 8);
+    out[15] = (uint8_t)nbody;
+    if (nbody > 0)
+        memcpy(out + 16, body, nbody);
+    return 16 + nbody;
+}
+
+/* Version 2, IPv6 client with TLVs; LOCAL (a health check) leaves the proxy as the peer. */
+static void test_proxy_trusted_v2(void)
+{
+    rig_trust("127.0.0.1");
+    uint8_t h[128], body[64] = {0x20, 0x01, 0x0d, 0xb8};
+    body[15] = 7;
+    body[16] = 0x20;
+    body[17] = 0x01;
+    body[31] = 1;
+    body[32] = 0xc0; /* port 49153 */
+    body[33] = 0x01;
+    body[35] = 80;
+    memcpy(body + 36, "\x01\x00\x02h2\x04\x00\x00", 8);
+    size_t n = v2_header(h, 0x21, 0x21, body, 44);
+    memcpy(h + n, "hi\n", 3);
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK_INT(rig_recv(&r, h, n + 3, 1), n + 3);
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, 3);
+    CHECK_STR(r.sc.peer_text, "[2001:db8::7]:49153");
+    rig_end(&r);
+
+    n = v2_header(h, 0x20, 0x00, NULL, 0);
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK_INT(rig_recv(&r, h, n, SIZE_MAX), n);
+    CHECK(conn_ready(&r.sc.c));
+    CHECK_STR(r.sc.peer_text, "127.0.0.1:40000");
+    CHECK_STR(r.sc.proxy_text, "127.0.0.1:40000");
+    CHECK_INT(rig_recv(&r, "x\n", 2, SIZE_MAX), 2);
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, 2);
+    rig_end(&r);
+    rig_trust(NULL);
+}
+
+/* A trusted peer without a valid header is refused at once, nothing sent; so is one whose
+ * header does not come within the handshake timeout, or that closes inside it. */
+static void test_proxy_trusted_refusals(void)
+{
+    rig_trust("127.0.0.0/8");
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK_INT(rig_recv(&r, "hello\n", 6, SIZE_MAX), 6);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "error");
+    CHECK_INT(rig_send_all(&r), 0);
+    CHECK(!r.sc.connected);
+    rig_end(&r);
+
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK_INT(rig_recv(&r, "PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\nx", 37, SIZE_MAX), 37);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_INT(r.wirelen, 0);
+    rig_end(&r);
+
+    /* Silent: refused at the handshake timeout, not before. */
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + 1000);
+    rig_at(&r, T0 + 999);
+    CHECK(!conn_closed(&r.sc.c));
+    rig_at(&r, T0 + 1000);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "timeout");
+    rig_end(&r);
+
+    /* A header trickled a byte at a time still has to end within the timeout. */
+    rig_start(&r, &proto_plain, 0, 1000);
+    for (size_t i = 0; i < 20; i++) {
+        rig_at(&r, T0 + 45 * i);
+        CHECK_INT(rig_recv(&r, proxy_v1 + i, 1, SIZE_MAX), 1);
+    }
+    rig_at(&r, T0 + 1000);
+    CHECK(conn_closed(&r.sc.c));
+    rig_end(&r);
+
+    /* Without a handshake timeout the idle timeout bounds the wait. */
+    rig_start(&r, &proto_plain, 3000, 0);
+    CHECK_INT(conn_deadline(&r.sc.c), T0 + 3000);
+    rig_at(&r, T0 + 3000);
+    CHECK(conn_closed(&r.sc.c));
+    rig_end(&r);
+
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK_INT(rig_recv(&r, proxy_v1, 10, SIZE_MAX), 10);
+    conn_on_eof(&r.sc.c, r.now);
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_STR(conn_reason_name(&r.sc.c), "eof");
+    rig_end(&r);
+
+    rig_start(&r, &proto_plain, 0, 1000);
+    conn_on_recv_error(&r.sc.c, ECONNRESET);
+    CHECK_STR(conn_reason_name(&r.sc.c), "reset");
+    rig_end(&r);
+
+    /* Shut down while waiting for a header: closes, no refusal. */
+    rig_start(&r, &proto_plain, 0, 1000);
+    conn_begin_shutdown(&r.sc.c, r.now, r.now + SERVER_DRAIN_MS);
+    rig_send_all(&r);
+    rig_at(&r, T0 + SERVER_LINGER_MS);
+    CHECK(conn_closed(&r.sc.c));
+    rig_end(&r);
+    rig_trust(NULL);
+}
+
+/* A server that speaks first (lab-fernet sends its key) says nothing to a trusted proxy
+ * until the header is in: the client the proxy relays must hear it, not the proxy. */
+static void test_proxy_greeting_waits(void)
+{
+    rig_trust("127.0.0.0/8");
+    struct rig r;
+    rig_start(&r, &proto_lab_fernet, 0, 1000);
+    CHECK_INT(r.init_rc, 0);
+    CHECK_INT(rig_send_all(&r), 0);
+    CHECK(!wants(&r, CONN_WANT_WRITE));
+    CHECK_INT(rig_recv(&r, proxy_v1, sizeof(proxy_v1) - 1, SIZE_MAX), sizeof(proxy_v1) - 1);
+    CHECK_INT(rig_send_all(&r), 44); /* the key */
+    CHECK_STR(r.sc.peer_text, "203.0.113.9:5555");
+    rig_end(&r);
+    rig_trust(NULL);
+}
+
+/* A peer that is not a trusted proxy is served as it is, unless it opens with a PROXY
+ * signature: then it is refused. Bytes that may still begin one wait for the next. */
+static void test_proxy_untrusted(void)
+{
+    rig_trust("10.0.0.0/8");
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK(r.sc.connected);
+    CHECK_INT(rig_recv(&r, proxy_v1, sizeof(proxy_v1) - 1, 3), 6); /* refused at "PROXY " */
+    CHECK(conn_closed(&r.sc.c));
+    CHECK_INT(r.wirelen, 0);
+    rig_end(&r);
+
+    uint8_t h[64];
+    size_t n = v2_header(h, 0x20, 0x00, NULL, 0);
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK_INT(rig_recv(&r, h, n, SIZE_MAX), n);
+    CHECK(conn_closed(&r.sc.c));
+    rig_end(&r);
+
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK_INT(rig_recv(&r, "PRO", 3, SIZE_MAX), 3);
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, 0); /* could still be "PROXY " */
+    CHECK_INT(conn_feed(&r.sc.c, (const uint8_t *)"XIMA\n", 5, r.now), 5);
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, 8);
+    CHECK_MEM(r.wire, "PROXIMA\n", 8);
+    CHECK_INT(rig_recv(&r, "PROXY later is fine\n", 20, SIZE_MAX), 20);
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, 28);
+    CHECK(!conn_closed(&r.sc.c));
+    CHECK_STR(r.sc.peer_text, "127.0.0.1:40000");
+    CHECK_STR(r.sc.proxy_text, "");
+    rig_end(&r);
+
+    /* Held bytes are not lost at EOF: they were no signature after all. */
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK_INT(rig_recv(&r, "\r\n", 2, SIZE_MAX), 2);
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, 0);
+    conn_on_eof(&r.sc.c, r.now);
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, 2);
+    rig_end(&r);
+
+    /* The first bytes decide; a plain line goes straight through. */
+    rig_start(&r, &proto_plain, 0, 1000);
+    CHECK_INT(rig_recv(&r, "hello\n", 6, 1), 6);
+    rig_send_all(&r);
+    CHECK_INT(r.wirelen, 6);
+    rig_end(&r);
+    rig_trust(NULL);
+}
+
+/* Behind a proxy on loopback, a client elsewhere is not local: `shutdown` is denied under
+ * --allow-shutdown loopback; one the header says is on loopback may. */
+static void test_proxy_shutdown_rule(void)
+{
+    rig_trust("127.0.0.0/8");
+    struct rig r;
+    rig_start(&r, &proto_plain, 0, 1000);
+    r.srv.conf.allow_shutdown = ALLOW_LOOPBACK;
+    const char *in = "PROXY TCP4 203.0.113.9 192.0.2.1 5555 9090\r\nshutdown\n";
+    CHECK_INT(rig_recv(&r, in, strlen(in), SIZE_MAX), strlen(in));
+    rig_send_all(&r);
+    CHECK(!atomic_load(&r.srv.stopping));
+    CHECK(r.wirelen > 9 && memmem(r.wire, r.wirelen, SERVER_DENIED_TEXT, 29) != NULL);
+    rig_end(&r);
+
+    rig_start(&r, &proto_plain, 0, 1000);
+    r.srv.conf.allow_shutdown = ALLOW_LOOPBACK;
+    in = "PROXY TCP4 127.0.0.1 127.0.0.1 5555 9090\r\nshutdown\n";
+    CHECK_INT(rig_recv(&r, in, strlen(in), SIZE_MAX), strlen(in));
+    CHECK(atomic_load(&r.srv.stopping));
+    rig_end(&r);
+    rig_trust(NULL);
+}
+
+static void test_cidr(void)
+{
+    struct net_cidr c;
+    struct sockaddr_in in = {.sin_family = AF_INET};
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+    CHECK(net_cidr_parse("10.1.2.3/8", &c));
+    char t[NET_ADDRSTRLEN];
+    net_cidr_format(&c, t, sizeof(t));
+    CHECK_STR(t, "10.0.0.0/8");
+    inet_pton(AF_INET, "10.255.0.1", &in.sin_addr);
+    CHECK(net_cidr_match(&c, (struct sockaddr *)&in));
+    inet_pton(AF_INET, "11.0.0.1", &in.sin_addr);
+    CHECK(!net_cidr_match(&c, (struct sockaddr *)&in));
+    inet_pton(AF_INET6, "::ffff:10.9.9.9", &in6.sin6_addr); /* a dual-stack socket's IPv4 peer */
+    CHECK(net_cidr_match(&c, (struct sockaddr *)&in6));
+    CHECK(net_cidr_parse("[2001:db8::]/33", &c));
+    net_cidr_format(&c, t, sizeof(t));
+    CHECK_STR(t, "2001:db8::/33");
+    inet_pton(AF_INET6, "2001:db8:7fff::1", &in6.sin6_addr);
+    CHECK(net_cidr_match(&c, (struct sockaddr *)&in6));
+    inet_pton(AF_INET6, "2001:db8:8000::1", &in6.sin6_addr);
+    CHECK(!net_cidr_match(&c, (struct sockaddr *)&in6));
+    CHECK(!net_cidr_match(&c, (struct sockaddr *)&in));
+    CHECK(net_cidr_parse("::1", &c) && c.prefix == 128);
+    CHECK(net_cidr_parse("0.0.0.0/0", &c));
+    CHECK(net_cidr_match(&c, (struct sockaddr *)&in));
+    CHECK(net_cidr_parse("127.0.0.1", &c) && c.prefix == 32);
+    const char *bad[] = {"",           "/8",          "10.0.0.0/",    "10.0.0.0/33",
+                         "::/129",     "10.0.0.0/08", "10.0.0.0/-1",  "10.0.0",
+                         "[10.0.0.1]", "[::1",        "host.example", "10.0.0.0/8/8",
+                         "1.2.3.4 ",   "::1/1x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (net_cidr_parse(bad[i], &c)) {
+            fprintf(stderr, "accepted bad cidr '%s'\n", bad[i]);
+            check_failures++;
+        }
+}
+
 int main(void)
 {
     char path[] = "/tmp/secho-test-conn-XXXXXX";
@@ -1404,6 +1716,13 @@ int main(void)
     test_partial_writes_then_idle();
     test_backpressure_then_idle();
     test_secure_idle_after_handshake();
+    test_proxy_trusted_v1_every_split();
+    test_proxy_trusted_v2();
+    test_proxy_trusted_refusals();
+    test_proxy_greeting_waits();
+    test_proxy_untrusted();
+    test_proxy_shutdown_rule();
+    test_cidr();
 
     log_close();
     static char text[1 << 20];
@@ -1416,6 +1735,17 @@ int main(void)
     size_t connects = count(text, "event=connect ");
     CHECK(connects > 50);
     CHECK_INT(count(text, "event=disconnect "), connects);
+    /* Behind a trusted proxy: the client as the peer, the proxy beside it; refusals. */
+    CHECK(strstr(text, "event=connect peer=203.0.113.9:5555 conn=1 proxy=127.0.0.1:40000\n"));
+    CHECK(strstr(text, "event=connect peer=127.0.0.1:40000 conn=1 proxy=127.0.0.1:40000\n"));
+    CHECK(strstr(text, "event=message peer=[2001:db8::7]:49153 conn=1 bytes=2\n"));
+    CHECK(strstr(text, "event=denied peer=127.0.0.1:40000 conn=1 reason=proxy_header "
+                       "error=\"not a PROXY protocol header\"\n"));
+    CHECK(strstr(text, "reason=proxy_header error=\"bad port in PROXY v1 line\"\n"));
+    CHECK(strstr(text, "reason=proxy_header error=\"no PROXY header within the handshake "
+                       "timeout\"\n"));
+    CHECK(strstr(text, "event=denied peer=127.0.0.1:40000 conn=1 reason=untrusted_proxy\n"));
+    CHECK(strstr(text, "event=denied peer=203.0.113.9:5555 conn=1 command=shutdown\n"));
     CHECK(strstr(text, "event=connect peer=127.0.0.1:40000 conn=1\n") != NULL);
     CHECK(strstr(text, "event=timeout peer=") != NULL);
     CHECK(strstr(text, " what=handshake") != NULL);
