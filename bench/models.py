@@ -8,7 +8,11 @@ CPU per echo is the server's run time (every thread's, from /proc/PID/task/*/sch
 nanoseconds) over the bench's measured window, divided by the echoes counted in it. With
 --syscalls a separate, shorter pass per model runs the same load under `strace -c -f`
 (which slows the server: only the counts mean anything) and reports system calls and
-wake-ups (epoll_wait / io_uring_enter / futex returns) per echo.
+waits (epoll_wait / io_uring_enter: each a possible sleep and wake-up) per echo.
+
+A model may carry environment settings for its server: `epoll:SECHO_UDP_SINGLE=1` is the
+epoll model with UDP's one-datagram-per-call path (compare it with `epoll` over
+--transport udp).
 
 Usage: bench/models.py [--bin build/secho] [--models uring,epoll,reactors]
                        [--loads closed,40000] [--rounds 3] [--duration 3] [--syscalls]
@@ -27,7 +31,7 @@ import sys
 import tempfile
 import time
 
-WAITS = ("epoll_wait", "epoll_pwait", "io_uring_enter", "futex")
+WAITS = ("epoll_wait", "epoll_pwait", "io_uring_enter")
 
 
 def run_ns(pid):
@@ -43,12 +47,16 @@ def run_ns(pid):
 
 
 class Server:
-    def __init__(self, binary, model, transport, extra, tmp):
+    def __init__(self, binary, spec, transport, extra, tmp):
+        model, *settings = spec.split(":")
+        env = dict(os.environ)
+        env.update(kv.split("=", 1) for kv in settings)
         self.log = os.path.join(tmp, "server-%s.log" % model)
         cmd = ["taskset", "-c", "0", binary, "server", "-P", "plain", "-t", transport,
                "-m", model, "--threads", "1", "-p", "0", "-l", self.log, "--no-log-messages",
                *extra]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env)
         line = self.proc.stdout.readline().decode()
         m = re.match(r"listening on .*:(\d+)$", line.strip())
         if not m:
@@ -96,7 +104,7 @@ def measure(opts, model, load, tmp):
 
 def syscalls(opts, model, load, tmp):
     srv = Server(opts.bin, model, opts.transport, shlex.split(opts.server_args), tmp)
-    out_path = os.path.join(tmp, "strace-%s.txt" % model)
+    out_path = os.path.join(tmp, "strace.txt")
     try:
         st = subprocess.Popen(["strace", "-c", "-f", "-o", out_path, "-p", str(srv.proc.pid)],
                               stderr=subprocess.DEVNULL)
@@ -148,7 +156,8 @@ def main():
             for load in loads:
                 for model in models:
                     rows.setdefault((load, model), []).append(measure(opts, model, load, tmp))
-        print("%-8s %-9s %10s %10s %10s %8s %8s" % ("load", "model", "msgs/s", "us/echo",
+        w = max(9, max(len(m) for m in models))
+        print("%-8s %-*s %10s %10s %10s %8s %8s" % ("load", w, "model", "msgs/s", "us/echo",
                                                     "x first", "p99 us", "errors"))
         for load in loads:
             base = None
@@ -158,15 +167,15 @@ def main():
                 cpu = statistics.median(x["us_per_echo"] for x in rs)
                 p99 = statistics.median(x["p99"] for x in rs)
                 base = base or cpu
-                print("%-8s %-9s %10.0f %10.2f %10.3f %8.0f %8d"
-                      % (load, model, rate, cpu, cpu / base, p99, sum(x["errors"] for x in rs)))
+                print("%-8s %-*s %10.0f %10.2f %10.3f %8.0f %8d"
+                      % (load, w, model, rate, cpu, cpu / base, p99, sum(x["errors"] for x in rs)))
         if opts.syscalls:
             print("\nsystem calls per echo under strace -c -f (2 s each; strace slows the server)")
             for load in loads:
                 for model in models:
                     total, waits, top = syscalls(opts, model, load, tmp)
-                    print("%-8s %-9s %6.2f calls, %5.2f waits per echo: %s"
-                          % (load, model, total, waits, top))
+                    print("%-8s %-*s %6.2f calls, %5.2f waits per echo: %s"
+                          % (load, w, model, total, waits, top))
     print("Medians of %d rounds; us/echo = server CPU (all threads) per echo, lower is better;"
           " x first = us/echo relative to the first model." % opts.rounds)
 

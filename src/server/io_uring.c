@@ -731,6 +731,8 @@ static int ring_init(struct uring_worker *w)
     if (r < 0)
         return r;
     w->ring_ok = true;
+    /* Each io_uring_enter then skips looking the ring's descriptor up; optional. */
+    (void)io_uring_register_ring_fd(&w->ring);
     return 0;
 }
 
