@@ -97,23 +97,20 @@ struct uring_udp {
 struct uring_worker {
     struct server *srv;
     struct io_uring ring;
-    bool ring_ok;
     struct loop *loop; /* timers, tick and wake only */
-    bool wake_armed;
     struct io_uring_buf_ring *br;
-    bool br_registered;
     uint8_t *rbufs;
     uint32_t rlen[RBUF_COUNT]; /* bytes received into each buffer */
     int rnext[RBUF_COUNT];     /* next in its connection's queue, -1 for none */
     int br_added;              /* given back since the ring's tail was last published */
+    int nlis, nudp;
     long nstarved;
+    long nconns;
     struct uring_lis lis[MODEL_MAX_ADDRS];
-    int nlis;
     struct uring_udp udp[MODEL_MAX_ADDRS];
-    int nudp;
     struct uring_conn *conns; /* live, for shutdown */
     struct uring_conn *dead;  /* closed, waiting for their last completions */
-    long nconns;
+    bool ring_ok, br_registered, wake_armed;
     bool stop_seen, done;
 };
 
