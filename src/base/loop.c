@@ -285,22 +285,65 @@ void loop_stop(struct loop *l)
     l->stop = true;
 }
 
+int loop_wake_fd(const struct loop *l)
+{
+    return l->wakefd;
+}
+
+void loop_take_wake(struct loop *l)
+{
+    uint64_t v;
+    ssize_t r = read(l->wakefd, &v, sizeof(v));
+    (void)r;
+    if (l->wake_cb)
+        l->wake_cb(l, l->wake_arg);
+}
+
+void loop_refresh(struct loop *l)
+{
+    l->now = loop_clock_ms();
+}
+
+/* The earliest of the next tick and the first timer, UINT64_MAX for none. */
+static uint64_t next_due(const struct loop *l)
+{
+    uint64_t wake_at = l->tick_cb ? l->next_tick : UINT64_MAX;
+    if (l->nheap > 0 && l->heap[0]->due < wake_at)
+        wake_at = l->heap[0]->due;
+    return wake_at;
+}
+
+static int ms_until(const struct loop *l, uint64_t wake_at)
+{
+    if (wake_at == UINT64_MAX)
+        return -1;
+    return wake_at <= l->now ? 0 : wake_at - l->now > INT_MAX ? INT_MAX : (int)(wake_at - l->now);
+}
+
+static void run_tick(struct loop *l)
+{
+    if (l->tick_cb && loop_clock_ms() >= l->next_tick) {
+        l->now = loop_clock_ms();
+        l->next_tick = l->now + (uint64_t)l->tick_ms;
+        l->tick_cb(l, l->tick_arg);
+    }
+}
+
+int loop_run_due(struct loop *l)
+{
+    l->now = loop_clock_ms();
+    run_timers(l);
+    run_tick(l);
+    return ms_until(l, next_due(l));
+}
+
 int loop_run(struct loop *l)
 {
     struct epoll_event evs[MAX_EVENTS];
     l->stop = false;
     while (!l->stop) {
         l->now = loop_clock_ms();
-        uint64_t wake_at = UINT64_MAX;
-        if (l->tick_cb)
-            wake_at = l->next_tick;
-        if (l->nheap > 0 && l->heap[0]->due < wake_at)
-            wake_at = l->heap[0]->due;
-        int timeout = -1;
-        if (wake_at != UINT64_MAX)
-            timeout = wake_at <= l->now            ? 0
-                      : wake_at - l->now > INT_MAX ? INT_MAX
-                                                   : (int)(wake_at - l->now);
+        int timeout = ms_until(l, next_due(l));
         int n = epoll_wait(l->epfd, evs, MAX_EVENTS, timeout);
         if (n < 0) {
             if (errno == EINTR)
@@ -311,11 +354,7 @@ int loop_run(struct loop *l)
         for (int i = 0; i < n && !l->stop; i++) {
             int fd = evs[i].data.fd;
             if (fd < 0) {
-                uint64_t v;
-                ssize_t r = read(l->wakefd, &v, sizeof(v));
-                (void)r;
-                if (l->wake_cb)
-                    l->wake_cb(l, l->wake_arg);
+                loop_take_wake(l);
                 continue;
             }
             if (fd >= l->nfds || !l->fds[fd].used)
@@ -328,11 +367,7 @@ int loop_run(struct loop *l)
         }
         l->now = loop_clock_ms();
         run_timers(l);
-        if (l->tick_cb && loop_clock_ms() >= l->next_tick) {
-            l->now = loop_clock_ms();
-            l->next_tick = l->now + (uint64_t)l->tick_ms;
-            l->tick_cb(l, l->tick_arg);
-        }
+        run_tick(l);
     }
     return 0;
 }

@@ -75,6 +75,21 @@ void loop_wake(struct loop *l);
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);
 
+/*
+ * A driver that waits for its events elsewhere (the io_uring model) uses the loop only for
+ * its timers, tick and wake, never calling loop_run: it waits until the wake fd is readable
+ * or loop_run_due's delay has passed, and calls loop_take_wake when that fd was readable.
+ */
+/* The descriptor that becomes readable after loop_wake. */
+int loop_wake_fd(const struct loop *l);
+/* Consumes a pending wake and calls the wake callback. */
+void loop_take_wake(struct loop *l);
+/* Refreshes loop_now (done by loop_run_due too). */
+void loop_refresh(struct loop *l);
+/* Refreshes loop_now, runs the timers that are due and the tick if it is due; returns the
+ * ms until the next timer or tick (0: one is due already), or -1 when none is set. */
+int loop_run_due(struct loop *l);
+
 /* Monotonic milliseconds, refreshed once per loop iteration. */
 uint64_t loop_now(const struct loop *l);
 /* Monotonic milliseconds now. */

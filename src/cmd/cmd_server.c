@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "keys.h"
 #include "metrics.h"
+#include "io.h"
 #include "server.h"
 
 /* The help text, around the -P line (made from the registry by cli_help_proto). */
@@ -22,7 +23,8 @@ static const char usage_head[] =
 static const char usage_tail[] =
     "  -H, --host HOST             address to listen on (default 127.0.0.1)\n"
     "  -p, --port PORT             port, 0 = pick a free one (default 9090)\n"
-    "  -m, --model MODEL           threads | epoll | reactors (default reactors)\n"
+    "  -m, --model MODEL           threads | epoll | reactors | uring (default reactors;\n"
+    "                              uring: io_uring, when built with liburing)\n"
     "      --threads N             event loops for -m reactors (default: online CPUs)\n"
     "  -l, --log FILE              append the event log to FILE; - = stderr (default)\n"
     "      --no-log-messages       log message sizes but not their text\n"
@@ -208,9 +210,14 @@ int server_main(int argc, char **argv)
                 conf.model = SERVER_EPOLL;
             else if (strcmp(optarg, "reactors") == 0)
                 conf.model = SERVER_REACTORS;
+            else if (strcmp(optarg, "uring") == 0 && io_uring_built())
+                conf.model = SERVER_URING;
+            else if (strcmp(optarg, "uring") == 0)
+                return cli_usage_error(cmd, "model 'uring' is not built in (liburing was not found "
+                                            "when secho was built)");
             else
-                return cli_usage_error(cmd, "unknown model '%s' (use threads, epoll or reactors)",
-                                       optarg);
+                return cli_usage_error(
+                    cmd, "unknown model '%s' (use threads, epoll, reactors or uring)", optarg);
             break;
         case OPT_THREADS:
             if (!cli_parse_long(cmd, "threads", optarg, 1, 1024, &v))

@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 
 #include "cli.h"
+#include "io.h"
 #include "lineedit.h"
 
 struct subcommand {
@@ -44,8 +45,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
         /* The OpenSSL that is loaded, which may be newer than the one built against: what a
          * bug report needs. */
-        printf("secho %s\n%s\nbuild type %s\nline editing: %s\n", SECHO_VERSION,
-               OpenSSL_version(OPENSSL_VERSION), SECHO_BUILD_TYPE, lineedit_name());
+        printf("secho %s\n%s\nbuild type %s\nline editing: %s\nio_uring: %s\n", SECHO_VERSION,
+               OpenSSL_version(OPENSSL_VERSION), SECHO_BUILD_TYPE, lineedit_name(),
+               io_uring_version());
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -19,7 +19,7 @@
 #include "proto.h"
 #include "stats.h"
 
-enum server_model { SERVER_THREADS, SERVER_EPOLL, SERVER_REACTORS };
+enum server_model { SERVER_THREADS, SERVER_EPOLL, SERVER_REACTORS, SERVER_URING };
 enum server_allow { ALLOW_ANY, ALLOW_LOOPBACK, ALLOW_NONE };
 
 /* Bytes a connection may owe its peer before the server stops reading from it. */

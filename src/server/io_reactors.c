@@ -59,6 +59,17 @@ int io_reactors_run(struct server *srv)
         }
     }
     server_set_wake(srv, wake_all, &r);
+    if (n == 1) {
+        /* One reactor is the epoll model: it runs on this thread as -m epoll's worker does,
+         * so the two are one path (no thread to start and join beside it). */
+        server_ready(srv, ls.addrs, ls.naddrs);
+        model_listeners_close(&ls);
+        io__worker_run(&r.workers[0]);
+        server_set_wake(srv, NULL, NULL);
+        io__worker_free(&r.workers[0]);
+        free(r.workers);
+        return 0;
+    }
     int started = 0;
     for (; started < n; started++) {
         if (pthread_create(&r.workers[started].thread, NULL, worker_main, &r.workers[started]) !=

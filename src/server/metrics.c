@@ -2,6 +2,7 @@
 /* The --metrics responder: a poll loop on its own thread, a bounded set of scrapes, each
  * answered once (parsed by proto/http.c, rendered by engine/stats.c) and closed. */
 #include "metrics.h"
+#include "model.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -129,9 +130,7 @@ struct metrics *metrics_open(struct server *srv, const char *spec, int fd)
         .version = SECHO_VERSION,
         .proto = srv->conf.proto->name,
         .transport = srv->conf.udp ? "udp" : "tcp",
-        .model = srv->conf.model == SERVER_THREADS ? "threads"
-                 : srv->conf.model == SERVER_EPOLL ? "epoll"
-                                                   : "reactors",
+        .model = model_name(srv->conf.model),
         .start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9,
     };
     for (int i = 0; i < 2 * METRICS_MAX_CLIENTS; i++)

@@ -17,6 +17,20 @@
 #include "log.h"
 #include "stats.h"
 
+const char *model_name(enum server_model m)
+{
+    switch (m) {
+    case SERVER_THREADS:
+        return "threads";
+    case SERVER_EPOLL:
+        return "epoll";
+    case SERVER_URING:
+        return "uring";
+    default:
+        return "reactors";
+    }
+}
+
 void server_ready(struct server *srv, const struct net_addr *addrs, int n)
 {
     char addr[NET_ADDRSTRLEN];
@@ -26,10 +40,7 @@ void server_ready(struct server *srv, const struct net_addr *addrs, int n)
         char v[LOG_VALUE_MAX(NET_ADDRSTRLEN)], nv[LOG_VALUE_MAX(64)];
         log_event(LOG_INFO, "listening", "addr=%s transport=%s proto=%s model=%s%s%s",
                   log_value(v, sizeof(v), addr), srv->conf.udp ? "udp" : "tcp",
-                  srv->conf.proto->name,
-                  srv->conf.model == SERVER_THREADS ? "threads"
-                  : srv->conf.model == SERVER_EPOLL ? "epoll"
-                                                    : "reactors",
+                  srv->conf.proto->name, model_name(srv->conf.model),
                   inh && i < inh->n ? " fdname=" : "",
                   inh && i < inh->n ? log_value(nv, sizeof(nv), inh->socks[i].name) : "");
     }
@@ -318,15 +329,15 @@ static void out_of_fds(struct model_acceptor *a, int err, uint64_t now)
     a->resume_at = now + MODEL_EMFILE_PAUSE_MS;
 }
 
-int model_accept(struct model_acceptor *a, struct net_addr *peer, uint64_t now)
+void model_accept_failed(struct model_acceptor *a, int err, uint64_t now)
+{
+    if (err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM)
+        out_of_fds(a, err, now);
+}
+
+int model_admit(struct model_acceptor *a, int fd, const struct net_addr *peer)
 {
     struct server *srv = a->srv;
-    int fd = net_accept(a->lfd, peer);
-    if (fd < 0) {
-        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
-            out_of_fds(a, fd, now);
-        return fd; /* -EAGAIN, or ECONNABORTED, EPROTO...: that one died in the queue */
-    }
     if (atomic_fetch_add(&srv->nconns, 1) >= srv->conf.max_conns) {
         atomic_fetch_sub(&srv->nconns, 1);
         stats_add(STATS_ERR_MAX_CONNS, 1);
@@ -341,6 +352,16 @@ int model_accept(struct model_acceptor *a, struct net_addr *peer, uint64_t now)
         return -ECONNREFUSED;
     }
     return fd;
+}
+
+int model_accept(struct model_acceptor *a, struct net_addr *peer, uint64_t now)
+{
+    int fd = net_accept(a->lfd, peer);
+    if (fd < 0) {
+        model_accept_failed(a, fd, now);
+        return fd; /* -EAGAIN, or ECONNABORTED, EPROTO...: that one died in the queue */
+    }
+    return model_admit(a, fd, peer);
 }
 
 void model_release(struct server *srv)

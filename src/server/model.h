@@ -10,6 +10,9 @@
 #include "conn.h"
 #include "service.h"
 
+/* The model's name as -m and the log give it. */
+const char *model_name(enum server_model m);
+
 /* Out of descriptors: stop accepting for this long instead of spinning. */
 #define MODEL_EMFILE_PAUSE_MS 100
 
@@ -79,6 +82,14 @@ bool model_accept_paused(const struct model_acceptor *a, uint64_t now);
  * `denied`): the caller may accept again.
  */
 int model_accept(struct model_acceptor *a, struct net_addr *peer, uint64_t now);
+/* Completion models, whose accept ran in the kernel: an accept that failed with -errno `err`
+ * (out of descriptors: handled as model_accept does, pausing until a->resume_at; anything
+ * else needs nothing). */
+void model_accept_failed(struct model_acceptor *a, int err, uint64_t now);
+/* Completion models: admits the accepted `fd` (non-blocking, TCP_NODELAY set) from `peer`
+ * against --max-conns. Returns fd, counted as model_accept's, or -ECONNREFUSED after
+ * logging `denied` and closing it. */
+int model_admit(struct model_acceptor *a, int fd, const struct net_addr *peer);
 /* Un-counts a connection model_accept returned, after its socket is closed. */
 void model_release(struct server *srv);
 

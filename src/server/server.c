@@ -188,6 +188,9 @@ int server_run(const struct server_conf *conf)
     case SERVER_EPOLL:
         status = io_epoll_run(srv);
         break;
+    case SERVER_URING:
+        status = io_uring_run(srv);
+        break;
     default:
         status = io_reactors_run(srv);
         break;

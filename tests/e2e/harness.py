@@ -22,14 +22,15 @@ The server fixture
 The model loop
   A test class whose tests must pass on every I/O model is written as a plain mixin (not a
   TestCase) and decorated with @each_model: it makes one SechoTest class per model in MODELS,
-  named MIXIN_MODEL (PlainTcp_threads, PlainTcp_epoll, PlainTcp_reactors), with MODEL set.
+  named MIXIN_MODEL (PlainTcp_threads, PlainTcp_epoll, PlainTcp_reactors, and PlainTcp_uring
+  when the binary has the io_uring model), with MODEL set.
   start_server() passes -m MODEL, and -P PROTO / -t TRANSPORT when the class sets those.
   Each (test, model) pair is thus its own test, with its own server, setUp and cleanups.
 
 Environment:
   SECHO_BIN            the secho binary (default ../../build/secho, relative to here)
   SECHO_SANITIZER      "", "asan" or "tsan": under tsan only the threads and reactors models
-                       run (epoll alone adds no threads to check); under any sanitizer every
+                       run (epoll and uring alone add no threads to check); under any sanitizer every
                        deadline is scaled up (x3 unless SECHO_TIMEOUT_SCALE says otherwise)
   SECHO_TIMEOUT_SCALE  multiplies every deadline (default 1, 3 under a sanitizer)
   SECHO_VECTORS        the directory of the Noise test vectors
@@ -58,7 +59,21 @@ SANITIZER = os.environ.get("SECHO_SANITIZER", "").strip().lower()
 _scale_env = os.environ.get("SECHO_TIMEOUT_SCALE", "").strip()
 SCALE = float(_scale_env) if _scale_env else (3.0 if SANITIZER else 1.0)
 
-ALL_MODELS = ("threads", "epoll", "reactors")
+
+
+def _uring_built():
+    """Whether the binary has the io_uring model (`-m uring`): liburing was found when it
+    was built, which `secho --version` says."""
+    try:
+        out = subprocess.run([BIN, "--version"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return b"io_uring: liburing" in out
+
+
+URING_BUILT = _uring_built()
+ALL_MODELS = ("threads", "epoll", "reactors") + (("uring",) if URING_BUILT else ())
 # ThreadSanitizer runs only the models that are actually multi-threaded.
 MODELS = ("threads", "reactors") if SANITIZER == "tsan" else ALL_MODELS
 HOST = "127.0.0.1"

@@ -308,5 +308,27 @@ class VersionTest(unittest.TestCase):
                             for l in lines), r.stdout)
 
 
+class UringModelTest(unittest.TestCase):
+    """-m uring exists exactly when --version says liburing was built in; otherwise it is a
+    usage error that says so."""
+
+    def test_built_in_or_refused_clearly(self):
+        r = run("--version")
+        lines = [l for l in r.stdout.splitlines() if l.startswith("io_uring: ")]
+        self.assertEqual(len(lines), 1, r.stdout)
+        if lines[0] == "io_uring: not built in":
+            r = run("server", "-P", "plain", "-m", "uring", "-p", "0")
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertEqual(r.stdout, "")
+            self.assertIn("model 'uring' is not built in", r.stderr)
+        else:
+            self.assertRegex(lines[0], r"^io_uring: liburing \d+\.\d+")
+
+    def test_unknown_model_lists_uring(self):
+        r = run("server", "-P", "plain", "-m", "kqueue", "-p", "0")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("unknown model 'kqueue' (use threads, epoll, reactors or uring)", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -11,6 +11,7 @@ import signal
 import socket
 import time
 import unittest
+from unittest import mock
 
 from harness import T, each_model, non_loopback_ipv4, peer_of, udp_socket
 
@@ -79,6 +80,36 @@ class PlainUdp:
         self.assertEqual(udp_echo(s, blob), blob)
         big = random.Random(9).randbytes(60000)
         self.assertEqual(udp_echo(s, big), big)
+
+    def burst(self, srv):
+        """Several peers each send a burst of datagrams without reading (more than one
+        receive batch in all, sizes from empty to 60000 bytes), then read: every echo comes
+        back whole and in order."""
+        rng = random.Random(64)
+        socks = []
+        for _ in range(3):
+            s = self.udp(srv)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            socks.append(s)
+        sent = {s: [] for s in socks}
+        for i in range(30):
+            for s in socks:
+                n = 60000 if (i == 15 and s is socks[0]) else rng.choice((0, 1, 63, 64, 200))
+                d = b"%d:" % i + rng.randbytes(n)
+                s.send(d)
+                sent[s].append(d)
+        for s in socks:
+            got = [recv_dgram(s) for _ in sent[s]]
+            self.assertEqual([len(g) for g in got], [len(d) for d in sent[s]])
+            self.assertEqual(got, sent[s])
+
+    def test_burst_batched(self):
+        self.burst(self.start_server("--no-log-messages"))
+
+    def test_burst_one_datagram_per_call(self):
+        with mock.patch.dict(os.environ, {"SECHO_UDP_SINGLE": "1"}):
+            srv = self.start_server("--no-log-messages")
+        self.burst(srv)
 
     def test_exit_forgets_peer(self):
         srv = self.start_server()
