@@ -1,15 +1,15 @@
 # SPDX-License-Identifier: MIT
 # Shared by bench/run.sh and bench/concurrency.sh (sourced, not run): builds the peers,
 # starts a server by name, measures it with `secho bench` while sampling the server's CPU
-# time from /proc, and appends one JSON line per measurement to $OUT/meta.jsonl.
+# time (bench/cputime.c), and appends one JSON line per measurement to $OUT/meta.jsonl.
 #
 # The caller sets: SECHO (absolute path), HERE (bench/), OUT (results directory), TMP
 # (scratch directory), DURATION, WARMUP, SERVER_CPUS, LOAD_CPUS (taskset lists), and the
-# array SERVER_EXTRA (added to every `secho server`).
+# array SERVER_EXTRA (added to every `secho server`); PEER_WORK, if set, is passed to the
+# notebook's TCP servers (bench/peers/py_*.py: py:N or sha:KIB of work per read).
 
 PID=
 PORT=
-CLK_TCK=$(getconf CLK_TCK)
 PYTHON=${BENCH_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 
 lib_cleanup() {
@@ -23,6 +23,7 @@ build_peers() {
     local cc=${CC:-cc} flags=(-O2 -std=c17 -D_GNU_SOURCE -Wall -Wextra)
     "$cc" "${flags[@]}" -o "$TMP/echo_peer" "$HERE/echo_peer.c"
     "$cc" "${flags[@]}" -o "$TMP/floor" "$HERE/peers/floor.c"
+    "$cc" "${flags[@]}" -o "$TMP/cputime" "$HERE/cputime.c"
     HAVE_UV=0
     if "$cc" "${flags[@]}" -o "$TMP/uv_echo" "$HERE/peers/uv_echo.c" -luv 2>"$TMP/uv.err"; then
         HAVE_UV=1
@@ -69,11 +70,9 @@ server_cmd() { # name proto transport
     c-epoll) CMD=("${pin[@]}" "$TMP/echo_peer" "$tr") ;;
     libuv) CMD=("${pin[@]}" "$TMP/uv_echo" "$tr" 0) ;;
     node) CMD=("${pin[@]}" node "$HERE/peers/node_echo.js" "$tr" 0) ;;
-    py-threaded) CMD=("${pin[@]}" env -u PYTHONUNBUFFERED "$PYTHON" "$HERE/peers/py_threaded.py" 0) ;;
-    py-selectors) CMD=("${pin[@]}" env -u PYTHONUNBUFFERED "$PYTHON" "$HERE/peers/py_selectors.py" 0) ;;
+    py-threaded) CMD=("${pin[@]}" env -u PYTHONUNBUFFERED "$PYTHON" "$HERE/peers/py_threaded.py" 0 ${PEER_WORK:+"$PEER_WORK"}) ;;
+    py-selectors) CMD=("${pin[@]}" env -u PYTHONUNBUFFERED "$PYTHON" "$HERE/peers/py_selectors.py" 0 ${PEER_WORK:+"$PEER_WORK"}) ;;
     py-udp) CMD=("${pin[@]}" env -u PYTHONUNBUFFERED "$PYTHON" "$HERE/peers/py_udp.py" 0) ;;
-    py-fernet-selectors) CMD=("${pin[@]}" env -u PYTHONUNBUFFERED "$PYTHON"
-        "$HERE/../tests/e2e/notebook_peers.py" fernet-server -p 0 --lifetime 600) ;;
     socat)
         PORT=$(free_port)
         if [ "$tr" = tcp ]; then
@@ -147,35 +146,11 @@ stop_server() {
 # alone would do for one process, but they are rounded to ticks per process, and a server
 # that forks (socat: one process per connection, or per datagram) would lose a tick's
 # rounding per child per sample.
-# Sets TREE_CPU_NS, STAT_TICKS (utime+stime of PID alone, in clock ticks, exited threads
-# included: the figure /proc/PID/stat gives), TREE_RSS_KB and TREE_THREADS (VmRSS and
-# threads of PID and its live descendants). No subshell: a sample must be quick, even
-# with fifty socat children on a busy machine.
+# Sets TREE_CPU_NS, TREE_THREADS and TREE_RSS_KB for PID and its live descendants
+# (bench/cputime.c: process CPU clocks, exact, exited threads and reaped children included).
 sample_tree() { # pid
-    local -a queue=("$1") f kids
-    local i=0 pid task v k line
-    TREE_CPU_NS=0 STAT_TICKS=0 TREE_RSS_KB=0 TREE_THREADS=0
-    while [ "$i" -lt "${#queue[@]}" ]; do
-        pid=${queue[i]}
-        i=$((i + 1))
-        for task in /proc/"$pid"/task/*/schedstat; do
-            read -r v _ 2>/dev/null <"$task" && TREE_CPU_NS=$((TREE_CPU_NS + v))
-        done
-        if read -r line 2>/dev/null <"/proc/$pid/stat"; then
-            read -r -a f <<<"${line##*) }"
-            TREE_CPU_NS=$((TREE_CPU_NS + (f[13] + f[14]) * 1000000000 / CLK_TCK))
-            [ "$i" = 1 ] && STAT_TICKS=$((f[11] + f[12]))
-            TREE_THREADS=$((TREE_THREADS + f[17]))
-            TREE_RSS_KB=$((TREE_RSS_KB + f[21] * PAGE_KB))
-        fi
-        for task in /proc/"$pid"/task/*/children; do
-            kids=()
-            read -r -a kids 2>/dev/null <"$task" || true
-            queue+=("${kids[@]}")
-        done
-    done
+    read -r TREE_CPU_NS TREE_THREADS TREE_RSS_KB < <("$TMP/cputime" "$1")
 }
-PAGE_KB=$(($(getconf PAGESIZE) / 1024))
 
 sleep_until() { # unix time
     local d
@@ -195,7 +170,7 @@ measure() { # round scenario target proto transport [bench options...]
     local round=$1 scenario=$2 target=$3 proto=$4 tr=$5
     shift 5
     local file="json/$scenario.$target.$proto.r$round.json"
-    local delay=${START_DELAY:-0.4} t0 c0 c1 s0 s1 w0 w1 late=0 bpid
+    local delay=${START_DELAY:-0.4} t0 c0 c1 w0 w1 late=0 bpid
     t0=$(awk -v n="$EPOCHREALTIME" -v d="$delay" 'BEGIN { printf "%.3f", n + d }')
     local load=(taskset -c "$LOAD_CPUS" "$SECHO" bench -P "$proto" -t "$tr" -p "$PORT"
         -d "$DURATION" --warmup "$WARMUP" "$@")
@@ -208,11 +183,11 @@ measure() { # round scenario target proto transport [bench options...]
     sleep_until "$from"
     w0=$EPOCHREALTIME
     sample_tree "$PID"
-    c0=$TREE_CPU_NS s0=$STAT_TICKS
+    c0=$TREE_CPU_NS
     sleep_until "$to"
     w1=$EPOCHREALTIME
     sample_tree "$PID"
-    c1=$TREE_CPU_NS s1=$STAT_TICKS
+    c1=$TREE_CPU_NS
     local w2=$EPOCHREALTIME
     # A sample that ran past the window's end (a starved shell) is flagged in the record.
     local outside
@@ -224,10 +199,9 @@ measure() { # round scenario target proto transport [bench options...]
         exit 1
     fi
     grep -q 'after --start-at' "$TMP/bench.err" && late=1
-    printf '{"round":%s,"scenario":"%s","target":"%s","proto":"%s","transport":"%s","cpu_s":%s,"stat_cpu_s":%s,"window_s":%s,"rss_kb":%s,"threads":%s,"late_start":%s,"sample_outside":%s,"server_cmd":%s,"load_cmd":%s,"json":"%s"}\n' \
+    printf '{"round":%s,"scenario":"%s","target":"%s","proto":"%s","transport":"%s","cpu_s":%s,"window_s":%s,"rss_kb":%s,"threads":%s,"late_start":%s,"sample_outside":%s,"server_cmd":%s,"load_cmd":%s,"json":"%s"}\n' \
         "$round" "$scenario" "$target" "$proto" "$tr" \
         "$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.6f", (b - a) / 1e9 }')" \
-        "$(awk -v a="$s0" -v b="$s1" -v t="$CLK_TCK" 'BEGIN { printf "%.4f", (b - a) / t }')" \
         "$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.4f", b - a }')" \
         "$TREE_RSS_KB" "$TREE_THREADS" "$late" "$outside" \
         "$(json_str "$SERVER_LINE")" "$(json_str "${load[*]} --start-at T --json=FILE")" \

@@ -7,8 +7,8 @@
                           --json` file of each target's median round, one path a line (for
                           `secho bench --compare ... --html`)
 
-Figures: for every measurement run.sh sampled the server's CPU time (utime+stime of the
-process and its children, /proc/PID/stat) at the start and end of bench's measured window;
+Figures: for every measurement run.sh sampled the server's CPU time (user+system of the
+process tree, bench/cputime.c) twice inside bench's measured window;
 CPU per echo = that CPU time / (echoes per second x window). Each figure is the median
 over rounds; ratios are taken between medians of the same run. Standard library only.
 """
@@ -171,10 +171,17 @@ out("- secho runs as shipped: message logging on, to a file (`-l FILE`)"
     "(the notebook's servers print what the notebook prints, to a file).")
 out("- The notebook's Python servers decode every read as UTF-8, so bench loads them with "
     "`--payload text` (printable ASCII lines); every other server gets `--payload random`.")
-out("- Server CPU: utime+stime (+ reaped children, + live children: socat forks) from "
-    "`/proc/PID/stat`, sampled at the start and at the end of bench's measured window "
-    "(bench is started with `--start-at T`, so the window is known: T+warm-up to "
-    "T+warm-up+duration). CPU/echo = CPU seconds ÷ (echoes/s × window).")
+out("- Server CPU: user+system time of the server process and its live descendants (socat forks), "
+    "read with `bench/cputime.c` (the process CPU clock, `clock_getcpuclockid`: the utime+stime of "
+    "`/proc/PID/stat` to the nanosecond rather than in 10 ms ticks, exited threads included, plus the "
+    "cutime+cstime of reaped children), sampled twice inside bench's measured window (bench is started "
+    "with `--start-at T`, so the window is known: T+warm-up to T+warm-up+duration; samples 5 % in from "
+    "each end). CPU/echo = CPU seconds ÷ (echoes/s × time between the samples).")
+flagged = [m for m in META if m.get("sample_outside") or m.get("late_start")]
+out(f"- Measurements where bench started late or a CPU sample fell outside bench's window (a starved "
+    f"shell on the busy machine; their CPU/echo is less exact): {len(flagged)} of {len(META)}"
+    + (": " + ", ".join(f"{m['scenario']}/{m['target']}/{m['proto']} r{m['round']}" for m in flagged[:20])
+       + (" …" if len(flagged) > 20 else "") if flagged else "") + ".")
 out("- Figures are medians over rounds; ratios are ratios of medians. `per round` columns show the spread.")
 out("")
 out("Commands (round 1, paths relative to the tree; `PORT` is the port the server printed, `T` the start time):")

@@ -3,9 +3,9 @@
 # Benchmark suite (`make bench`): secho's server beside peers written for the purpose
 # (bench/peers/: libuv, Node.js, the notebook's Python servers, socat, a bare C epoll loop),
 # all loaded the same way by `secho bench`, with the server pinned to one CPU and the load
-# to the other. For every measurement the server's CPU time (utime+stime of the process
-# and its children, from /proc/PID/stat) is sampled at the start and end of bench's
-# measured window, so each server is judged by CPU time per echo, not only by msgs/s.
+# to the other. For every measurement the server's CPU time (user+system of the process
+# and its children: bench/cputime.c) is sampled twice inside bench's measured window, so
+# each server is judged by CPU time per echo, not only by msgs/s.
 # Rounds interleave every target; the report takes the median round. bench/report.py
 # then writes bench/RESULTS.md (machine, commands, figures, ratios, issue 9's targets).
 #

@@ -6,13 +6,45 @@ The notebook's code, changed only so that it can be driven: the port is an argum
 flushed. One thread, one `selectors.DefaultSelector` (epoll on Linux), recv(1024) and a
 blocking-style sendall on a non-blocking socket, as in the notebook.
 
-Usage: python3 py_selectors.py PORT   (drive with `secho bench --payload text`: it decodes
-every read as UTF-8)
+Usage: python3 py_selectors.py PORT [py:N|sha:KIB]
+(drive with `secho bench --payload text`: it decodes every read as UTF-8)
+
+For docs/CONCURRENCY.md only, an optional second argument adds work to every read before it
+is echoed, so that the same server can be measured with CPU-bound messages:
+`py:N` runs a pure-Python loop of N additions (it holds the GIL), `sha:K` hashes K KiB
+with hashlib.sha256 (which releases the GIL while it hashes more than 2 KiB). Without it
+the server is the notebook's, unchanged.
 """
+import hashlib
 import logging
 import selectors
 import socket
 import sys
+
+
+def make_work(spec):
+    """The optional extra work per read (see the module's docstring); None: none."""
+    if not spec:
+        return None
+    kind, n = spec.split(':')
+    n = int(n)
+    if kind == 'py':
+        def work():
+            x = 0
+            for i in range(n):
+                x += i
+            return x
+    elif kind == 'sha':
+        block = bytes(n * 1024)
+
+        def work():
+            return hashlib.sha256(block).digest()
+    else:
+        raise SystemExit(f'unknown work {spec!r}: py:N or sha:KIB')
+    return work
+
+
+work = make_work(sys.argv[2] if len(sys.argv) > 2 else None)
 
 selector = selectors.DefaultSelector()
 server_running = True
@@ -34,6 +66,8 @@ def accept_connection(server_socket):
 def send_echo(client_socket):
     try:
         data = client_socket.recv(1024)
+        if work:
+            work()
 
         if data:
             client_socket.sendall(data)

@@ -7,12 +7,44 @@ flushed. Everything else is the notebook's, including what it does wrong (after 
 closes, its thread keeps calling recv, which returns b'' at once: bench/run.sh samples
 CPU time before the load closes its connections, and stops the server after each run).
 
-Usage: python3 py_threaded.py PORT   (drive with `secho bench --payload text`: it decodes
-every read as UTF-8)
+Usage: python3 py_threaded.py PORT [py:N|sha:KIB]
+(drive with `secho bench --payload text`: it decodes every read as UTF-8)
+
+For docs/CONCURRENCY.md only, an optional second argument adds work to every read before it
+is echoed, so that the same server can be measured with CPU-bound messages:
+`py:N` runs a pure-Python loop of N additions (it holds the GIL), `sha:K` hashes K KiB
+with hashlib.sha256 (which releases the GIL while it hashes more than 2 KiB). Without it
+the server is the notebook's, unchanged.
 """
+import hashlib
 import socket
 import sys
 import threading
+
+
+def make_work(spec):
+    """The optional extra work per read (see the module's docstring); None: none."""
+    if not spec:
+        return None
+    kind, n = spec.split(':')
+    n = int(n)
+    if kind == 'py':
+        def work():
+            x = 0
+            for i in range(n):
+                x += i
+            return x
+    elif kind == 'sha':
+        block = bytes(n * 1024)
+
+        def work():
+            return hashlib.sha256(block).digest()
+    else:
+        raise SystemExit(f'unknown work {spec!r}: py:N or sha:KIB')
+    return work
+
+
+work = make_work(sys.argv[2] if len(sys.argv) > 2 else None)
 
 
 def handle_client(client_socket, server_socket):
@@ -20,6 +52,8 @@ def handle_client(client_socket, server_socket):
     try:
         while True:
             message = client_socket.recv(1024)
+            if work:
+                work()
             client_socket.sendall(message)
             if message.decode('utf-8') in ('exit', None):
                 break  # Клиент закрыл соединение
