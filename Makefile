@@ -9,7 +9,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 9090
 RUNARGS ?= -P plain
 
-.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench fuzz format format-check lint install uninstall clean
+.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench bench-concurrency fuzz format format-check lint install uninstall clean
 
 all: build
 
@@ -47,8 +47,13 @@ test-fuzz: fuzz
 
 test: test-fast test-fuzz test-asan test-tsan
 
+# The suite against the peers of bench/peers/; writes bench/RESULTS.md (about 8 minutes).
 bench: build
 	./bench/run.sh $(BUILD)/secho
+
+# The figures of docs/CONCURRENCY.md (about 6 minutes).
+bench-concurrency: build
+	./bench/concurrency.sh $(BUILD)/secho
 
 fuzz:
 	@$(CMAKE) -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DSECHO_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
