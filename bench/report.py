@@ -358,6 +358,17 @@ def cpu(s, t, p="plain"):
     return med("cpu_us", s, t, p)
 
 
+def load_note(scenario, offered, *targets):
+    """A warning when an open-loop run did not reach its offered rate for these targets."""
+    got = {t: ratio(med("msgs_per_s", scenario, t), offered) for t in targets}
+    short = {t: g for t, g in got.items() if g is not None and g < 0.9}
+    if not short:
+        return ""
+    return ("; **offered rate not reached** (" + ", ".join(f"{t} {g:.2f}" for t, g in got.items() if g is not None)
+            + " of offered; `late` shows whether the load generator or the server fell behind): "
+            "not an equal-load comparison")
+
+
 for m in SECHO_MODELS:
     if not GROUPS.get(("tcp-open-64", m, "plain")):
         continue
@@ -365,13 +376,13 @@ for m in SECHO_MODELS:
     rn, ru = ratio(c, n), ratio(c, u)
     verdict(None if rn is None else rn <= 0.55,
             f"plain TCP 64 B, c={mc['conns']}, {rate} msgs/s open loop: {LABEL[m]} CPU/echo {fx(c)} µs = "
-            f"{fx(rn)}× Node.js ({fx(n)} µs); target ≤ 0.55×")
+            f"{fx(rn)}× Node.js ({fx(n)} µs); target ≤ 0.55×" + load_note("tcp-open-64", rate, m, "node"))
     verdict(None if ru is None else ru <= 0.75,
-            f"same: {LABEL[m]} CPU/echo {fx(ru)}× libuv ({fx(u)} µs); target ≤ 0.75×")
+            f"same: {LABEL[m]} CPU/echo {fx(ru)}× libuv ({fx(u)} µs); target ≤ 0.75×" + load_note("tcp-open-64", rate, m, "libuv"))
     p, pu = med("p99_us", "tcp-open-64", m), med("p99_us", "tcp-open-64", "libuv")
     rp = ratio(p, pu)
     verdict(None if rp is None else rp <= 0.5,
-            f"same: {LABEL[m]} p99 {fx(p, 0)} µs = {fx(rp)}× libuv's ({fx(pu, 0)} µs); target ≤ 0.5×")
+            f"same: {LABEL[m]} p99 {fx(p, 0)} µs = {fx(rp)}× libuv's ({fx(pu, 0)} µs); target ≤ 0.5×" + load_note("tcp-open-64", rate, m, "libuv"))
 for m in SECHO_MODELS:
     if not GROUPS.get(("tcp-closed-64", m, "plain")):
         continue
@@ -387,7 +398,7 @@ for m in SECHO_MODELS:
     rn = ratio(c, n)
     verdict(None if rn is None else rn <= 0.6,
             f"plain TCP 16 KiB at {mc['rate16k']} msgs/s: {LABEL[m]} CPU/echo {fx(c)} µs = {fx(rn)}× Node.js "
-            f"({fx(n)} µs); target ≤ 0.6×")
+            f"({fx(n)} µs); target ≤ 0.6×" + load_note("tcp-open-16k", mc["rate16k"], m, "node"))
 for size, s, plain_s, goal in ((64, "crypto-64", "tcp-closed-64", 0.85), (16384, "crypto-16k", "crypto-16k", 0.7)):
     r, pr = med("msgs_per_s", s, "secho-epoll", "secure"), med("msgs_per_s", plain_s, "secho-epoll", "plain")
     if r is None or pr is None:
@@ -427,7 +438,8 @@ for m in ("secho-epoll", "secho-reactors1"):
         if cheapest:
             cb = cpu("udp-open-64", cheapest)
             verdict(c < cb, f"UDP 64 B at {rate} msgs/s: {LABEL[m]} CPU/echo {fx(c)} µs vs the cheapest peer, "
-                            f"{LABEL[cheapest]}, {fx(cb)} µs ({fx(ratio(c, cb))}×); target: ahead of every peer")
+                            f"{LABEL[cheapest]}, {fx(cb)} µs ({fx(ratio(c, cb))}×); target: ahead of every peer"
+                    + load_note("udp-open-64", rate, m, cheapest))
 verdicts.append("- **NOT MEASURED here** — UDP batching (recvmmsg/sendmmsg) ≥ 1.5× the one-datagram-per-call "
                 "path: needs a build with batching off; not part of this suite.")
 verdicts.append("- **NOT MEASURED here** — memory per idle connection: `bench/idle_rss.py` (see bench/README.md).")

@@ -23,6 +23,8 @@
 #                        to a file, as shipped)
 #   BENCH_SERVER_CPUS [0], BENCH_LOAD_CPUS [1]   taskset CPU lists
 #   BENCH_RESULTS [bench/RESULTS.md]   where the report goes ("-" = stdout only)
+#   BENCH_COMPARE_WITH [the secho measured]   the secho whose `bench --compare --html`
+#                        renders the comparison pages
 # Raw data: bench/results/STAMP/ (meta.jsonl, json/*.json from `secho bench --json`,
 # floor.jsonl, openssl.jsonl, machine.json), not committed.
 set -euo pipefail
@@ -150,13 +152,15 @@ sed -i "s/}\$/,\"elapsed_s\":$ELAPSED,\"load_after\":$(json_str "$(cut -d' ' -f1
 
 # HTML comparison pages: report.py lists, per scenario, the saved JSON of each target's
 # median round in $OUT/compare/SCENARIO.list. HOOK: rendered with `secho bench --compare
-# A.json B.json ... --html FILE` when this secho has it; otherwise the lists stay for later.
-if "$SECHO" bench --help 2>&1 | grep -q -- '--compare'; then
+# --html FILE A.json B.json ...` when this secho has it (or BENCH_COMPARE_WITH, another
+# secho binary, does); otherwise the lists stay for later.
+COMPARE=${BENCH_COMPARE_WITH:-$SECHO}
+if "$COMPARE" bench --help 2>&1 | grep -q -- '--compare'; then
     for list in "$OUT"/compare/*.list; do
         [ -e "$list" ] || continue
         mapfile -t files <"$list"
         html=${list%.list}.html
-        if "$SECHO" bench --compare "${files[@]}" --html "$html" >/dev/null 2>"$TMP/compare.err"; then
+        if "$COMPARE" bench --compare --html "$html" "${files[@]}" >/dev/null 2>"$TMP/compare.err"; then
             echo "bench: ${html#"$PWD"/}" >&2
         else
             echo "bench: secho bench --compare failed for $list:" >&2
