@@ -471,9 +471,9 @@ for sc, offered in (("tcp-open-64", mc["rate"]), ("tcp-open-16k", mc["rate16k"])
         open_short.append(f"{sc} {statistics.median(got):.2f}")
 if open_short:
     tsec[0:0] = ["**In this run the open-loop rates were not reached** (median share of the offered rate "
-                 "echoed: " + ", ".join(open_short) + "). With every message late (`late`), the load "
+                 "echoed: " + ", ".join(open_short) + "). Where messages left late (`late`), the load "
                  "generator, one thread on a core the machine's other jobs also used, fell behind its "
-                 "schedule: the open-loop rows compare servers at whatever load each got, not at equal load, "
+                 "schedule: those open-loop rows compare servers at whatever load each got, not at equal load, "
                  "and their p99 is the generator's backlog. Closed-loop CPU per echo is the sounder figure "
                  "here.", ""]
 intro_end = lines.index("## Machine")
