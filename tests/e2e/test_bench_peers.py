@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -50,6 +51,9 @@ class Peer:
                 test.fail(f"{argv} exited before it was ready")
             line += c
         self.port = int(line.split(b":")[-1])
+        # The notebook's UDP server prints a line per datagram: keep reading, or it blocks
+        # on a full pipe and stops echoing.
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
 
     def stop(self):
         if self.proc.poll() is None:
