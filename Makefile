@@ -9,7 +9,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 9090
 RUNARGS ?= -P plain
 
-.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench fuzz fuzz-build fuzz-seeds format format-check lint install uninstall clean
+.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench bench-concurrency fuzz fuzz-build fuzz-seeds format format-check lint install uninstall clean
 
 all: build
 
@@ -79,8 +79,13 @@ fuzz-seeds: fuzz-build
 
 test: test-fast test-fuzz test-asan test-tsan
 
+# The suite against the peers of bench/peers/; writes bench/RESULTS.md (about 8 minutes).
 bench: build
 	./bench/run.sh $(BUILD)/secho
+
+# The figures of docs/CONCURRENCY.md (about 6 minutes).
+bench-concurrency: build
+	./bench/concurrency.sh $(BUILD)/secho
 
 C_FILES = $(shell find src tests/unit fuzz bench -name '*.[ch]' | sort)
 

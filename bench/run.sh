@@ -1,156 +1,180 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Benchmark suite (`make bench`): secho's server in each I/O model, and a baseline peer
-# measured in the same run, all loaded by `secho bench`. Prints a table with ratios
-# against the peer and appends JSON lines to bench/results/.
+# Benchmark suite (`make bench`): secho's server beside peers written for the purpose
+# (bench/peers/: libuv, Node.js, the notebook's Python servers, socat, a bare C epoll loop),
+# all loaded the same way by `secho bench`, with the server pinned to one CPU and the load
+# to the other. For every measurement the server's CPU time (user+system of the process
+# and its children: bench/cputime.c) is sampled twice inside bench's measured window, so
+# each server is judged by CPU time per echo, not only by msgs/s.
+# Rounds interleave every target; the report takes the median round. bench/report.py
+# then writes bench/RESULTS.md (machine, commands, figures, ratios, issue 9's targets).
 #
 # Usage: bench/run.sh [path/to/secho]
-# Environment: BENCH_DURATION (s per measurement, default 2), BENCH_WARMUP (s, default
-#   0.5), BENCH_ROUNDS (default 3; the table shows the median round),
-#   BENCH_ARGS (extra secho bench options, default "-c 10 -s 64 --pipeline 1"),
-#   BENCH_SERVER_ARGS (extra secho server options, default none),
-#   BENCH_SOCAT=0 to skip the socat row.
+# Environment (defaults in brackets; the default run takes about 8 minutes):
+#   BENCH_DURATION [2]   measured seconds per measurement
+#   BENCH_WARMUP [0.5]   warm-up seconds before each
+#   BENCH_ROUNDS [3]     rounds (every target once per round)
+#   BENCH_RATE [40000]   open-loop rate, 64-byte messages (TCP and UDP)
+#   BENCH_RATE_16K [5000] open-loop rate, 16 KiB messages
+#   BENCH_CONNS [50]     connections (UDP: sockets)
+#   BENCH_SCENARIOS      space-separated subset of: tcp-open-64 tcp-closed-64 tcp-open-16k
+#                        crypto handshakes udp-open-64 udp-closed-64 (default all)
+#   BENCH_SERVER_ARGS    extra `secho server` options (default none: message logging on,
+#                        to a file, as shipped)
+#   BENCH_SERVER_CPUS [0], BENCH_LOAD_CPUS [1]   taskset CPU lists
+#   BENCH_RESULTS [bench/RESULTS.md]   where the report goes ("-" = stdout only)
+#   BENCH_COMPARE_WITH [the secho measured]   the secho whose `bench --compare --html`
+#                        renders the comparison pages
+# Raw data: bench/results/STAMP/ (meta.jsonl, json/*.json from `secho bench --json`,
+# floor.jsonl, openssl.jsonl, machine.json), not committed.
 set -euo pipefail
 
 SECHO=${1:-build/secho}
 DURATION=${BENCH_DURATION:-2}
 WARMUP=${BENCH_WARMUP:-0.5}
 ROUNDS=${BENCH_ROUNDS:-3}
-read -r -a LOAD <<<"${BENCH_ARGS:--c 10 -s 64 --pipeline 1}"
+RATE=${BENCH_RATE:-40000}
+RATE16K=${BENCH_RATE_16K:-5000}
+CONNS=${BENCH_CONNS:-50}
+SCENARIOS=${BENCH_SCENARIOS:-tcp-open-64 tcp-closed-64 tcp-open-16k crypto handshakes udp-open-64 udp-closed-64}
+SERVER_CPUS=${BENCH_SERVER_CPUS:-0}
+LOAD_CPUS=${BENCH_LOAD_CPUS:-1}
 read -r -a SERVER_EXTRA <<<"${BENCH_SERVER_ARGS:-}"
 HERE=$(cd "$(dirname "$0")" && pwd)
-RESULTS=$HERE/results
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$RESULTS/$STAMP.jsonl
+OUT=$HERE/results/$STAMP
+REPORT=${BENCH_RESULTS:-$HERE/RESULTS.md}
 
 [ -x "$SECHO" ] || { echo "bench/run.sh: $SECHO is not an executable (run make first)" >&2; exit 2; }
 SECHO=$(cd "$(dirname "$SECHO")" && pwd)/$(basename "$SECHO")
-mkdir -p "$RESULTS"
+mkdir -p "$OUT/json"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/secho-bench-run.XXXXXX")
-PID=
-cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+trap lib_cleanup EXIT
 trap 'exit 130' INT TERM
+build_peers
+BEGIN=$EPOCHREALTIME
 
-${CC:-cc} -O2 -std=c17 -D_GNU_SOURCE -Wall -Wextra -o "$TMP/echo_peer" "$HERE/echo_peer.c"
+# The machine, once; the report prints it.
+{
+    printf '{"model":%s,' "$(json_str "$(lscpu | sed -n 's/^Model name: *//p' | head -1)")"
+    printf '"cpus":%s,' "$(nproc)"
+    printf '"lscpu":%s,' "$(json_str "$(lscpu | grep -E '^(CPU\(s\)|Thread|Core|Socket|Model name|CPU MHz|Hypervisor|L[123])' | tr '\n' ';')")"
+    printf '"kernel":%s,' "$(json_str "$(uname -srm)")"
+    printf '"os":%s,' "$(json_str "$(. /etc/os-release && echo "$PRETTY_NAME")")"
+    printf '"secho":%s,' "$(json_str "$("$SECHO" --version 2>&1 | head -1)")"
+    printf '"cc":%s,' "$(json_str "$(${CC:-cc} --version | head -1)")"
+    printf '"openssl":%s,' "$(json_str "$(openssl version)")"
+    printf '"libuv":%s,' "$(json_str "$(pkg-config --modversion libuv 2>/dev/null || echo none)")"
+    printf '"node":%s,' "$(json_str "$(node --version 2>/dev/null || echo none)")"
+    printf '"python":%s,' "$(json_str "$PYTHON $("$PYTHON" --version 2>&1)")"
+    printf '"socat":%s,' "$(json_str "$(socat -V 2>/dev/null | sed -n 's/^socat version \([^ ]*\).*/\1/p')")"
+    printf '"load_before":%s,' "$(json_str "$(cut -d' ' -f1-3 /proc/loadavg)")"
+    printf '"stamp":"%s","duration":%s,"warmup":%s,"rounds":%s,"rate":%s,"rate16k":%s,"conns":%s,' \
+        "$STAMP" "$DURATION" "$WARMUP" "$ROUNDS" "$RATE" "$RATE16K" "$CONNS"
+    printf '"server_cpus":"%s","load_cpus":"%s","server_extra":%s}\n' \
+        "$SERVER_CPUS" "$LOAD_CPUS" "$(json_str "${SERVER_EXTRA[*]}")"
+} >"$OUT/machine.json"
 
-# Starts "$@" in the background, waits for its "listening on HOST:PORT" line, sets PID/PORT.
-start() {
-    "$@" >"$TMP/ready" 2>"$TMP/server.err" &
-    PID=$!
-    for _ in $(seq 100); do
-        if grep -q '^listening on ' "$TMP/ready" 2>/dev/null; then
-            PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$TMP/ready" | head -1)
-            return 0
-        fi
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
+# The floor and the crypto ceilings, on the server's CPU, once per round.
+floors() { # round
+    taskset -c "$SERVER_CPUS" "$TMP/floor" 64 100000 | sed "s/^{/{\"round\":$1,/" >>"$OUT/floor.jsonl"
+    taskset -c "$SERVER_CPUS" "$TMP/floor" 16384 20000 | sed "s/^{/{\"round\":$1,/" >>"$OUT/floor.jsonl"
+    local size line
+    for size in 64 16384; do
+        line=$(taskset -c "$SERVER_CPUS" openssl speed -mr -seconds 1 -bytes "$size" -evp aes-256-gcm 2>/dev/null | grep '^+F:' | head -1)
+        # +F:N:AES-256-GCM:BYTES_PER_S
+        printf '{"round":%s,"what":"aes-256-gcm","size":%s,"bytes_per_s":%s}\n' "$1" "$size" \
+            "$(cut -d: -f4 <<<"$line")" >>"$OUT/openssl.jsonl"
     done
-    echo "bench/run.sh: $1 did not start:" >&2
-    cat "$TMP/server.err" >&2
-    exit 1
+    line=$(taskset -c "$SERVER_CPUS" openssl speed -mr -seconds 1 ecdhx25519 2>/dev/null | grep '^+F5:' | head -1)
+    # +F5:N:253:OPS_PER_S:S_PER_OP
+    printf '{"round":%s,"what":"ecdhx25519","ops_per_s":%s}\n' "$1" "$(cut -d: -f4 <<<"$line")" >>"$OUT/openssl.jsonl"
+    echo "  floor and openssl speed: $(tail -2 "$OUT/floor.jsonl" | tr '\n' ' ')" >&2
 }
 
-stop() {
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-    PID=
-    rm -f "$TMP/server.log"
+payload_for() { case $1 in py-*) echo text ;; *) echo random ;; esac }
+
+one() { # round scenario target proto transport [bench options...]
+    local r=$1 s=$2 t=$3 p=$4 tr=$5
+    shift 5
+    have "$t" || return 0
+    start_server "$t" "$p" "$tr"
+    measure "$r" "$s" "$t" "$p" "$tr" --payload "$(payload_for "$t")" "$@"
+    stop_server
 }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+TCP_PEERS=(secho-epoll secho-reactors1 secho-threads c-epoll libuv node py-selectors py-threaded socat)
+UDP_PEERS=(secho-epoll secho-reactors1 c-epoll libuv node py-udp)
+
+scenario() { # round name
+    local r=$1 t
+    case $2 in
+    tcp-open-64)
+        for t in "${TCP_PEERS[@]}"; do one "$r" "$2" "$t" plain tcp -c "$CONNS" -s 64 --rate "$RATE"; done ;;
+    tcp-closed-64)
+        for t in "${TCP_PEERS[@]}"; do one "$r" "$2" "$t" plain tcp -c "$CONNS" -s 64; done ;;
+    tcp-open-16k)
+        for t in secho-epoll secho-reactors1 c-epoll libuv node; do
+            one "$r" "$2" "$t" plain tcp -c "$CONNS" -s 16384 --rate "$RATE16K"
+        done ;;
+    crypto) # plain at 64 B is tcp-closed-64's secho-epoll row, in the same round
+        one "$r" crypto-64 secho-epoll secure tcp -c "$CONNS" -s 64
+        one "$r" crypto-64 secho-epoll tls tcp -c "$CONNS" -s 64
+        one "$r" crypto-16k secho-epoll plain tcp -c "$CONNS" -s 16384
+        one "$r" crypto-16k secho-epoll secure tcp -c "$CONNS" -s 16384
+        one "$r" crypto-16k secho-epoll tls tcp -c "$CONNS" -s 16384 ;;
+    handshakes)
+        one "$r" handshakes secho-epoll secure tcp --handshakes -c 16
+        one "$r" handshakes secho-epoll tls tcp --handshakes -c 16 ;;
+    udp-open-64)
+        for t in "${UDP_PEERS[@]}"; do one "$r" "$2" "$t" plain udp -c "$CONNS" -s 64 --rate "$RATE"; done ;;
+    udp-closed-64) # socat forks a process per datagram: closed loop only
+        for t in "${UDP_PEERS[@]}" socat; do one "$r" "$2" "$t" plain udp -c "$CONNS" -s 64; done ;;
+    *)
+        echo "bench/run.sh: unknown scenario $2" >&2
+        exit 2 ;;
+    esac
 }
 
-# Runs secho bench against $PORT and appends its JSON, labelled, to $OUT.
-measure() { # label transport
-    local label=$1 transport=$2 json
-    if ! json=$("$SECHO" bench -P plain -t "$transport" -p "$PORT" -d "$DURATION" \
-        --warmup "$WARMUP" "${LOAD[@]}" --json); then
-        echo "bench/run.sh: secho bench against $label failed" >&2
-        exit 1
-    fi
-    echo "{\"run\":\"$STAMP\",\"target\":\"$label\",${json#\{}" >>"$OUT"
-    printf '  %-22s %s msgs/s\n' "$label/$transport" \
-        "$(sed -n 's/.*"msgs_per_s":\([0-9.]*\).*/\1/p' <<<"$json")" >&2
-}
-
-echo "secho bench: ${LOAD[*]}, ${DURATION} s after ${WARMUP} s warm-up, ${ROUNDS} rounds," \
-    "$(nproc) CPUs" >&2
-# Rounds interleave the targets, so that a burst of noise on the shared machine hits one
-# round of each rather than all of one target; the table takes the median round.
+echo "bench: ${SCENARIOS}; ${DURATION} s after ${WARMUP} s warm-up, ${ROUNDS} rounds;" \
+    "server on CPU ${SERVER_CPUS}, load on CPU ${LOAD_CPUS}; raw data in ${OUT#"$PWD"/}" >&2
 for round in $(seq "$ROUNDS"); do
     echo "round $round/$ROUNDS" >&2
-    for transport in tcp udp; do
-        for model in threads epoll reactors; do
-            [ "$transport" = udp ] && [ "$model" = threads ] && continue
-            start "$SECHO" server -P plain -t "$transport" -H 127.0.0.1 -p 0 -m "$model" \
-                -l "$TMP/server.log" "${SERVER_EXTRA[@]}"
-            measure "secho-$model" "$transport"
-            stop
-        done
-        start "$TMP/echo_peer" "$transport"
-        measure "peer-c-epoll" "$transport"
-        stop
-        if [ "$transport" = tcp ] && [ "${BENCH_SOCAT:-1}" != 0 ] && command -v socat >/dev/null; then
-            PORT=$(free_port)
-            socat "TCP-LISTEN:$PORT,bind=127.0.0.1,reuseaddr,fork,backlog=1024" PIPE 2>/dev/null &
-            PID=$!
-            for _ in $(seq 50); do
-                (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-                sleep 0.1
-            done
-            measure "socat-fork-pipe" "$transport"
-            stop
+    floors "$round"
+    for s in $SCENARIOS; do scenario "$round" "$s"; done
+done
+ELAPSED=$(awk -v a="$BEGIN" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
+sed -i "s/}\$/,\"elapsed_s\":$ELAPSED,\"load_after\":$(json_str "$(cut -d' ' -f1-3 /proc/loadavg)")}/" "$OUT/machine.json"
+
+"$PYTHON" "$HERE/report.py" "$OUT" --lists
+
+# HTML comparison pages: report.py lists, per scenario, the saved JSON of each target's
+# median round in $OUT/compare/SCENARIO.list. HOOK: rendered with `secho bench --compare
+# --html FILE A.json B.json ...` when this secho has it (or BENCH_COMPARE_WITH, another
+# secho binary, does); otherwise the lists stay for later.
+COMPARE=${BENCH_COMPARE_WITH:-$SECHO}
+if "$COMPARE" bench --help 2>&1 | grep -q -- '--compare'; then
+    for list in "$OUT"/compare/*.list; do
+        [ -e "$list" ] || continue
+        mapfile -t files <"$list"
+        html=${list%.list}.html
+        if "$COMPARE" bench --compare --html "$html" "${files[@]}" >/dev/null 2>"$TMP/compare.err"; then
+            echo "bench: ${html#"$PWD"/}" >&2
+        else
+            echo "bench: secho bench --compare failed for $list:" >&2
+            cat "$TMP/compare.err" >&2
         fi
     done
-done
+else
+    echo "bench: this secho bench has no --compare; HTML pages not rendered (lists in ${OUT#"$PWD"/}/compare/)" >&2
+fi
 
-# The table: medians over the rounds, each row against the C peer over the same transport.
-echo
-awk '
-function num(line, key,    m) {
-    if (match(line, "\"" key "\":[^,}]*")) return substr(line, RSTART + length(key) + 3, RLENGTH - length(key) - 3) + 0
-    return 0
-}
-function str(line, key) {
-    if (match(line, "\"" key "\":\"[^\"]*\"")) return substr(line, RSTART + length(key) + 4, RLENGTH - length(key) - 5)
-    return ""
-}
-function median(a, n,    i, j, t) {
-    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-{
-    k = str($0, "target") SUBSEP str($0, "transport")
-    if (!(k in n)) { order[++rows] = k }
-    i = ++n[k]
-    rate[k, i] = num($0, "msgs_per_s"); mb[k, i] = num($0, "mb_per_s"); p99[k, i] = num($0, "p99_us")
-    err[k] += num($0, "errors")
-}
-END {
-    for (r = 1; r <= rows; r++) {
-        k = order[r]
-        for (i = 1; i <= n[k]; i++) { a[i] = rate[k, i] } ; mrate[k] = median(a, n[k])
-        for (i = 1; i <= n[k]; i++) { a[i] = mb[k, i] } ; mmb[k] = median(a, n[k])
-        for (i = 1; i <= n[k]; i++) { a[i] = p99[k, i] } ; mp99[k] = median(a, n[k])
-    }
-    printf "%-17s %-4s %11s %8s %9s %8s %7s %7s\n", "target", "xprt", "msgs/s", "MB/s", "p99 us", "x peer", "p99 x", "errors"
-    for (x = 1; x <= 2; x++) {
-        tr = x == 1 ? "tcp" : "udp"
-        pk = "peer-c-epoll" SUBSEP tr
-        for (r = 1; r <= rows; r++) {
-            k = order[r]; split(k, parts, SUBSEP)
-            if (parts[2] != tr) continue
-            printf "%-17s %-4s %11.0f %8.2f %9.1f %8.2f %7.2f %7d\n", parts[1], tr, mrate[k], mmb[k], mp99[k],
-                (mrate[pk] > 0 ? mrate[k] / mrate[pk] : 0), (mp99[pk] > 0 ? mp99[k] / mp99[pk] : 0), err[k]
-        }
-    }
-}' "$OUT"
-echo
-echo "Medians of $ROUNDS rounds. x peer: msgs/s divided by peer-c-epoll's over the same"
-echo "transport (higher is better); p99 x: p99 latency divided by the peer's (lower is"
-echo "better); errors: summed over the rounds. Results: ${OUT#"$PWD"/}"
+"$PYTHON" "$HERE/report.py" "$OUT" >"$OUT/RESULTS.md"
+if [ "$REPORT" = - ]; then
+    cat "$OUT/RESULTS.md"
+else
+    cp "$OUT/RESULTS.md" "$REPORT"
+    echo "bench: wrote ${REPORT#"$PWD"/} (${ELAPSED} s)" >&2
+fi
