@@ -64,6 +64,10 @@ SLOW_SLACK = 1.5  # seconds past the timeout for the reclaim (timer tick, schedu
 P99_FACTOR = 2.0  # legitimate p99 during slowloris < 2x the baseline
 ATTACK_WINDOWS = 3  # bench windows under attack (the smallest p99 counts)
 NOREAD_PER_CONN = (512 + 160) * 1024  # SERVER_OUT_LIMIT + SERVER_IN_LIMIT (service.h)
+# -m threads: each connection's thread also keeps its own pool of freed buffer storage
+# (BUF_POOL_BYTES, buf.h; the old storage of a growing output buffer lands there) and its
+# stack: stress/README.md, Findings.
+NOREAD_PER_CONN_THREADS = NOREAD_PER_CONN + 512 * 1024 + 64 * 1024
 NOREAD_BASE = 16 << 20  # plus this much once
 EMFILE_NOFILE = 64
 EMFILE_CPU = 0.05  # CPU seconds per wall second while out of descriptors
@@ -447,8 +451,8 @@ def sc_slowloris(cfg, model, form):
         # they start, so they are made as needed.
         windows = ATTACK_WINDOWS * (cfg["bench_s"] + 0.3) + 1.0
         if form == "record":
-            pool = [Slow(srv.port, form) for _ in range(int(m * (1 + windows / SLOW_TIMEOUT))
-                                                         + m)]
+            pool = [Slow(srv.port, form)
+                    for _ in range(int(m * (1 + 1.5 * windows / SLOW_TIMEOUT)) + m)]
         waiting = list(pool)
         active = []
         state = {"sustain": True, "sending": True, "peak": 0, "dry": False}
@@ -502,7 +506,9 @@ def sc_slowloris(cfg, model, form):
         fill_end = time.monotonic() + 10
         while state["peak"] < m and th.is_alive() and time.monotonic() < fill_end:
             time.sleep(0.05)
+        cpu0, w0 = srv.s.cpu_seconds(), time.monotonic()
         during = [bench_p99(srv.port, proto, cfg["bench_s"]) for _ in range(ATTACK_WINDOWS)]
+        cpu = (srv.s.cpu_seconds() - cpu0) / (time.monotonic() - w0)
         exhausted = state["dry"]
         stopped_at = time.monotonic()
         state["sustain"] = False
@@ -531,11 +537,12 @@ def sc_slowloris(cfg, model, form):
         verdict(ok, name, model,
                 "%d slow at once (of %d wanted; %d in all), %d/%d reclaimed, worst %.2f s "
                 "after %s; "
-                "legit p99 %s us under attack vs %s us without (x%s); fds back %d -> %d%s"
+                "legit p99 %s us under attack vs %s us without (x%s), server CPU %.2f s/s "
+                "under attack; fds back %d -> %d%s"
                 % (state["peak"], m, len(started), len(closed), len(started), worst,
                    "the last byte" if form == "line" else "the first",
                    "%.0f" % att if att else "-", "%.0f" % ref if ref else "-",
-                   "%.2f" % (att / ref) if att and ref else "-", base_fds, fds,
+                   "%.2f" % (att / ref) if att and ref else "-", cpu, base_fds, fds,
                    (", pool ran dry" if exhausted else "")
                    + (", %d cut while bytes flowed" % cut if form == "line" else "")),
                 "all within %s %d s + %.1f s, p99 < %.0fx, fds back"
@@ -624,7 +631,8 @@ def sc_noread(cfg, model, proto):
                 time.sleep(0.05)
         held = srv.rss()
         growth = (held - base) * 1024
-        bound = m * NOREAD_PER_CONN + NOREAD_BASE
+        per_conn = NOREAD_PER_CONN_THREADS if model == "threads" else NOREAD_PER_CONN
+        bound = m * per_conn + NOREAD_BASE
         served = legit_echo(srv.port, proto)
         alive = srv.s.alive()
         for s, _ in socks:
@@ -636,7 +644,7 @@ def sc_noread(cfg, model, proto):
                 "(+%.0f KiB/client), new client served: %s, fds back %d -> %d"
                 % (m, sent / m / 2**20, base, held, growth / 1024 / m, served, base_fds, fds),
                 "<= %d x %d KiB + %d MiB, served, fds back"
-                % (m, NOREAD_PER_CONN >> 10, NOREAD_BASE >> 20))
+                % (m, per_conn >> 10, NOREAD_BASE >> 20))
     finally:
         for s, _ in socks:
             s.close()
