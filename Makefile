@@ -1,5 +1,6 @@
 # Convenience front end over CMake. `make` builds build/secho; `make test` runs every test
-# (normal build, then ASan+UBSan, then TSan on the threaded models); `make run` starts a server.
+# (normal build, with the reduced stress scenarios, then ASan+UBSan, then TSan on the threaded
+# models); `make stress` runs the full stress scenarios; `make run` starts a server.
 BUILD   ?= build
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX  ?= /usr/local
@@ -9,7 +10,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 9090
 RUNARGS ?= -P plain
 
-.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench bench-concurrency fuzz fuzz-build fuzz-seeds format format-check lint install uninstall clean
+.PHONY: all build run test test-fast test-fuzz test-asan test-tsan bench bench-concurrency stress fuzz fuzz-build fuzz-seeds format format-check lint install uninstall clean
 
 all: build
 
@@ -86,6 +87,17 @@ bench: build
 # The figures of docs/CONCURRENCY.md (about 6 minutes).
 bench-concurrency: build
 	./bench/concurrency.sh $(BUILD)/secho
+
+# Scenarios under attack with PASS/FAIL verdicts (stress/README.md): 15,000 connections, reset
+# storms, slowloris, clients that never read, descriptor exhaustion, UDP floods, shutdown under
+# load, valgrind over the client and keygen. STRESS_SCALE=small is the reduced form that
+# `make test` runs (ctest -L stress); STRESS_ONLY=name,... picks scenarios.
+STRESS_SCALE ?= full
+STRESS_ONLY  ?=
+stress: build
+	@rc=0; python3 stress/stress.py --secho $(BUILD)/secho --scale $(STRESS_SCALE) \
+	  $(if $(STRESS_ONLY),--only $(STRESS_ONLY)) || rc=1; \
+	python3 stress/valgrind.py --secho $(BUILD)/secho || rc=1; exit $$rc
 
 C_FILES = $(shell find src tests/unit fuzz bench -name '*.[ch]' | sort)
 

@@ -62,3 +62,25 @@ if(SECHO_FORTIFY)
     set_tests_properties(hardening.check hardening.selftest PROPERTIES LABELS unit TIMEOUT 120
         ENVIRONMENT "CC=${CMAKE_C_COMPILER}")
 endif()
+
+# Stress (stress/, issue #10): the reduced form of `make stress` (the same scenarios and
+# verdicts at small counts, about two minutes) and valgrind memcheck over the client and
+# keygen (about twenty seconds). Only in a build without sanitizers or fuzzers: the RSS,
+# CPU and timing bounds hold for the program as shipped, and valgrind cannot run an ASan
+# or TSan binary. RUN_SERIAL: the timing verdicts want the machine to themselves.
+if(NOT SECHO_SANITIZER_NAME AND NOT SECHO_FUZZ)
+    add_test(NAME stress.small
+        COMMAND ${SECHO_PYTHON} ${CMAKE_SOURCE_DIR}/stress/stress.py --scale small
+                --secho $<TARGET_FILE:secho>)
+    set_tests_properties(stress.small PROPERTIES LABELS stress TIMEOUT 600 RUN_SERIAL ON
+        ENVIRONMENT "SECHO_VECTORS=${SECHO_SHARED_DIR};SECHO_SOURCE=${CMAKE_SOURCE_DIR}")
+    find_program(SECHO_VALGRIND NAMES valgrind)
+    if(SECHO_VALGRIND)
+        add_test(NAME stress.valgrind
+            COMMAND ${SECHO_PYTHON} ${CMAKE_SOURCE_DIR}/stress/valgrind.py
+                    --secho $<TARGET_FILE:secho> --valgrind ${SECHO_VALGRIND})
+        set_tests_properties(stress.valgrind PROPERTIES LABELS stress TIMEOUT 300)
+    else()
+        message(WARNING "valgrind not found: stress.valgrind is not registered")
+    endif()
+endif()
