@@ -66,25 +66,12 @@ static struct {
     uint64_t now; /* the clock, ms: it moves only for the client's pacing (lab-fernet) */
 } R;
 
-static void *make_ctx(int pi, enum proto_role role, const char *key, const char *pin)
-{
-    return fuzz_proto_ctx(vts[pi], role, key, pin);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char dir[64], key[128];
     trace = getenv("SECHO_FUZZ_TRACE") != NULL;
-    fuzz_tmpdir(dir, sizeof(dir));
-    snprintf(key, sizeof(key), "%s/server.key", dir);
-    for (int i = 0; i < 2; i++) {
-        sctx[i] = make_ctx(i, PROTO_SERVER, NULL, NULL);
-        cctx[i] = make_ctx(i, PROTO_CLIENT, NULL, NULL);
-    }
-    sctx[2] = make_ctx(2, PROTO_SERVER, key, NULL);
-    cctx[2] = make_ctx(2, PROTO_CLIENT, NULL, proto_secure.ctx_identity(sctx[2]));
+    fuzz_proto_pairs(vts, 3, sctx, cctx);
     return 0;
 }
 

@@ -23,6 +23,23 @@ static inline void *fuzz_proto_ctx(const struct proto_vt *vt, enum proto_role ro
     return ctx;
 }
 
+/* Server and client contexts for each of vts[0..n): a protocol that keeps key files gets a
+ * server key in a fresh private directory (fuzz_tmpdir: once per process) and a client that
+ * pins it, so no known_hosts file is touched. Aborts if one cannot be made. */
+static inline void fuzz_proto_pairs(const struct proto_vt *const *vts, size_t n, void **sctx,
+                                    void **cctx)
+{
+    char dir[64], key[128];
+    fuzz_tmpdir(dir, sizeof(dir));
+    snprintf(key, sizeof(key), "%s/server.key", dir);
+    for (size_t i = 0; i < n; i++) {
+        bool keys = vts[i]->flags & PROTO_F_KEY_FILES;
+        sctx[i] = fuzz_proto_ctx(vts[i], PROTO_SERVER, keys ? key : NULL, NULL);
+        cctx[i] =
+            fuzz_proto_ctx(vts[i], PROTO_CLIENT, NULL, keys ? vts[i]->ctx_identity(sctx[i]) : NULL);
+    }
+}
+
 /* What a target does with each message the server conn decodes (m), with out its output;
  * <0 ends that read's loop (the next read goes on). */
 typedef int (*fuzz_on_msg)(const struct proto_vt *vt, void *conn, const struct proto_msg *m,
