@@ -80,7 +80,7 @@ fuzz-seeds: fuzz-build
 
 test: test-fast test-fuzz test-asan test-tsan
 
-# The suite against the peers of bench/peers/; writes bench/RESULTS.md (about 8 minutes).
+# The suite against the peers of bench/peers/; writes bench/RESULTS.md (about 12 minutes).
 bench: build
 	./bench/run.sh $(BUILD)/secho
 

@@ -45,6 +45,7 @@ have() {
     libuv) [ "$HAVE_UV" = 1 ] ;;
     node) [ "$HAVE_NODE" = 1 ] ;;
     socat) [ "$HAVE_SOCAT" = 1 ] ;;
+    secho-uring) "$SECHO" --version 2>/dev/null | grep -q '^io_uring: liburing' ;;
     *) return 0 ;;
     esac
 }
@@ -67,6 +68,9 @@ server_cmd() { # name proto transport
     secho-reactors1) CMD=("${secho[@]}" -m reactors --threads 1 "${SERVER_EXTRA[@]}") ;;
     secho-reactors) CMD=("${secho[@]}" -m reactors "${SERVER_EXTRA[@]}") ;;
     secho-threads) CMD=("${secho[@]}" -m threads "${SERVER_EXTRA[@]}") ;;
+    secho-uring) CMD=("${secho[@]}" -m uring "${SERVER_EXTRA[@]}") ;;
+    # The one-datagram-per-call UDP path (recvfrom/sendto), against which batching is judged.
+    secho-epoll-1dgram) CMD=(env SECHO_UDP_SINGLE=1 "${secho[@]}" -m epoll "${SERVER_EXTRA[@]}") ;;
     c-epoll) CMD=("${pin[@]}" "$TMP/echo_peer" "$tr") ;;
     libuv) CMD=("${pin[@]}" "$TMP/uv_echo" "$tr" 0) ;;
     node) CMD=("${pin[@]}" node "$HERE/peers/node_echo.js" "$tr" 0) ;;

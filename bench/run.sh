@@ -10,7 +10,7 @@
 # then writes bench/RESULTS.md (machine, commands, figures, ratios, issue 9's targets).
 #
 # Usage: bench/run.sh [path/to/secho]
-# Environment (defaults in brackets; the default run takes about 8 minutes):
+# Environment (defaults in brackets; the default run takes about 12 minutes):
 #   BENCH_DURATION [2]   measured seconds per measurement
 #   BENCH_WARMUP [0.5]   warm-up seconds before each
 #   BENCH_ROUNDS [3]     rounds (every target once per round)
@@ -18,7 +18,10 @@
 #   BENCH_RATE_16K [5000] open-loop rate, 16 KiB messages
 #   BENCH_CONNS [50]     connections (UDP: sockets)
 #   BENCH_SCENARIOS      space-separated subset of: tcp-open-64 tcp-closed-64 tcp-open-16k
-#                        crypto handshakes udp-open-64 udp-closed-64 (default all)
+#                        crypto handshakes udp-open-64 udp-closed-64 memory (default all;
+#                        memory runs in the first round only: bench/idle_rss.py, plain and
+#                        secure on -m epoll and -m reactors, BENCH_IDLE_CONNS connections)
+#   BENCH_IDLE_CONNS [15000]   idle connections held by the memory scenario
 #   BENCH_SERVER_ARGS    extra `secho server` options (default none: message logging on,
 #                        to a file, as shipped)
 #   BENCH_SERVER_CPUS [0], BENCH_LOAD_CPUS [1]   taskset CPU lists
@@ -26,7 +29,7 @@
 #   BENCH_COMPARE_WITH [the secho measured]   the secho whose `bench --compare --html`
 #                        renders the comparison pages
 # Raw data: bench/results/STAMP/ (meta.jsonl, json/*.json from `secho bench --json`,
-# floor.jsonl, openssl.jsonl, machine.json), not committed.
+# floor.jsonl, openssl.jsonl, memory.jsonl, machine.json), not committed.
 set -euo pipefail
 
 SECHO=${1:-build/secho}
@@ -36,7 +39,8 @@ ROUNDS=${BENCH_ROUNDS:-3}
 RATE=${BENCH_RATE:-40000}
 RATE16K=${BENCH_RATE_16K:-5000}
 CONNS=${BENCH_CONNS:-50}
-SCENARIOS=${BENCH_SCENARIOS:-tcp-open-64 tcp-closed-64 tcp-open-16k crypto handshakes udp-open-64 udp-closed-64}
+SCENARIOS=${BENCH_SCENARIOS:-tcp-open-64 tcp-closed-64 tcp-open-16k crypto handshakes udp-open-64 udp-closed-64 memory}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-15000}
 SERVER_CPUS=${BENCH_SERVER_CPUS:-0}
 LOAD_CPUS=${BENCH_LOAD_CPUS:-1}
 read -r -a SERVER_EXTRA <<<"${BENCH_SERVER_ARGS:-}"
@@ -105,8 +109,8 @@ one() { # round scenario target proto transport [bench options...]
     stop_server
 }
 
-TCP_PEERS=(secho-epoll secho-reactors1 secho-threads c-epoll libuv node py-selectors py-threaded socat)
-UDP_PEERS=(secho-epoll secho-reactors1 c-epoll libuv node py-udp)
+TCP_PEERS=(secho-epoll secho-reactors1 secho-threads secho-uring c-epoll libuv node py-selectors py-threaded socat)
+UDP_PEERS=(secho-epoll secho-epoll-1dgram secho-reactors1 secho-uring c-epoll libuv node py-udp)
 
 scenario() { # round name
     local r=$1 t
@@ -116,7 +120,7 @@ scenario() { # round name
     tcp-closed-64)
         for t in "${TCP_PEERS[@]}"; do one "$r" "$2" "$t" plain tcp -c "$CONNS" -s 64; done ;;
     tcp-open-16k)
-        for t in secho-epoll secho-reactors1 c-epoll libuv node; do
+        for t in secho-epoll secho-reactors1 secho-uring c-epoll libuv node; do
             one "$r" "$2" "$t" plain tcp -c "$CONNS" -s 16384 --rate "$RATE16K"
         done ;;
     crypto) # plain at 64 B is tcp-closed-64's secho-epoll row, in the same round
@@ -130,6 +134,17 @@ scenario() { # round name
         one "$r" handshakes secho-epoll tls tcp --handshakes -c 16 ;;
     udp-open-64)
         for t in "${UDP_PEERS[@]}"; do one "$r" "$2" "$t" plain udp -c "$CONNS" -s 64 --rate "$RATE"; done ;;
+    memory) # once: RSS per idle connection needs no rounds to be read, and takes a while
+        [ "$r" = 1 ] || return 0
+        local m p
+        for m in epoll reactors; do
+            for p in plain secure; do
+                echo "  memory: $m $p, $IDLE_CONNS idle connections" >&2
+                taskset -c "$LOAD_CPUS" "$PYTHON" "$HERE/idle_rss.py" --secho "$SECHO" -m "$m" -P "$p" \
+                    -n "$IDLE_CONNS" --taskset "$SERVER_CPUS" --json >>"$OUT/memory.jsonl" ||
+                    echo "  memory: $m $p failed" >&2
+            done
+        done ;;
     udp-closed-64) # socat forks a process per datagram: closed loop only
         for t in "${UDP_PEERS[@]}" socat; do one "$r" "$2" "$t" plain udp -c "$CONNS" -s 64; done ;;
     *)
