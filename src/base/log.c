@@ -24,7 +24,7 @@
  * can log a burst of ten thousand lines while the writer is scheduled. A page is touched
  * only once lines pass through it, so a connection thread that logs little costs little. */
 #define RING_SIZE    (1U << 20)
-#define LINE_MAX_LEN 4096
+#define LINE_MAX_LEN LOG_LINE_MAX
 /* The writer copies rings into one chunk per write(); a ring always fits in it. */
 #define CHUNK_SIZE (1U << 20)
 /* After each write the writer naps, to batch what comes next: briefly after a small write
@@ -75,6 +75,7 @@ static struct {
 } lg = {.fd = -1};
 
 static const char *level_name(enum log_level level);
+static bool is_bare(const char *s);
 
 /* True when stderr is a stream the journal reads: systemd sets JOURNAL_STREAM to its
  * "DEVICE:INODE" (decimal), which must match stderr itself, not a descriptor redirected
@@ -106,6 +107,51 @@ static int journal_priority(enum log_level level)
     }
 }
 
+/* The date and time to the second of the calling thread's last timestamp: a busy thread
+ * logs many lines a second, and only the milliseconds change between them. */
+static _Thread_local struct {
+    time_t sec;
+    bool valid;
+    char text[24]; /* "2026-11-25T04:39:15" */
+    size_t len;
+} ts_cache;
+
+/* Formats the current UTC time as 2026-11-25T04:39:15.123Z into out (>= 40 bytes, NUL
+ * terminated); returns its length. gmtime_r and the formatting run once a second per
+ * thread. */
+static size_t timestamp_text(char *out)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (!ts_cache.valid || ts_cache.sec != ts.tv_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        int k = snprintf(ts_cache.text, sizeof(ts_cache.text), "%04d-%02d-%02dT%02d:%02d:%02d",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec);
+        if (k < 0 || (size_t)k >= sizeof(ts_cache.text)) {
+            /* A year past 9999: not cached, formatted whole. */
+            ts_cache.valid = false;
+            return (size_t)snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+                                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
+        }
+        ts_cache.sec = ts.tv_sec;
+        ts_cache.len = (size_t)k;
+        ts_cache.valid = true;
+    }
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000L);
+    size_t n = ts_cache.len;
+    memcpy(out, ts_cache.text, n);
+    out[n++] = '.';
+    out[n++] = (char)('0' + ms / 100);
+    out[n++] = (char)('0' + ms / 10 % 10);
+    out[n++] = (char)('0' + ms % 10);
+    out[n++] = 'Z';
+    out[n] = '\0';
+    return n;
+}
+
 /* The head of every line: "ts=... level=... event=EVENT", or for the journal, which stamps
  * each line itself, "<N>level=... event=EVENT". Returns what snprintf returns. */
 static int line_head(char *line, size_t cap, enum log_level level, const char *event)
@@ -113,9 +159,29 @@ static int line_head(char *line, size_t cap, enum log_level level, const char *e
     if (lg.journal)
         return snprintf(line, cap, "<%d>level=%s event=%s", journal_priority(level),
                         level_name(level), event);
+    /* Every line has one: put together by hand, not by snprintf (one per echoed message). */
     char ts[40];
-    log_timestamp(ts, sizeof(ts));
-    return snprintf(line, cap, "ts=%s level=%s event=%s", ts, level_name(level), event);
+    size_t tn = timestamp_text(ts);
+    const char *lv = level_name(level);
+    size_t ln = strlen(lv), en = strlen(event);
+    size_t n = 3 + tn + 7 + ln + 7 + en;
+    if (n >= cap)
+        return snprintf(line, cap, "ts=%s level=%s event=%s", ts, lv, event);
+    char *o = line;
+    memcpy(o, "ts=", 3);
+    o += 3;
+    memcpy(o, ts, tn);
+    o += tn;
+    memcpy(o, " level=", 7);
+    o += 7;
+    memcpy(o, lv, ln);
+    o += ln;
+    memcpy(o, " event=", 7);
+    o += 7;
+    memcpy(o, event, en);
+    o += en;
+    *o = '\0';
+    return (int)n;
 }
 
 /* Set by the signal thread (SIGHUP), taken by the writer thread. */
@@ -503,12 +569,14 @@ void log_close(void)
 
 void log_timestamp(char *out, size_t outlen)
 {
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
+    char ts[40];
+    size_t n = timestamp_text(ts);
+    if (outlen == 0)
+        return;
+    if (n >= outlen)
+        n = outlen - 1; /* cut, as snprintf cuts */
+    memcpy(out, ts, n);
+    out[n] = '\0';
 }
 
 static const char *level_name(enum log_level level)
@@ -617,6 +685,75 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
     va_end(ap);
 }
 
+bool log_line_begin(struct log_line *l, enum log_level level, const char *event)
+{
+    if (!atomic_load_explicit(&lg.running, memory_order_acquire))
+        return false;
+    int n = line_head(l->buf, sizeof(l->buf), level, event);
+    if (n < 0)
+        return false;
+    l->n = (size_t)n < sizeof(l->buf) - 1 ? (size_t)n : sizeof(l->buf) - 2;
+    return true;
+}
+
+/* Room left for the line's fields: one byte stays for the newline. */
+static size_t line_room(const struct log_line *l)
+{
+    return sizeof(l->buf) - 1 - l->n;
+}
+
+void log_line_raw(struct log_line *l, const char *s, size_t n)
+{
+    size_t room = line_room(l);
+    if (n > room)
+        n = room;
+    memcpy(l->buf + l->n, s, n);
+    l->n += n;
+}
+
+void log_line_u64(struct log_line *l, uint64_t v)
+{
+    char d[20];
+    size_t k = sizeof(d);
+    do {
+        d[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    log_line_raw(l, d + k, sizeof(d) - k);
+}
+
+void log_line_escaped(struct log_line *l, const uint8_t *p, size_t n)
+{
+    /* log_escape needs 4 per byte and its NUL: escape no more than the room holds. */
+    size_t room = line_room(l);
+    if (room == 0)
+        return;
+    size_t fits = (room - 1) / 4;
+    if (n > fits)
+        n = fits;
+    l->n += log_escape(l->buf + l->n, p, n);
+}
+
+void log_line_value(struct log_line *l, const char *s)
+{
+    if (is_bare(s)) {
+        log_line_raw(l, s, strlen(s));
+        return;
+    }
+    log_line_lit(l, "\"");
+    log_line_escaped(l, (const uint8_t *)s, strlen(s));
+    log_line_lit(l, "\"");
+}
+
+void log_line_end(struct log_line *l)
+{
+    struct log_ring *r = ring_mine();
+    if (!r)
+        return;
+    l->buf[l->n++] = '\n';
+    ring_put(r, l->buf, l->n);
+}
+
 void log_event_limited(const struct log_kind *kind, const char *peer, const char *fmt, ...)
 {
     if (!atomic_load_explicit(&lg.running, memory_order_acquire))
@@ -699,6 +836,37 @@ static bool cp_must_escape(uint32_t cp)
            (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
+/* What one byte becomes when it is not part of a UTF-8 sequence that is copied: itself
+ * (printable ASCII), a two-character escape, or \xHH; `s` holds the characters (four bytes
+ * are always stored, of which `len` count). A table, so that escaping random bytes takes no
+ * branch per byte beyond the one for a possible UTF-8 lead. */
+struct esc {
+    char s[4];
+    unsigned char len;
+};
+#define ESC_SAFE(c)  ((c) >= 0x20 && (c) < 0x7F && (c) != '"' && (c) != '\\')
+#define ESC_SHORT(c) ((c) == '"' || (c) == '\\' || (c) == '\t' || (c) == '\r' || (c) == '\n')
+#define ESC_HEX(v)   ((char)((v) < 10 ? '0' + (v) : 'a' + (v)-10))
+#define ESC_SECOND(c)                                                                              \
+    ((c) == '"'    ? '"'                                                                           \
+     : (c) == '\\' ? '\\'                                                                          \
+     : (c) == '\t' ? 't'                                                                           \
+     : (c) == '\r' ? 'r'                                                                           \
+     : (c) == '\n' ? 'n'                                                                           \
+                   : 'x')
+#define ESC(c)                                                                                     \
+    {                                                                                              \
+        {ESC_SAFE(c) ? (char)(c) : '\\', ESC_SAFE(c) ? '\0' : ESC_SECOND(c), ESC_HEX((c) >> 4),    \
+         ESC_HEX((c)&15)},                                                                         \
+            ESC_SAFE(c)    ? 1                                                                     \
+            : ESC_SHORT(c) ? 2                                                                     \
+                           : 4                                                                     \
+    }
+#define ESC4(c)  ESC(c), ESC((c) + 1), ESC((c) + 2), ESC((c) + 3)
+#define ESC16(c) ESC4(c), ESC4((c) + 4), ESC4((c) + 8), ESC4((c) + 12)
+#define ESC64(c) ESC16(c), ESC16((c) + 16), ESC16((c) + 32), ESC16((c) + 48)
+static const struct esc esc_tab[256] = {ESC64(0), ESC64(64), ESC64(128), ESC64(192)};
+
 size_t log_escape(char *dst, const uint8_t *src, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -706,59 +874,30 @@ size_t log_escape(char *dst, const uint8_t *src, size_t n)
     size_t i = 0;
     while (i < n) {
         uint8_t c = src[i];
-        if (c >= 0x80) {
+        /* Only 0xC2-0xF4 can start a valid sequence (utf8_seq); every other byte is one
+         * table entry. dst holds 4 per input byte, so the 4-byte store always fits. */
+        if (c >= 0xC2 && c <= 0xF4) {
             size_t k = utf8_seq(src + i, n - i);
-            uint32_t cp = utf8_cp(src + i, k);
-            if (k && cp_must_escape(cp)) {
-                /* \u{HHHH}: 8 characters for 2 or 3 bytes, within the 4 per byte budget. */
-                memcpy(o, "\\u{", 3);
-                o += 3;
-                for (int shift = 12; shift >= 0; shift -= 4)
-                    *o++ = hex[(cp >> shift) & 15];
-                *o++ = '}';
-                i += k;
-                continue;
-            }
             if (k) {
-                memcpy(o, src + i, k);
-                o += k;
+                uint32_t cp = utf8_cp(src + i, k);
+                if (cp_must_escape(cp)) {
+                    /* \u{HHHH}: 8 characters for 2 or 3 bytes, within the 4 per byte budget. */
+                    memcpy(o, "\\u{", 3);
+                    o += 3;
+                    for (int shift = 12; shift >= 0; shift -= 4)
+                        *o++ = hex[(cp >> shift) & 15];
+                    *o++ = '}';
+                } else {
+                    memcpy(o, src + i, k);
+                    o += k;
+                }
                 i += k;
                 continue;
             }
         }
+        memcpy(o, esc_tab[c].s, 4);
+        o += esc_tab[c].len;
         i++;
-        switch (c) {
-        case '"':
-            *o++ = '\\';
-            *o++ = '"';
-            continue;
-        case '\\':
-            *o++ = '\\';
-            *o++ = '\\';
-            continue;
-        case '\t':
-            *o++ = '\\';
-            *o++ = 't';
-            continue;
-        case '\r':
-            *o++ = '\\';
-            *o++ = 'r';
-            continue;
-        case '\n':
-            *o++ = '\\';
-            *o++ = 'n';
-            continue;
-        default:
-            break;
-        }
-        if (c < 0x20 || c >= 0x7F) {
-            *o++ = '\\';
-            *o++ = 'x';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
-        } else {
-            *o++ = (char)c;
-        }
     }
     *o = '\0';
     return (size_t)(o - dst);

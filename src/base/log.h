@@ -51,6 +51,37 @@ void log_close(void);
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The longest line: longer ones are cut (still one line). */
+#define LOG_LINE_MAX 4096
+
+/*
+ * A line put together piece by piece without printf, for lines written once per message:
+ * log_line_begin writes the head (as log_event: ts=... level=... event=EVENT), each
+ * log_line_* call appends, log_line_end queues it as log_event would. What does not fit in
+ * LOG_LINE_MAX - 1 bytes is cut (an escaped text only at whole escapes). The appended pieces
+ * must make logfmt pairs, as log_event's fields must: raw text only through log_line_lit
+ * (the caller's own keys and tokens), peer strings only through log_line_value or
+ * log_line_escaped.
+ */
+struct log_line {
+    size_t n;
+    char buf[LOG_LINE_MAX];
+};
+
+/* Starts a line; false (nothing to do, log_line_end not needed) when nothing is logged. */
+bool log_line_begin(struct log_line *l, enum log_level level, const char *event);
+/* Appends n bytes as they are. */
+void log_line_raw(struct log_line *l, const char *s, size_t n);
+#define log_line_lit(l, lit) log_line_raw((l), "" lit, sizeof(lit) - 1)
+/* Appends v in decimal. */
+void log_line_u64(struct log_line *l, uint64_t v);
+/* Appends s as one logfmt value, as log_value gives it (bare, or quoted and escaped). */
+void log_line_value(struct log_line *l, const char *s);
+/* Appends log_escape's escapes of p[0..n) (no quotes). */
+void log_line_escaped(struct log_line *l, const uint8_t *p, size_t n);
+/* Queues the line (with its newline). */
+void log_line_end(struct log_line *l);
+
 /*
  * Rate-limited events: a kind of event a peer can repeat at will (a failed authentication,
  * a malformed datagram, an eviction), named by a static struct: its event name, level and

@@ -74,19 +74,27 @@ static void log_message(struct server *srv, uint64_t conn_id, const char *peer,
         shown = srv->conf.popts.max_msg;
     /* TCP counts the line, UDP the datagram (its line terminator too). */
     size_t bytes = m->total + (srv->conf.udp ? m->eol : 0);
-    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
-    if (!srv->conf.log_messages) {
-        log_event(LOG_INFO, "message", "peer=%s conn=%llu bytes=%zu%s",
-                  log_value(pv, sizeof(pv), peer), (unsigned long long)conn_id, bytes,
-                  partial ? " partial=1" : "");
+    /* One line per message: put together without printf (log_line_*). */
+    struct log_line l;
+    if (!log_line_begin(&l, LOG_INFO, "message"))
         return;
+    log_line_lit(&l, " peer=");
+    log_line_value(&l, peer);
+    log_line_lit(&l, " conn=");
+    log_line_u64(&l, conn_id);
+    log_line_lit(&l, " bytes=");
+    log_line_u64(&l, bytes);
+    if (srv->conf.log_messages) {
+        /* text= is always quoted (SPEC shows it so), even when it is one bare word. */
+        log_line_lit(&l, " text=\"");
+        log_line_escaped(&l, m->head, shown);
+        log_line_lit(&l, "\"");
+        if (m->total > shown)
+            log_line_lit(&l, " truncated=1");
     }
-    /* text= is always quoted (SPEC shows it so), even when it is one bare word. */
-    char text[LOG_ESCAPED_MAX];
-    log_escape(text, m->head, shown);
-    log_event(LOG_INFO, "message", "peer=%s conn=%llu bytes=%zu text=\"%s\"%s%s",
-              log_value(pv, sizeof(pv), peer), (unsigned long long)conn_id, bytes, text,
-              m->total > shown ? " truncated=1" : "", partial ? " partial=1" : "");
+    if (partial)
+        log_line_lit(&l, " partial=1");
+    log_line_end(&l);
 }
 
 void server_log_partial(struct server *srv, uint64_t conn_id, const char *peer,
