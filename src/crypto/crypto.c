@@ -353,15 +353,36 @@ int crypto_x25519_keygen(uint8_t priv[static CRYPTO_DHLEN], uint8_t pub[static C
 
 static const uint8_t zero32[CRYPTO_DHLEN];
 
-int crypto_x25519(uint8_t out[static CRYPTO_DHLEN], const uint8_t priv[static CRYPTO_DHLEN],
-                  const uint8_t pub[static CRYPTO_DHLEN])
+/* Our key for a derive. With own_pub (priv's public key) the pair goes in as it is;
+ * without it, OpenSSL computes the public key from priv first: a whole X25519 scalar
+ * multiplication (about as costly as the DH itself) that the derive never uses. */
+static EVP_PKEY *x25519_own_key(const uint8_t priv[static CRYPTO_DHLEN], const uint8_t *own_pub)
+{
+    if (!own_pub)
+        return EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, priv, CRYPTO_DHLEN);
+    EVP_PKEY *k = NULL;
+    EVP_PKEY_CTX *fc = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, (void *)priv, CRYPTO_DHLEN),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)own_pub, CRYPTO_DHLEN),
+        OSSL_PARAM_construct_end(),
+    };
+    if (!fc || EVP_PKEY_fromdata_init(fc) <= 0 ||
+        EVP_PKEY_fromdata(fc, &k, EVP_PKEY_KEYPAIR, params) <= 0)
+        k = NULL;
+    EVP_PKEY_CTX_free(fc);
+    return k;
+}
+
+static int x25519_derive(uint8_t out[static CRYPTO_DHLEN], const uint8_t priv[static CRYPTO_DHLEN],
+                         const uint8_t *own_pub, const uint8_t pub[static CRYPTO_DHLEN])
 {
     EVP_PKEY *k = NULL, *peer = NULL;
     EVP_PKEY_CTX *c = NULL;
     size_t len = CRYPTO_DHLEN;
     int r = CRYPTO_E_LIB;
 
-    k = EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, priv, CRYPTO_DHLEN);
+    k = x25519_own_key(priv, own_pub);
     peer = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, pub, CRYPTO_DHLEN);
     if (!k || !peer)
         goto out;
@@ -384,6 +405,19 @@ out:
     EVP_PKEY_free(peer);
     EVP_PKEY_free(k);
     return r;
+}
+
+int crypto_x25519(uint8_t out[static CRYPTO_DHLEN], const uint8_t priv[static CRYPTO_DHLEN],
+                  const uint8_t pub[static CRYPTO_DHLEN])
+{
+    return x25519_derive(out, priv, NULL, pub);
+}
+
+int crypto_x25519_pair(uint8_t out[static CRYPTO_DHLEN], const uint8_t priv[static CRYPTO_DHLEN],
+                       const uint8_t priv_pub[static CRYPTO_DHLEN],
+                       const uint8_t pub[static CRYPTO_DHLEN])
+{
+    return x25519_derive(out, priv, priv_pub, pub);
 }
 
 /* ---- PEM (PKCS#8) ---- */

@@ -349,10 +349,11 @@ static int dh_token(struct noise_handshake *hs, enum token t)
                      (remote_e ? NOISE_HS_HAS_RE : NOISE_HS_HAS_RS));
     if ((hs->flags & need) != need)
         return NOISE_E_STATE;
-    priv = local_e ? hs->e.priv : hs->s.priv;
+    const struct noise_keypair *own = local_e ? &hs->e : &hs->s;
+    priv = own->priv;
     pub = remote_e ? hs->re : hs->rs;
     uint8_t dh[NOISE_DHLEN];
-    int r = map_err(crypto_x25519(dh, priv, pub));
+    int r = map_err(crypto_x25519_pair(dh, priv, own->pub, pub));
     if (r == 0)
         r = noise_symmetric_mix_key(&hs->ss, dh, sizeof(dh));
     crypto_wipe(dh, sizeof(dh));

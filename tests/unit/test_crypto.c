@@ -115,6 +115,13 @@ static void test_x25519(void)
     hex_decode("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742", want, 32);
     CHECK_MEM(k1, want, 32);
     CHECK_MEM(k2, want, 32);
+    /* With our public key passed in (the cheaper path the handshake takes): the same. */
+    memset(k1, 0, 32);
+    memset(k2, 0, 32);
+    CHECK_INT(crypto_x25519_pair(k1, a, apub, bpub), 0);
+    CHECK_INT(crypto_x25519_pair(k2, b, bpub, apub), 0);
+    CHECK_MEM(k1, want, 32);
+    CHECK_MEM(k2, want, 32);
 
     /* Low-order points give the all-zero secret, which MUST be rejected: u = 0, u = 1 and
      * the order-8 point from RFC 7748's reference list. */
@@ -125,6 +132,9 @@ static void test_x25519(void)
         CHECK_INT(crypto_x25519(k1, a, low[i]), CRYPTO_E_ZERO);
         static const uint8_t zero[32];
         CHECK_MEM(k1, zero, 32); /* wiped */
+        memset(k1, 0xaa, 32);
+        CHECK_INT(crypto_x25519_pair(k1, a, apub, low[i]), CRYPTO_E_ZERO);
+        CHECK_MEM(k1, zero, 32);
     }
 
     /* Fresh pairs agree and differ from each other. */
