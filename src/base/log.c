@@ -75,7 +75,6 @@ static struct {
 } lg = {.fd = -1};
 
 static const char *level_name(enum log_level level);
-static bool is_bare(const char *s);
 
 /* True when stderr is a stream the journal reads: systemd sets JOURNAL_STREAM to its
  * "DEVICE:INODE" (decimal), which must match stderr itself, not a descriptor redirected
@@ -732,17 +731,6 @@ void log_line_escaped(struct log_line *l, const uint8_t *p, size_t n)
     if (n > fits)
         n = fits;
     l->n += log_escape(l->buf + l->n, p, n);
-}
-
-void log_line_value(struct log_line *l, const char *s)
-{
-    if (is_bare(s)) {
-        log_line_raw(l, s, strlen(s));
-        return;
-    }
-    log_line_lit(l, "\"");
-    log_line_escaped(l, (const uint8_t *)s, strlen(s));
-    log_line_lit(l, "\"");
 }
 
 void log_line_end(struct log_line *l)

@@ -60,8 +60,8 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
  * log_line_* call appends, log_line_end queues it as log_event would. What does not fit in
  * LOG_LINE_MAX - 1 bytes is cut (an escaped text only at whole escapes). The appended pieces
  * must make logfmt pairs, as log_event's fields must: raw text only through log_line_lit
- * (the caller's own keys and tokens), peer strings only through log_line_value or
- * log_line_escaped.
+ * (the caller's own keys and tokens), peer strings only through log_value (its result
+ * to log_line_raw) or log_line_escaped.
  */
 struct log_line {
     size_t n;
@@ -75,8 +75,6 @@ void log_line_raw(struct log_line *l, const char *s, size_t n);
 #define log_line_lit(l, lit) log_line_raw((l), "" lit, sizeof(lit) - 1)
 /* Appends v in decimal. */
 void log_line_u64(struct log_line *l, uint64_t v);
-/* Appends s as one logfmt value, as log_value gives it (bare, or quoted and escaped). */
-void log_line_value(struct log_line *l, const char *s);
 /* Appends log_escape's escapes of p[0..n) (no quotes). */
 void log_line_escaped(struct log_line *l, const uint8_t *p, size_t n);
 /* Queues the line (with its newline). */

@@ -78,8 +78,10 @@ static void log_message(struct server *srv, uint64_t conn_id, const char *peer,
     struct log_line l;
     if (!log_line_begin(&l, LOG_INFO, "message"))
         return;
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
+    const char *pval = log_value(pv, sizeof(pv), peer);
     log_line_lit(&l, " peer=");
-    log_line_value(&l, peer);
+    log_line_raw(&l, pval, strlen(pval));
     log_line_lit(&l, " conn=");
     log_line_u64(&l, conn_id);
     log_line_lit(&l, " bytes=");
