@@ -634,16 +634,19 @@ def udp_socket(tc, port, host=HOST, timeout=None):
 
 
 def udp_flood_source_ports(port, count, payload, batch=250, every=None, between=None,
-                           host=HOST, distinct=False):
+                           host=HOST, distinct=None, sources=(HOST,)):
     """Sends `payload` once from each of `count` fresh UDP sockets (so as many source ports)
     to the server, `batch` sockets open at a time and closed once sent (the open-file limit
     stays far), never waiting: a datagram the kernel cannot take is lost, as UDP allows;
     between(sent) runs after every `every` datagrams. The kernel may give a closed socket's
-    port to a later one; with `distinct`, a socket on a port already used sends nothing and
-    another is taken, so that every datagram comes from a port of its own (count must then
-    stay well below the ephemeral port range). Returns how many were sent."""
+    port to a later one, and to the server that is a second datagram from one peer. With
+    `distinct` (True, or a set of the (address, port) pairs used so far, shared between
+    calls and updated), every datagram comes from a source of its own: the sockets are bound
+    to the `sources` addresses in turn (loopback ones: all of 127/8 is loopback), and one on
+    a pair already used sends nothing and another is taken (so count must stay well below
+    the ephemeral port range times the sources). Returns how many were sent."""
+    used = set() if distinct is True else distinct
     sent = 0
-    used = set()
     while sent < count:
         socks = []
         try:
@@ -651,12 +654,12 @@ def udp_flood_source_ports(port, count, payload, batch=250, every=None, between=
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 socks.append(s)
                 s.setblocking(False)
-                if distinct:
-                    s.bind((host, 0))
-                    p = s.getsockname()[1]
-                    if p in used:
+                if used is not None:
+                    s.bind((sources[len(socks) % len(sources)], 0))
+                    addr = s.getsockname()
+                    if addr in used:
                         continue
-                    used.add(p)
+                    used.add(addr)
                 try:
                     s.sendto(payload, (host, port))
                 except (BlockingIOError, ConnectionRefusedError):
