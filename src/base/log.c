@@ -187,9 +187,14 @@ static int line_head(char *line, size_t cap, enum log_level level, const char *e
 static atomic_int reopen_requested;
 
 /* The rate limit of log_event_limited: one for the process, so that its overall bound holds
- * whatever thread logs. Guarded by lim_mu; the writer thread reports what it counted. */
-static pthread_mutex_t lim_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct ratelimit lim;
+ * whatever thread logs. Each limit's mutex guards it; the writer thread reports what every
+ * limit in use counted. */
+static struct log_limit lim_own = LOG_LIMIT_INIT(LOG_LIMIT_PEER_BURST, LOG_LIMIT_PEER_INTERVAL_MS,
+                                                 LOG_LIMIT_BURST, LOG_LIMIT_INTERVAL_MS);
+/* The limits set up since the first log_open (pushed in front, never taken out). */
+static _Atomic(struct log_limit *) lim_list;
+/* Counts the log_opens: a limit set up for an earlier one starts afresh at its next use. */
+static atomic_uint lim_gen;
 static uint64_t (*lim_clock)(void);
 static atomic_uint_least64_t lim_next_flush; /* when the writer reports what is due next */
 
@@ -202,22 +207,37 @@ static uint64_t lim_now(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* At log_open: every limit starts afresh at its next use. */
 static void lim_reset(void)
 {
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
-        seed = lim_now() ^ (uint64_t)(uintptr_t)&seed;
-    pthread_mutex_lock(&lim_mu);
-    rl_init(
-        &lim,
-        (struct rl_rate){.burst = LOG_LIMIT_PEER_BURST, .interval_ms = LOG_LIMIT_PEER_INTERVAL_MS},
-        (struct rl_rate){.burst = LOG_LIMIT_BURST, .interval_ms = LOG_LIMIT_INTERVAL_MS}, seed);
-    pthread_mutex_unlock(&lim_mu);
+    unsigned g = atomic_load(&lim_gen) + 1;
+    atomic_store(&lim_gen, g ? g : 1);
     atomic_store(&lim_next_flush, 0);
 }
 
-/* rl_flush's report, as one line of the calling thread (under lim_mu: log_event takes no
- * lock). */
+/* Takes l->mu and makes sure l is set up for the current log_open. */
+static void lim_lock(struct log_limit *l)
+{
+    pthread_mutex_lock(&l->mu);
+    unsigned g = atomic_load_explicit(&lim_gen, memory_order_relaxed);
+    if (l->gen == g)
+        return;
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+        seed = lim_now() ^ (uint64_t)(uintptr_t)&seed ^ (uint64_t)(uintptr_t)l;
+    rl_init(&l->rl, l->per_key, l->overall, seed);
+    if (l->gen == 0) {
+        struct log_limit *first = atomic_load_explicit(&lim_list, memory_order_relaxed);
+        do
+            l->next = first;
+        while (!atomic_compare_exchange_weak_explicit(&lim_list, &first, l, memory_order_release,
+                                                      memory_order_relaxed));
+    }
+    l->gen = g;
+}
+
+/* rl_flush's report, as one line of the calling thread (under the limit's mutex: log_event
+ * takes no lock). */
 static void lim_emit(void *arg, const void *id, const char *peer, uint64_t n)
 {
     (void)arg;
@@ -237,7 +257,7 @@ static void lim_emit(void *arg, const void *id, const char *peer, uint64_t n)
     }
 }
 
-/* Reports what the limit counted: what is due (every LOG_LIMIT_FLUSH_MS, from the writer),
+/* Reports what the limits counted: what is due (every LOG_LIMIT_FLUSH_MS, from the writer),
  * or everything (`all`). */
 static void lim_flush(bool all)
 {
@@ -246,9 +266,14 @@ static void lim_flush(bool all)
      * would report on its own would then depend on when it happens to run. */
     if (!all && (lim_clock || now < atomic_load_explicit(&lim_next_flush, memory_order_relaxed)))
         return;
-    pthread_mutex_lock(&lim_mu);
-    rl_flush(&lim, now, all, lim_emit, NULL);
-    pthread_mutex_unlock(&lim_mu);
+    unsigned g = atomic_load_explicit(&lim_gen, memory_order_relaxed);
+    for (struct log_limit *l = atomic_load_explicit(&lim_list, memory_order_acquire); l;
+         l = l->next) {
+        pthread_mutex_lock(&l->mu);
+        if (l->gen == g) /* else: not used since this log_open, nothing owed */
+            rl_flush(&l->rl, now, all, lim_emit, NULL);
+        pthread_mutex_unlock(&l->mu);
+    }
     atomic_store_explicit(&lim_next_flush, now + LOG_LIMIT_FLUSH_MS, memory_order_relaxed);
 }
 
@@ -692,6 +717,7 @@ bool log_line_begin(struct log_line *l, enum log_level level, const char *event)
     if (n < 0)
         return false;
     l->n = (size_t)n < sizeof(l->buf) - 1 ? (size_t)n : sizeof(l->buf) - 2;
+    l->suppressed = 0;
     return true;
 }
 
@@ -738,27 +764,67 @@ void log_line_end(struct log_line *l)
     struct log_ring *r = ring_mine();
     if (!r)
         return;
+    if (l->suppressed) {
+        log_line_lit(l, " suppressed=");
+        log_line_u64(l, l->suppressed);
+    }
     l->buf[l->n++] = '\n';
     ring_put(r, l->buf, l->n);
 }
 
-void log_event_limited(const struct log_kind *kind, const char *peer, const char *fmt, ...)
+/* One event of `kind` about `key` within `lim`: true if it may be logged, with *suppressed
+ * the count to report with it. */
+static bool lim_check(struct log_limit *lim, const struct log_kind *kind, const char *key,
+                      uint64_t *suppressed)
+{
+    *suppressed = 0;
+    lim_lock(lim);
+    bool ok = rl_check(&lim->rl, kind, key, lim_now(), suppressed);
+    pthread_mutex_unlock(&lim->mu);
+    return ok;
+}
+
+static void vlog_limited(struct log_limit *lim, const struct log_kind *kind, const char *key,
+                         const char *fmt, va_list ap)
 {
     if (!atomic_load_explicit(&lg.running, memory_order_acquire))
         return;
-    uint64_t suppressed = 0;
-    pthread_mutex_lock(&lim_mu);
-    bool ok = rl_check(&lim, kind, peer, lim_now(), &suppressed);
-    pthread_mutex_unlock(&lim_mu);
-    if (!ok)
+    uint64_t suppressed;
+    if (!lim_check(lim, kind, key, &suppressed))
         return;
     char suffix[40] = "";
     if (suppressed)
         snprintf(suffix, sizeof(suffix), " suppressed=%llu", (unsigned long long)suppressed);
+    vlog(kind->level, kind->event, suffix, fmt, ap);
+}
+
+void log_event_limited(const struct log_kind *kind, const char *peer, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vlog(kind->level, kind->event, suffix, fmt, ap);
+    vlog_limited(&lim_own, kind, peer, fmt, ap);
     va_end(ap);
+}
+
+void log_event_limited_in(struct log_limit *lim, const struct log_kind *kind, const char *key,
+                          const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_limited(lim, kind, key, fmt, ap);
+    va_end(ap);
+}
+
+bool log_line_begin_limited(struct log_line *l, struct log_limit *lim, const struct log_kind *kind,
+                            const char *key)
+{
+    if (!atomic_load_explicit(&lg.running, memory_order_acquire))
+        return false;
+    uint64_t suppressed;
+    if (!lim_check(lim, kind, key, &suppressed) || !log_line_begin(l, kind->level, kind->event))
+        return false;
+    l->suppressed = suppressed;
+    return true;
 }
 
 void log_limit_flush(void)

@@ -3,9 +3,12 @@
 #ifndef SECHO_LOG_H
 #define SECHO_LOG_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "ratelimit.h"
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -65,6 +68,7 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
  */
 struct log_line {
     size_t n;
+    uint64_t suppressed; /* log_line_begin_limited's count, appended by log_line_end */
     char buf[LOG_LINE_MAX];
 };
 
@@ -77,7 +81,8 @@ void log_line_raw(struct log_line *l, const char *s, size_t n);
 void log_line_u64(struct log_line *l, uint64_t v);
 /* Appends log_escape's escapes of p[0..n) (no quotes). */
 void log_line_escaped(struct log_line *l, const uint8_t *p, size_t n);
-/* Queues the line (with its newline). */
+/* Queues the line (with its newline; after log_line_begin_limited, with ` suppressed=N`
+ * first when some were left out). */
 void log_line_end(struct log_line *l);
 
 /*
@@ -121,11 +126,46 @@ struct log_kind {
 void log_event_limited(const struct log_kind *kind, const char *peer, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * A rate limit of its own, for a class of lines that must neither crowd out the events
+ * above nor be crowded out by them: each (kind, key) may log `per_key` lines, all its lines
+ * together `overall` (a burst, then one per interval; see ratelimit.h). log_event_limited
+ * uses the log's own (the LOG_LIMIT_* figures). Define one with static storage, initialised
+ * with LOG_LIMIT_INIT; the log sets it up (keyed afresh) at its first use after each
+ * log_open, and from then on reports its counts exactly as it reports its own (see
+ * log_event_limited), log_limit_flush and log_close included. The other fields are the
+ * log's. Never freed.
+ */
+struct log_limit {
+    struct rl_rate per_key, overall;
+    pthread_mutex_t mu;     /* guards what follows */
+    unsigned gen;           /* the log_open it was set up for; 0: never used */
+    struct log_limit *next; /* the limits in use, which the log reports for */
+    struct ratelimit rl;
+};
+#define LOG_LIMIT_INIT(key_burst, key_interval_ms, burst, interval_ms)                             \
+    {                                                                                              \
+        .per_key = {(key_burst), (key_interval_ms)}, .overall = {(burst), (interval_ms)},          \
+        .mu = PTHREAD_MUTEX_INITIALIZER,                                                           \
+    }
+
+/* log_event_limited within `lim` instead of the log's own limit; `key` is what the limit
+ * tells apart (the peer, or e.g. only its host) and what a summary line shows as peer=. */
+void log_event_limited_in(struct log_limit *lim, const struct log_kind *kind, const char *key,
+                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* log_line_begin for one event of `kind` about `key` within `lim`: false (nothing to do, as
+ * log_line_begin's false) when the limit leaves it out, and counts it; otherwise the line is
+ * begun as log_line_begin(l, kind->level, kind->event) would, and log_line_end appends the
+ * ` suppressed=N` owed. */
+bool log_line_begin_limited(struct log_line *l, struct log_limit *lim, const struct log_kind *kind,
+                            const char *key);
+
 /* Writes, from the calling thread, a line for every count of rate-limited events still
- * owed (the server calls it before `stop`, so the totals are complete by then). */
+ * owed, of every limit (the server calls it before `stop`, so the totals are complete by then). */
 void log_limit_flush(void);
 
-/* For tests: the millisecond clock of the rate limit (NULL: CLOCK_MONOTONIC again); while
+/* For tests: the millisecond clock of the rate limits (NULL: CLOCK_MONOTONIC again); while
  * one is set, the writer thread writes no summaries of its own (log_limit_flush and log_close
  * still do), so what is written depends on the test alone. Set it before log_open and while
  * no other thread logs. */

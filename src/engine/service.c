@@ -21,6 +21,7 @@ void server_msg_reset(struct server_msg *m)
     m->total = 0;
     m->tail[0] = m->tail[1] = 0;
     m->eol = 0;
+    m->limit_key = NULL;
 }
 
 void server_msg_add(struct server_msg *m, const uint8_t *p, size_t n)
@@ -66,6 +67,14 @@ static bool msg_too_long(const struct server *srv, const struct server_msg *m)
     return srv->conf.popts.max_msg && m->total > srv->conf.popts.max_msg;
 }
 
+struct log_limit server_unproven_limit =
+    LOG_LIMIT_INIT(SERVER_UNPROVEN_HOST_BURST, SERVER_UNPROVEN_HOST_INTERVAL_MS,
+                   SERVER_UNPROVEN_BURST, SERVER_UNPROVEN_INTERVAL_MS);
+
+/* The lines of an unproven UDP peer that are written here (udp_peers.c has the others). */
+static const struct log_kind kind_unproven_message = {"message", LOG_INFO, NULL};
+static const struct log_kind kind_unproven_denied = {"denied", LOG_WARN, "command=shutdown"};
+
 static void log_message(struct server *srv, uint64_t conn_id, const char *peer,
                         const struct server_msg *m, bool partial)
 {
@@ -76,7 +85,9 @@ static void log_message(struct server *srv, uint64_t conn_id, const char *peer,
     size_t bytes = m->total + (srv->conf.udp ? m->eol : 0);
     /* One line per message: put together without printf (log_line_*). */
     struct log_line l;
-    if (!log_line_begin(&l, LOG_INFO, "message"))
+    if (m->limit_key ? !log_line_begin_limited(&l, &server_unproven_limit, &kind_unproven_message,
+                                               m->limit_key)
+                     : !log_line_begin(&l, LOG_INFO, "message"))
         return;
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
     const char *pval = log_value(pv, sizeof(pv), peer);
@@ -154,8 +165,13 @@ enum server_action server_on_message(struct server *srv, uint64_t conn_id, const
     if (!allowed) {
         stats_add(STATS_ERR_DENIED, 1);
         char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
-        log_event(LOG_WARN, "denied", "peer=%s conn=%llu command=shutdown",
-                  log_value(pv, sizeof(pv), peer), (unsigned long long)conn_id);
+        if (m->limit_key)
+            log_event_limited_in(&server_unproven_limit, &kind_unproven_denied, m->limit_key,
+                                 "peer=%s conn=%llu command=shutdown",
+                                 log_value(pv, sizeof(pv), peer), (unsigned long long)conn_id);
+        else
+            log_event(LOG_WARN, "denied", "peer=%s conn=%llu command=shutdown",
+                      log_value(pv, sizeof(pv), peer), (unsigned long long)conn_id);
         return ACT_DENIED;
     }
     char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];

@@ -99,6 +99,24 @@ void server_request_shutdown(struct server *srv);
  * thread is inside the old hook, so the model may free what the hook uses. */
 void server_set_wake(struct server *srv, server_wake_fn wake, void *model);
 
+/*
+ * The lines about a UDP peer that has not yet proven itself (udp_peers.c says when it has):
+ * its connect, its message and denied lines, handshake and disconnect. A datagram's source
+ * address is free to forge and every new source port is a new peer, so unlimited these
+ * would let a flood of them write a line or two each. They go through a limit of their own
+ * (not the log's limit of repeated events, which auth_fail and evictions share), keyed by
+ * the peer's host without its port, so that many ports of one host share one allowance:
+ * per host and kind of line SERVER_UNPROVEN_HOST_BURST at once, then one every
+ * SERVER_UNPROVEN_HOST_INTERVAL_MS; all together SERVER_UNPROVEN_BURST, then one every
+ * SERVER_UNPROVEN_INTERVAL_MS. What is left out is counted in suppressed=N fields (see
+ * log.h's log_event_limited). A proven peer's lines never go through it.
+ */
+#define SERVER_UNPROVEN_HOST_BURST       64
+#define SERVER_UNPROVEN_HOST_INTERVAL_MS 250 /* 4 a second */
+#define SERVER_UNPROVEN_BURST            256
+#define SERVER_UNPROVEN_INTERVAL_MS      50 /* 20 a second */
+extern struct log_limit server_unproven_limit;
+
 /* The first LOG_TEXT_BYTES bytes of a message being received, for the log and commands. */
 struct server_msg {
     uint8_t head[LOG_TEXT_BYTES];
@@ -106,9 +124,12 @@ struct server_msg {
     size_t total;
     uint8_t tail[2]; /* the last two bytes seen, to strip a line terminator */
     size_t eol;      /* bytes server_msg_trim_eol took off: a UDP datagram's count keeps them */
+    /* NULL, or the message comes from a UDP peer not yet proven whose host this is: its
+     * message and denied lines go through server_unproven_limit, keyed by it. */
+    const char *limit_key;
 };
 
-/* Starts a new message. */
+/* Starts a new message (limit_key NULL). */
 void server_msg_reset(struct server_msg *m);
 /* Adds bytes of the message. */
 void server_msg_add(struct server_msg *m, const uint8_t *p, size_t n);
@@ -126,7 +147,8 @@ enum server_action { ACT_ECHO, ACT_EXIT, ACT_SHUTDOWN, ACT_DENIED };
  * Shared message handling for every model and transport: logs the message and matches
  * commands. `admin` is
  * the protocol's opinion (proto_vt.conn_admin: -1 none, 0 no, 1 yes). Logs `denied` and
- * `shutdown` events itself. Thread-safe.
+ * `shutdown` events itself (message and denied within server_unproven_limit when
+ * m->limit_key is set). Thread-safe.
  */
 enum server_action server_on_message(struct server *srv, uint64_t conn_id, const char *peer,
                                      const struct sockaddr *peer_sa, int admin,

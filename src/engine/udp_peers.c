@@ -10,9 +10,10 @@
  * else for minutes. Instead, when --max-conns is reached, the new peer takes the slot of
  * one this table holds (logged `disconnect reason=evicted`, not `timeout`: the operator
  * should see that the table was full):
- *   - a peer that has not yet sent one valid message ("unproven": a secure handshake not
- *     finished or finished without data, a lab-fernet peer that took its key and sent no
- *     token), the oldest first, as long as such peers hold at least half of the table;
+ *   - a peer that has not yet proven itself ("unproven": a plain peer that sent a single
+ *     datagram, a secure handshake not finished or finished without data, a lab-fernet peer
+ *     that took its key and sent no token), the oldest first, as long as such peers hold at
+ *     least half of the table;
  *   - otherwise the least recently active peer (the head of by_last).
  * So a flood of strangers that never prove they can talk (forged addresses, key requests,
  * half handshakes) churns through its own half of the table and displaces at most half of
@@ -28,6 +29,16 @@
  * limit of repeated events (log_event_limited, shared by every table and every rate-limited
  * kind), and the left-out ones are counted in `disconnect reason=evicted suppressed=N`
  * lines.
+ *
+ * A peer proves itself with a valid message on a session that it already had before the
+ * datagram: plain with its second datagram (the first one's source address may be forged,
+ * and an answer to it need not reach anyone), lab-fernet with its first valid token (which
+ * needs the key the server sent to the address), secure with its first data message. Until
+ * then its lines (connect, message, denied, handshake, disconnect) go through the
+ * server's limit for unproven peers (service.h: server_unproven_limit, keyed by the host
+ * without the port), so a flood of new source ports writes a bounded number of lines and
+ * counts the rest in suppressed=N fields. A proven peer's lines are written as they come,
+ * without taking that limit's lock.
  *
  * A session created for a datagram that its protocol then refuses before any handshake is
  * done (a secure initiation with a valid cookie but an invalid key) is forgotten at once, so
@@ -50,6 +61,17 @@
 #define UDP_DEFAULT_IDLE_MS (180 * 1000)
 /* Evictions: a peer's disconnect line within the log's rate limit (see log.h). */
 static const struct log_kind kind_evicted = {"disconnect", LOG_INFO, "reason=evicted"};
+/* An unproven peer's lines, within server_unproven_limit (see the top of this file); its
+ * disconnect lines one kind per reason, so that a summary says which. */
+static const struct log_kind kind_connect = {"connect", LOG_INFO, NULL};
+static const struct log_kind kind_handshake = {"handshake", LOG_INFO, NULL};
+static const struct log_kind kind_gone[] = {
+    {"disconnect", LOG_INFO, "reason=timeout"},
+    {"disconnect", LOG_INFO, "reason=error"},
+    {"disconnect", LOG_INFO, "reason=exit"},
+    {"disconnect", LOG_INFO, "reason=shutdown"},
+};
+static const struct log_kind kind_gone_other = {"disconnect", LOG_INFO, NULL};
 
 /* The three orders a peer is kept in besides its hash bucket. */
 enum { BY_LAST, BY_CREATED, UNPROVEN, NLISTS };
@@ -62,7 +84,7 @@ struct udp_peer {
     struct udp_peer *next; /* hash chain */
     struct peer_link link[NLISTS];
     bool waiting; /* on by_created: its handshake is not done */
-    bool proven;  /* it sent a valid message; else on the unproven list */
+    bool proven;  /* it proved itself (see the top of this file); else on the unproven list */
     struct net_addr addr;
     uint64_t id;
     uint64_t created, last;
@@ -159,15 +181,38 @@ static struct udp_peer **find_slot(struct udp_peers *t, const struct sockaddr *s
     return pp;
 }
 
+/* The key of p's lines in server_unproven_limit: its address without the port ("[::1]" of
+ * "[::1]:5000"), in out. */
+static const char *peer_host(const struct udp_peer *p, char out[NET_ADDRSTRLEN])
+{
+    const char *colon = strrchr(p->text, ':');
+    size_t n = colon ? (size_t)(colon - p->text) : strlen(p->text);
+    memcpy(out, p->text, n);
+    out[n] = '\0';
+    return out;
+}
+
+static const struct log_kind *gone_kind(const char *reason)
+{
+    for (size_t i = 0; i < sizeof(kind_gone) / sizeof(kind_gone[0]); i++)
+        if (strcmp(kind_gone[i].fields + strlen("reason="), reason) == 0)
+            return &kind_gone[i];
+    return &kind_gone_other;
+}
+
 /* Logs the disconnect (unless reason is NULL: the caller logged it or left it out) and
  * releases a peer that is in no bucket and no list. */
 static void peer_free(struct udp_peers *t, struct udp_peer *p, const char *reason)
 {
     const struct proto_vt *vt = t->srv->conf.proto;
-    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
-    if (reason)
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], host[NET_ADDRSTRLEN];
+    if (reason && p->proven)
         log_event(LOG_INFO, "disconnect", "peer=%s conn=%llu reason=%s",
                   log_value(pv, sizeof(pv), p->text), (unsigned long long)p->id, reason);
+    else if (reason)
+        log_event_limited_in(&server_unproven_limit, gone_kind(reason), peer_host(p, host),
+                             "peer=%s conn=%llu reason=%s", log_value(pv, sizeof(pv), p->text),
+                             (unsigned long long)p->id, reason);
     stats_end(reason ? reason : "evicted"); /* only an eviction goes unlogged */
     proto_conn_free(vt, p->pconn);
     free(p);
@@ -191,7 +236,7 @@ static void peer_forget(struct udp_peers *t, struct udp_peer *p, const char *rea
     peer_free(t, p, reason);
 }
 
-/* The peer delivered a valid message: it leaves the unproven list. */
+/* The peer proved itself (see the top of this file): it leaves the unproven list. */
 static void mark_proven(struct udp_peers *t, struct udp_peer *p)
 {
     if (p->proven)
@@ -287,9 +332,10 @@ static struct udp_peer *peer_new(struct udp_peers *t, const struct net_addr *fro
     atomic_fetch_add(&srv->nconns, 1);
     t->npeers++;
     stats_add(STATS_CONNS, 1);
-    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)];
-    log_event(LOG_INFO, "connect", "peer=%s conn=%llu", log_value(pv, sizeof(pv), p->text),
-              (unsigned long long)p->id);
+    char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], host[NET_ADDRSTRLEN];
+    log_event_limited_in(&server_unproven_limit, &kind_connect, peer_host(p, host),
+                         "peer=%s conn=%llu", log_value(pv, sizeof(pv), p->text),
+                         (unsigned long long)p->id);
     if ((r = proto_conn_new(vt, srv->pctx, PROTO_SERVER, &t->reply, &p->pconn)) < 0) {
         server_log_proto_error(srv, p->id, p->text, r, NULL);
         peer_free(t, p, "error");
@@ -332,12 +378,19 @@ void udp_peers_on_datagram(struct udp_peers *t, const struct net_addr *from, con
     emit_buf(t, &t->reply, from, false);
     if (r == PROTO_HANDSHAKE) {
         stats_add(STATS_HANDSHAKES, 1);
-        char id[128] = "";
+        char id[128] = "", host[NET_ADDRSTRLEN];
         char pv[LOG_VALUE_MAX(NET_ADDRSTRLEN)], kv[LOG_VALUE_MAX(sizeof(id))];
-        if (vt->conn_peer_id && vt->conn_peer_id(p->pconn, id, sizeof(id)))
+        if (!vt->conn_peer_id || !vt->conn_peer_id(p->pconn, id, sizeof(id)))
+            return;
+        if (p->proven)
             log_event(LOG_INFO, "handshake", "peer=%s conn=%llu peer_key=%s",
                       log_value(pv, sizeof(pv), p->text), (unsigned long long)p->id,
                       log_value(kv, sizeof(kv), id));
+        else
+            log_event_limited_in(&server_unproven_limit, &kind_handshake, peer_host(p, host),
+                                 "peer=%s conn=%llu peer_key=%s",
+                                 log_value(pv, sizeof(pv), p->text), (unsigned long long)p->id,
+                                 log_value(kv, sizeof(kv), id));
         return;
     }
     if (r < 0) {
@@ -352,9 +405,13 @@ void udp_peers_on_datagram(struct udp_peers *t, const struct net_addr *from, con
     }
     if (r != PROTO_MSG)
         return;
-    mark_proven(t, p);
+    if (!fresh)
+        mark_proven(t, p);
     struct server_msg msg;
+    char host[NET_ADDRSTRLEN];
     server_msg_reset(&msg);
+    if (!p->proven)
+        msg.limit_key = peer_host(p, host);
     server_msg_add(&msg, m.data, m.len);
     if (vt->flags & PROTO_F_STREAM_ECHO)
         server_msg_trim_eol(&msg);

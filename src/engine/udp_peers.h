@@ -54,7 +54,8 @@ int udp_peers_init(struct udp_peers *t, struct server *srv, udp_peers_emit_fn em
 /*
  * Handles one received datagram from `from` at monotonic time `now` (ms): finds or admits
  * the peer (the protocol's dgram_new vets a new address first; no new peer once shutdown
- * began), runs the protocol, logs connect, handshake, message, denied and errors, emits the
+ * began), runs the protocol, logs connect, handshake, message, denied and errors (those of
+ * a peer that has not proven itself within server_unproven_limit: see udp_peers.c), emits the
  * replies and the echo, forgets the peer on `exit` (before its echo is emitted, so a client
  * that saw the echo can count on the freed slot) and asks the server to shut down on an
  * allowed `shutdown`. --max-conns bounds the table: when it is reached a new peer takes the

@@ -633,6 +633,69 @@ def udp_socket(tc, port, host=HOST, timeout=None):
     return s
 
 
+def udp_flood_source_ports(port, count, payload, batch=250, every=None, between=None,
+                           host=HOST, distinct=None, sources=(HOST,)):
+    """Sends `payload` once from each of `count` fresh UDP sockets (so as many source ports)
+    to the server, `batch` sockets open at a time and closed once sent (the open-file limit
+    stays far), never waiting: a datagram the kernel cannot take is lost, as UDP allows;
+    between(sent) runs after every `every` datagrams. The kernel may give a closed socket's
+    port to a later one, and to the server that is a second datagram from one peer. With
+    `distinct` (True, or a set of the (address, port) pairs used so far, shared between
+    calls and updated), every datagram comes from a source of its own: the sockets are bound
+    to the `sources` addresses in turn (loopback ones: all of 127/8 is loopback), and one on
+    a pair already used sends nothing and another is taken (so count must stay well below
+    the ephemeral port range times the sources). Returns how many were sent."""
+    used = set() if distinct is True else distinct
+    sent = 0
+    while sent < count:
+        socks = []
+        try:
+            while len(socks) < batch and sent < count:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.setblocking(False)
+                if used is not None:
+                    s.bind((sources[len(socks) % len(sources)], 0))
+                    addr = s.getsockname()
+                    if addr in used:
+                        continue
+                    used.add(addr)
+                try:
+                    s.sendto(payload, (host, port))
+                except (BlockingIOError, ConnectionRefusedError):
+                    pass
+                sent += 1
+                if every and between and sent % every == 0:
+                    between(sent)
+        finally:
+            for s in socks:
+                s.close()
+    return sent
+
+
+def udp_echo_with_retries(sock, data, tries=6, wait=0.5):
+    """The echo of data, sent up to `tries` times: during a flood the kernel may drop a
+    datagram from a full socket buffer, as UDP allows; a locked-out peer gets none."""
+    for _ in range(tries):
+        sock.send(data)
+        r, _, _ = select.select([sock], [], [], T(wait))
+        while r:
+            got = sock.recv(65536)
+            if got == data:
+                return got
+            r, _, _ = select.select([sock], [], [], 0)
+    raise AssertionError("no echo of %r after %d tries" % (data, tries))
+
+
+def limited_totals(records):
+    """(lines that are events, sum of the suppressed= counts) over the log records of a
+    rate-limited kind: an event's own line has conn=; a summary line has only suppressed=
+    (and peer= when it is per peer or host). Their sum is the number of events."""
+    events = sum(1 for r in records if "conn" in r)
+    suppressed = sum(int(r.get("suppressed", 0)) for r in records)
+    return events, suppressed
+
+
 def free_tcp_port_holder(tc):
     """A TCP socket bound to a free loopback port but not listening: connecting to that port
     is refused, and nobody else can take the port while the test runs."""

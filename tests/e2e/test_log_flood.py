@@ -9,6 +9,12 @@ repeated events are rate-limited per peer and overall, and what is left out is c
 the suppressed counts are exactly the datagrams the server handled, and a legitimate client
 is served and logged meanwhile.
 
+Likewise a UDP peer's lines before it proves itself (plain: its second datagram; lab-fernet:
+its first valid token): one datagram from each of 20,000 source ports used to write 20,000
+connect lines (and, for plain, as many message lines), 2.5 MB. Now the log grows by less than
+256 KiB, the connect lines plus their suppressed counts are the sessions the server counted,
+and a client that comes afterwards is served and, once proven, logged.
+
 The sender keeps a bounded number of datagrams in flight and counts the server's answers
 (each bad-cookie initiation is answered with a cookie reply), so that no datagram is lost to
 a full socket buffer and the server's count can be checked exactly; if some were lost
@@ -22,7 +28,8 @@ import threading
 import time
 import unittest
 
-from harness import T, TempHome, each_model, run_client
+from harness import (T, TempHome, each_model, limited_totals, peer_of, run_client,
+                     udp_echo_with_retries, udp_flood_source_ports, udp_socket)
 
 TARGET = 200000
 SECONDS = 4.0  # the flood stops after this long (scaled) even if TARGET was not reached
@@ -94,14 +101,6 @@ def flood(port, target, seconds):
             s.close()
 
 
-def auth_fail_totals(records):
-    """(lines that are events, sum of suppressed=) over the auth_fail records. An event's
-    own line has conn=; a summary has only suppressed= (and peer= when per peer)."""
-    events = sum(1 for r in records if "conn" in r)
-    suppressed = sum(int(r.get("suppressed", 0)) for r in records)
-    return events, suppressed
-
-
 @each_model
 class LogFlood:
     PROTO = "secure"
@@ -137,7 +136,7 @@ class LogFlood:
         srv.stop()
         grown = os.path.getsize(srv.log.path) - before
         recs = srv.log.find(event="auth_fail")
-        events, suppressed = auth_fail_totals(recs)
+        events, suppressed = limited_totals(recs)
         print("\n%s: %d forged datagrams (%d answered) in %.1f s: log +%d bytes, "
               "%d auth_fail lines, suppressed=%d" % (self.MODEL, sent, answered, elapsed,
                                                      grown, len(recs), suppressed))
@@ -160,6 +159,76 @@ class LogFlood:
                         "the log grew by %d bytes for %d datagrams" % (grown, sent))
         # Without the limit, every datagram would have been a line.
         self.assertLess(grown, sent * 10)
+
+
+# New UDP peers: every new source port is a new peer session, and its lines (connect, the
+# first message, denied, handshake, disconnect) are limited until the peer proves itself
+# (src/engine/service.h: 64 per host and kind at once, then 4 a second; 256 in all at once,
+# then 20 a second).
+PORTS = 20000
+LOG_BOUND = 256 * 1024  # bytes the log may grow by for the whole run
+
+
+def stats_conns(srv):
+    """The sessions the server counted: conns= of its last event=stats line (with --stats,
+    the run's totals are written at stop)."""
+    return int(srv.log.find(event="stats")[-1]["conns"])
+
+
+@each_model
+class UdpPeerFlood:
+    TRANSPORT = "udp"
+
+    def flood(self, proto):
+        """A server for `proto` flooded with one datagram from each of PORTS source ports;
+        returns (server, log size before, seconds the flood took)."""
+        srv = self.start_server("-P", proto, "--stats", "3600", "--max-conns", "4000")
+        before = os.path.getsize(srv.log.path)
+        t0 = time.monotonic()
+        self.assertEqual(udp_flood_source_ports(srv.port, PORTS, b"key", distinct=True), PORTS)
+        return srv, before, time.monotonic() - t0
+
+    def check_bounded(self, srv, before, elapsed):
+        """After srv.stop(): the log grew by less than LOG_BOUND, and every session the
+        server counted is a connect line or counted in a connect suppressed= field."""
+        grown = os.path.getsize(srv.log.path) - before
+        conns = stats_conns(srv)
+        lines, suppressed = limited_totals(srv.log.find(event="connect"))
+        print("\n%s: %d source ports in %.1f s: %d sessions, log +%d bytes, %d connect lines, "
+              "suppressed=%d" % (self.MODEL, PORTS, elapsed, conns, grown, lines, suppressed))
+        self.assertGreater(conns, PORTS // 4, "too few datagrams arrived to mean anything")
+        self.assertLess(grown, LOG_BOUND, "the log grew by %d bytes for %d sessions"
+                        % (grown, conns))
+        self.assertEqual(lines + suppressed, conns)
+        self.assertGreater(suppressed, 0)
+
+    def test_plain_source_ports(self):
+        srv, before, elapsed = self.flood("plain")
+        # A client that comes afterwards is served; its second datagram proves it, and from
+        # there on its lines are written as they come.
+        c = udp_socket(self, srv.port)
+        for text in (b"hello 1", b"hello 2"):
+            self.assertEqual(udp_echo_with_retries(c, text), text)
+        srv.log.wait_for(event="message", peer=peer_of(c), text="hello 2")
+        srv.stop()
+        self.check_bounded(srv, before, elapsed)
+        self.assertEqual(len(srv.log.find(event="disconnect", peer=peer_of(c),
+                                          reason="shutdown")), 1)
+
+    def test_lab_fernet_source_ports(self):
+        srv, before, elapsed = self.flood("lab-fernet")
+        # A client that comes afterwards gets its key and its echoes; its first valid token
+        # proves it, and from there on its lines are written as they come.
+        home = TempHome()
+        self.addCleanup(home.cleanup)
+        cp = run_client(home, srv.port, "-P", "lab-fernet", "-t", "udp", "--timeout", "5",
+                        input=b"hello fernet\nexit\n")
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertEqual(cp.stdout, b"hello fernet\nexit\n")
+        rec = srv.log.wait_for(event="message", text="hello fernet")[0]
+        srv.log.wait_for(event="disconnect", peer=rec["peer"], reason="exit")
+        srv.stop()
+        self.check_bounded(srv, before, elapsed)
 
 
 if __name__ == "__main__":

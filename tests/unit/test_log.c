@@ -603,6 +603,97 @@ static void test_limited(void)
     unlink(path);
 }
 
+/* A limit of its own: counted apart from the log's (neither exhausts the other), reported
+ * the same way (with the key's next line, in a per-key or per-kind summary), on
+ * log_event_limited_in and log_line_begin_limited lines alike; set up afresh by log_open. */
+static struct log_limit own = LOG_LIMIT_INIT(3, 1000, 10, 100);
+
+static void own_message(const char *key, int seq)
+{
+    static const struct log_kind message = {"message", LOG_INFO, NULL};
+    struct log_line l;
+    if (!log_line_begin_limited(&l, &own, &message, key))
+        return;
+    log_line_lit(&l, " peer=");
+    log_line_raw(&l, key, strlen(key));
+    log_line_lit(&l, " conn=");
+    log_line_u64(&l, (uint64_t)seq);
+    log_line_end(&l);
+}
+
+static void test_limit_of_its_own(void)
+{
+    static const struct log_kind auth = {"auth_fail", LOG_WARN, NULL};
+    static const struct log_kind connect = {"connect", LOG_INFO, NULL};
+    char path[] = "/tmp/secho-test-log-XXXXXX", path2[] = "/tmp/secho-test-log-XXXXXX";
+    CHECK(temp_path(path));
+    CHECK(temp_path(path2));
+    atomic_store(&lim_fake, 0);
+    log_limit_clock(lim_fake_clock);
+    CHECK_INT(log_open(path), 0);
+    /* The log's own overall limit is spent... */
+    for (int i = 0; i < LOG_LIMIT_BURST + 10; i++) {
+        char p[32];
+        snprintf(p, sizeof(p), "10.9.9.9:%d", 1000 + i);
+        log_event_limited(&auth, p, "peer=%s conn=%d error=x", p, i);
+    }
+    /* ...and this one's is not: 3 per key, 10 in all. */
+    for (int i = 0; i < 5; i++)
+        log_event_limited_in(&own, &connect, "10.0.0.1", "peer=10.0.0.1:%d conn=%d", 2000 + i,
+                             100 + i);
+    for (int i = 0; i < 4; i++)
+        own_message("10.0.0.1", 200 + i);
+    for (int i = 0; i < 10; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "10.0.1.%d", i);
+        log_event_limited_in(&own, &connect, k, "peer=%s:1 conn=%d", k, 300 + i);
+    }
+    /* A second later both of 10.0.0.1's kinds may log again: their counts come along. */
+    atomic_store(&lim_fake, 1000);
+    log_event_limited_in(&own, &connect, "10.0.0.1", "peer=10.0.0.1:3000 conn=400");
+    own_message("10.0.0.1", 401);
+    atomic_store(&lim_fake, 1000000);
+    log_limit_flush();
+    log_event(LOG_INFO, "stop", "conns=0");
+    log_close();
+    /* A new log_open: the limit starts afresh (its clock went back, as a test's may). */
+    atomic_store(&lim_fake, 0);
+    CHECK_INT(log_open(path2), 0);
+    for (int i = 0; i < 3; i++)
+        log_event_limited_in(&own, &connect, "10.0.0.1", "peer=10.0.0.1:5000 conn=%d", 500 + i);
+    log_close();
+    log_limit_clock(NULL);
+    char *text = slurp(path), *text2 = slurp(path2);
+    CHECK(text != NULL && text2 != NULL);
+    if (text && text2) {
+        if (getenv("SHOW_LOG"))
+            fputs(text, stderr);
+        long lines, sup;
+        limited_totals(text, "event=auth_fail", NULL, &lines, &sup);
+        CHECK_INT(lines, LOG_LIMIT_BURST);
+        CHECK_INT(lines + sup, LOG_LIMIT_BURST + 10);
+        /* 10.0.0.1: 3 connect and 3 message lines; then 4 of the others' 10 (overall). */
+        CHECK_INT(count_in(text, "event=connect peer=10.0.0.1:200"), 3);
+        CHECK_INT(count_in(text, "event=message peer=10.0.0.1 conn=20"), 3);
+        CHECK_INT(count_in(text, "event=connect peer=10.0.1."), 4);
+        CHECK_INT(count_in(text, "conn=400 suppressed=2\n"), 1);
+        CHECK_INT(count_in(text, "conn=401 suppressed=1\n"), 1);
+        CHECK_INT(count_in(text, "level=info event=connect suppressed=6\n"), 1);
+        limited_totals(text, "event=connect", NULL, &lines, &sup);
+        CHECK_INT(lines + sup, 5 + 10 + 1);
+        limited_totals(text, "event=message", NULL, &lines, &sup);
+        CHECK_INT(lines + sup, 4 + 1);
+        const char *stop = strstr(text, "event=stop");
+        CHECK(stop != NULL && strstr(stop, "suppressed=") == NULL);
+        CHECK_INT(count_in(text2, "event=connect peer=10.0.0.1:5000 conn=50"), 3);
+        CHECK_INT(count_in(text2, "suppressed="), 0);
+    }
+    free(text);
+    free(text2);
+    unlink(path);
+    unlink(path2);
+}
+
 /* A quiet writer is woken by the first line: it is on disk within milliseconds. */
 static void test_quiet_latency(void)
 {
@@ -708,5 +799,6 @@ int main(void)
     test_value();
     test_reopen();
     test_limited();
+    test_limit_of_its_own();
     return CHECK_DONE();
 }

@@ -107,6 +107,8 @@ static void fx_close(void)
         size_t n = fread(logtext, 1, sizeof(logtext) - 1, f);
         logtext[n] = '\0';
         fclose(f);
+        if (getenv("SHOW_LOG"))
+            fputs(logtext, stderr);
     }
 }
 
@@ -136,6 +138,13 @@ static struct net_addr addr6(uint16_t port)
     in->sin6_family = AF_INET6;
     in->sin6_port = htons(port);
     in->sin6_addr = in6addr_loopback;
+    return a;
+}
+
+static struct net_addr addr4_at(const char *ip, uint16_t port)
+{
+    struct net_addr a = addr4(port);
+    CHECK_INT(inet_pton(AF_INET, ip, &((struct sockaddr_in *)&a.ss)->sin_addr), 1);
     return a;
 }
 
@@ -170,6 +179,24 @@ static long suppressed_sum(const char *s)
         line += len + (end ? 1 : 0);
     }
     return sum;
+}
+
+/* The events of the log lines that contain s: each line of an event's own (it has conn=;
+ * a summary has not) plus every suppressed= count. */
+static long events(const char *s)
+{
+    long n = suppressed_sum(s);
+    for (const char *p = logtext; (p = strstr(p, s)) != NULL; p += strlen(s)) {
+        const char *bol = p, *eol = strchr(p, '\n');
+        while (bol > logtext && bol[-1] != '\n')
+            bol--;
+        for (const char *q = bol; q && q < (eol ? eol : p + strlen(p)); q++)
+            if (strncmp(q, " conn=", 6) == 0) {
+                n++;
+                break;
+            }
+    }
+    return n;
 }
 
 /* Delivers one datagram; returns how many the table emitted (in fx.sent). */
@@ -255,7 +282,8 @@ static void test_plain_exit_frees_slot_first(void)
     CHECK_INT(logged("event=denied"), 0);
 }
 
-/* A full table makes room for a new peer: the least recently active peer is evicted. */
+/* A full table makes room for a new peer: a peer that has not proven itself (plain: sent
+ * one datagram) while such peers hold half the table, else the least recently active. */
 static void test_plain_max_conns(void)
 {
     fx_open(&proto_plain, 2, 0, 10000);
@@ -267,20 +295,20 @@ static void test_plain_max_conns(void)
     CHECK_INT(fx.sent[0].peers, 2);
     CHECK_INT(udp_peers_count(&fx.t), 2);
     CHECK_INT(atomic_load(&fx.srv.nconns), 2);
-    /* b speaks; a comes back as a new session and takes the place of c, now the quietest. */
+    /* b speaks again (proven); a comes back as a new session and takes the place of c. */
     CHECK_INT(feed_str(5002, "b2", 1), 1);
     check_sent(0, 5002, "b2");
     CHECK_INT(feed_str(5001, "a2", 2), 1);
     check_sent(0, 5001, "a2");
     CHECK_INT(udp_peers_count(&fx.t), 2);
     /* The peers of other tables (-m reactors) count against the same limit: with one, a new
-     * peer still takes the place of one of ours. */
+     * peer still takes the place of one of ours (a's new session, unproven, before b). */
     atomic_fetch_add(&fx.srv.nconns, 1);
     CHECK_INT(feed_str(5004, "d", 3), 1);
     check_sent(0, 5004, "d");
     CHECK_INT(udp_peers_count(&fx.t), 2);
     CHECK_INT(feed_str(5004, "exit", 4), 1);
-    CHECK_INT(feed_str(5001, "exit", 4), 1);
+    CHECK_INT(feed_str(5002, "exit", 4), 1);
     CHECK_INT(udp_peers_count(&fx.t), 0);
     /* When the others hold the whole limit, a table that holds no one still admits one
      * (passing the limit by one), then makes room within itself. */
@@ -296,7 +324,8 @@ static void test_plain_max_conns(void)
     fx_close();
     CHECK_INT(logged("event=disconnect peer=127.0.0.1:5001 conn=1 reason=evicted\n"), 1);
     CHECK_INT(logged("event=disconnect peer=127.0.0.1:5003 conn=3 reason=evicted\n"), 1);
-    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5002 conn=2 reason=evicted\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5001 conn=4 reason=evicted\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:5002 conn=2 reason=exit\n"), 1);
     CHECK_INT(logged("event=connect peer=127.0.0.1:5001 conn=4\n"), 1);
     CHECK_INT(logged("event=disconnect peer=127.0.0.1:5005 conn=6 reason=evicted\n"), 1);
     CHECK_INT(logged("reason=evicted"), 4);
@@ -417,9 +446,16 @@ static void test_plain_many_peers(void)
     }
     CHECK(want > N / 2);
     fx_close();
-    CHECK_INT(logged("reason=timeout\n"), N / 2);
-    CHECK_INT(logged("reason=shutdown\n"), want);
-    CHECK_INT(logged("event=connect"), N + want - N / 2);
+    /* Peers that sent one datagram are unproven: their lines are limited by host (all are
+     * 127.0.0.1), and every one left out is counted. */
+    CHECK_INT(events("reason=timeout"), N / 2);
+    CHECK_INT(events("reason=shutdown"), want);
+    CHECK_INT(events("event=connect"), N + want - N / 2);
+    CHECK(logged("event=connect") < N / 4);
+    /* Each even peer proved itself with its second datagram: that line and its shutdown
+     * line are written as they come (both in one datagram's time, beyond the limit's). */
+    CHECK_INT(logged("text=\"y\"\n"), N / 2);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:10000 conn=1 reason=shutdown\n"), 1);
 }
 
 static void test_plain_shutdown(void)
@@ -614,6 +650,84 @@ static void test_lab_fernet_silent_evicted(void)
     CHECK_INT(logged("event=denied"), 0);
 }
 
+/* Issue #10: a peer's lines are limited until it proves itself (plain: its second datagram),
+ * within server_unproven_limit, keyed by the host without the port: a flood of new source
+ * ports of one host writes that host's burst of each kind and counts the rest; another
+ * host has a burst of its own; a client that proves itself is logged again at once. */
+static void test_plain_unproven_limit(void)
+{
+    fx_open(&proto_plain, 100000, 0, 10000);
+    fx.srv.conf.allow_shutdown = ALLOW_NONE;
+    for (int i = 0; i < 1000; i++)
+        CHECK_INT(feed_str((uint16_t)(20000 + i), "x", 0), 1);
+    for (int i = 0; i < 50; i++) {
+        struct net_addr a = addr4_at("10.0.0.2", (uint16_t)(20000 + i));
+        CHECK_INT(feed(&a, "y", 1, 0), 1);
+    }
+    /* The client's first datagram is one more of the flood's; its second proves it. */
+    CHECK_INT(feed_str(4000, "one", 0), 1);
+    CHECK_INT(feed_str(4000, "two", 0), 1);
+    check_sent(0, 4000, "two");
+    /* Refused shutdowns of unproven peers are limited too (the overall limit: 256 at once,
+     * of which 228 are spent). */
+    for (int i = 0; i < 40; i++) {
+        CHECK_INT(feed_str((uint16_t)(30000 + i), "shutdown", 0), 1);
+        check_sent(0, (uint16_t)(30000 + i), SERVER_DENIED_TEXT);
+    }
+    /* Later, over IPv6: "[::1]" is the key. */
+    for (int i = 0; i < 70; i++) {
+        struct net_addr a = addr6((uint16_t)(20000 + i));
+        CHECK_INT(feed(&a, "six", 3, 100000), 1);
+    }
+    CHECK_INT(feed_str(4000, "three", 100000), 1);
+    long peers = udp_peers_count(&fx.t);
+    CHECK_INT(peers, 1000 + 50 + 1 + 40 + 70);
+    fx_close();
+    CHECK_INT(logged("event=connect peer=127.0.0.1:"), SERVER_UNPROVEN_HOST_BURST);
+    CHECK_INT(logged("event=connect peer=10.0.0.2:"), 50);
+    CHECK_INT(logged("event=message peer=10.0.0.2:"), 50);
+    CHECK_INT(logged("event=connect peer=[::1]:"), SERVER_UNPROVEN_HOST_BURST); /* of 70 */
+    CHECK_INT(logged("text=\"one\""), 0);
+    CHECK_INT(logged("text=\"two\"\n"), 1);
+    CHECK_INT(logged("text=\"three\"\n"), 1);
+    CHECK_INT(logged("event=disconnect peer=127.0.0.1:4000 conn=1051 reason=shutdown\n"), 1);
+    /* At time 0: the overall burst, and the proven client's line beyond it. */
+    CHECK_INT(logged("event=denied peer="), SERVER_UNPROVEN_BURST - 228);
+    /* Every event is a line or counted in a suppressed= field. */
+    CHECK_INT(events("event=connect"), peers);
+    CHECK_INT(events("event=message"), 1000 + 50 + 3 + 40 + 70);
+    CHECK_INT(events("event=denied"), 40);
+    CHECK_INT(events("reason=shutdown"), peers);
+    CHECK_INT(logged("event=shutdown"), 0);
+}
+
+/* secure: a peer is unproven until its first data message, so its handshake line is within
+ * the limit; the message that proves it is written as it comes. */
+static void test_secure_unproven_handshakes(void)
+{
+    enum { N = SERVER_UNPROVEN_HOST_BURST + 2 };
+    fx_open(&proto_secure, 1000, 60000, 10000);
+    for (int i = 0; i < N; i++) {
+        struct client c;
+        struct proto_msg m;
+        client_open(&c, &proto_secure, (uint16_t)(8000 + i));
+        CHECK_INT(client_send(&c, 0), 1); /* answered with a cookie */
+        CHECK_INT(client_recv(&c, 0, &m), PROTO_NEED_MORE);
+        CHECK_INT(client_send(&c, 0), 1);
+        CHECK_INT(client_recv(&c, 0, &m), PROTO_HANDSHAKE);
+        CHECK_INT(client_send(&c, 0), 0); /* the finish */
+        client_echo(&c, "proven", 0);
+        client_close(&c);
+    }
+    fx_close();
+    CHECK_INT(logged("event=handshake peer=127.0.0.1:"), SERVER_UNPROVEN_HOST_BURST);
+    CHECK_INT(events("event=handshake"), N);
+    CHECK_INT(logged("event=connect peer=127.0.0.1:"), SERVER_UNPROVEN_HOST_BURST);
+    CHECK_INT(events("event=connect"), N);
+    CHECK_INT(logged("text=\"proven\"\n"), N);
+    CHECK_INT(logged("reason=shutdown\n"), N);
+}
+
 /* secure: the first initiation gets a stateless cookie and no session; the one carrying the
  * cookie makes the session, whose handshake must then finish within --handshake-timeout. */
 static void test_secure(void)
@@ -773,6 +887,8 @@ int main(void)
     test_secure();
     test_secure_zero_key_initiation();
     test_secure_zero_key_half_open();
+    test_plain_unproven_limit();
+    test_secure_unproven_handshakes();
 
     unlink(server_key);
     unlink(client_key);
