@@ -54,8 +54,10 @@ measure() { # label
     json=$(taskset -c 1 "$B" bench -P "$PROTO" -t "$XPRT" -p "$PORT" -d "$DURATION" --warmup 0.5 \
         "${LOAD[@]}" --json)
     after=$(cpu_ticks "$PID")
-    msgs=$(sed -n 's/.*"msgs":\([0-9]*\).*/\1/p' <<<"$json")
-    rate=$(sed -n 's/.*"msgs_per_s":\([0-9.]*\).*/\1/p' <<<"$json")
+    # The run's totals are the first "msgs" and "msgs_per_s" (the per-second intervals
+    # that follow repeat both names).
+    msgs=$(grep -o '"msgs":[0-9]*' <<<"$json" | head -1 | cut -d: -f2)
+    rate=$(grep -o '"msgs_per_s":[0-9.]*' <<<"$json" | head -1 | cut -d: -f2)
     # Warm-up echoes cost CPU too but are not counted in msgs: the figure is an upper bound
     # that is the same for both builds.
     awk -v l="$1" -v r="$rate" -v t=$((after - before)) -v m="$msgs" -v hz="$TICK" \

@@ -178,6 +178,15 @@ bool buf_release(struct buf *b)
     return true;
 }
 
+bool buf_release_nowipe(struct buf *b)
+{
+    if (b->wr != b->rd)
+        return false;
+    if (b->data)
+        drop_storage(b);
+    return true;
+}
+
 void buf_clear(struct buf *b)
 {
     buf_reset(b);

@@ -104,6 +104,9 @@ void buf_reset(struct buf *b);
  * holds unread bytes is left alone. Pause marks, the limit and the consumed count stay, so
  * the buffer is used on as before. Returns true when no storage is held afterwards. */
 bool buf_release(struct buf *b);
+/* As buf_release without the wipe: only for a buffer that never holds anything secret (the
+ * storage goes to the free-list with the public bytes it held). */
+bool buf_release_nowipe(struct buf *b);
 /* buf_reset, then buf_release: drops everything and holds no storage. */
 void buf_clear(struct buf *b);
 

@@ -73,6 +73,10 @@ struct aead_cache {
     struct aead_slot slot[2][CRYPTO_AEAD_CACHE]; /* by enum crypto_aead_alg */
     unsigned hand[2]; /* the next slot to re-key when none is free (round robin) */
     bool registered;  /* the exit destructor knows this thread's cache */
+    /* The thread's HMAC contexts by enum crypto_hash_alg, digest set once (setting it
+     * fetches the digest, half the cost of a short HMAC); between calls each is keyed
+     * with the public hmac_nokey (see hmac_forget). */
+    EVP_MAC_CTX *hmac[2];
 };
 
 static _Thread_local struct aead_cache tl_aead;
@@ -91,9 +95,12 @@ static void slot_drop(struct aead_slot *s)
 
 static void cache_drain(struct aead_cache *c)
 {
-    for (int a = 0; a < 2; a++)
+    for (int a = 0; a < 2; a++) {
         for (int i = 0; i < CRYPTO_AEAD_CACHE; i++)
             slot_drop(&c->slot[a][i]);
+        EVP_MAC_CTX_free(c->hmac[a]); /* cleanses the state */
+        c->hmac[a] = NULL;
+    }
 }
 
 static void aead_thread_exit(void *arg)
@@ -104,6 +111,19 @@ static void aead_thread_exit(void *arg)
 static void aead_key_make(void)
 {
     aead_key_ok = pthread_key_create(&aead_key, aead_thread_exit) == 0;
+}
+
+/* Registers c with the exit destructor once; false if that fails. Without the destructor a
+ * thread's contexts would outlive it: the callers then keep none. */
+static bool cache_register(struct aead_cache *c)
+{
+    if (!c->registered) {
+        pthread_once(&aead_key_once, aead_key_make);
+        if (!aead_key_ok || pthread_setspecific(aead_key, c) != 0)
+            return false;
+        c->registered = true;
+    }
+    return true;
 }
 
 void crypto_aead_cache_drain(void)
@@ -150,13 +170,8 @@ static EVP_CIPHER_CTX *aead_ctx(struct crypto_aead *a)
     struct aead_slot *slots = c->slot[a->alg];
     if (a->slot < CRYPTO_AEAD_CACHE && slots[a->slot].owner == a->id)
         return slots[a->slot].ctx;
-    if (!c->registered) {
-        /* Without the exit destructor a thread's contexts would outlive it: keep none. */
-        pthread_once(&aead_key_once, aead_key_make);
-        if (!aead_key_ok || pthread_setspecific(aead_key, c) != 0)
-            return NULL;
-        c->registered = true;
-    }
+    if (!cache_register(c))
+        return NULL;
     unsigned i = 0;
     while (i < CRYPTO_AEAD_CACHE && slots[i].owner != 0)
         i++;
@@ -298,30 +313,104 @@ out:
     return r;
 }
 
-int crypto_hmac(enum crypto_hash_alg alg, const uint8_t *key, size_t keylen, const uint8_t *a,
-                size_t alen, const uint8_t *b, size_t blen, uint8_t out[static CRYPTO_HASHMAX])
+/* The public key (one zero byte) every cached HMAC context is left keyed with between
+ * calls. Not the empty key: OpenSSL 3.0's HMAC keeps a copy of the key and frees the old
+ * copy only if it was not empty. */
+static const uint8_t hmac_nokey[1];
+
+/* The calling thread's HMAC context for alg, digest set, keyed with hmac_nokey; NULL if
+ * OpenSSL fails or the thread cannot keep one. */
+static EVP_MAC_CTX *hmac_ctx(enum crypto_hash_alg alg)
 {
-    EVP_MAC_CTX *m = NULL;
-    size_t outl = 0;
-    int r = CRYPTO_E_LIB;
+    struct aead_cache *c = &tl_aead;
     if (!get_md(alg) || !algs.hmac)
-        return CRYPTO_E_LIB;
+        return NULL;
+    if (c->hmac[alg])
+        return c->hmac[alg];
+    if (!cache_register(c))
+        return NULL;
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)md_names[alg], 0),
         OSSL_PARAM_construct_end(),
     };
-    m = EVP_MAC_CTX_new(algs.hmac);
-    if (!m)
-        goto out;
-    if (!EVP_MAC_init(m, key, keylen, params) || !EVP_MAC_update(m, a, alen))
-        goto out;
+    EVP_MAC_CTX *m = EVP_MAC_CTX_new(algs.hmac);
+    if (!m || !EVP_MAC_init(m, hmac_nokey, sizeof(hmac_nokey), params)) {
+        EVP_MAC_CTX_free(m);
+        return NULL;
+    }
+    c->hmac[alg] = m;
+    return m;
+}
+
+/* Leaves m keyed with hmac_nokey: OpenSSL frees (cleansing) its copy of the last key and
+ * overwrites the inner and outer pads' states and the running digest derived from it. If
+ * that fails the context is freed instead. */
+static void hmac_forget(enum crypto_hash_alg alg, EVP_MAC_CTX *m)
+{
+    if (!EVP_MAC_init(m, hmac_nokey, sizeof(hmac_nokey), NULL)) {
+        EVP_MAC_CTX_free(m);
+        tl_aead.hmac[alg] = NULL;
+    }
+}
+
+/* out = HMAC(m's key, a || b); m is left keyed. Returns 0 or CRYPTO_E_LIB. */
+static int hmac_run(enum crypto_hash_alg alg, EVP_MAC_CTX *m, const uint8_t *a, size_t alen,
+                    const uint8_t *b, size_t blen, uint8_t out[static CRYPTO_HASHMAX])
+{
+    size_t outl = 0;
+    if (alen && !EVP_MAC_update(m, a, alen))
+        return CRYPTO_E_LIB;
     if (blen && !EVP_MAC_update(m, b, blen))
-        goto out;
+        return CRYPTO_E_LIB;
     if (!EVP_MAC_final(m, out, &outl, CRYPTO_HASHMAX) || outl != crypto_hash_len(alg))
+        return CRYPTO_E_LIB;
+    return 0;
+}
+
+int crypto_hmac(enum crypto_hash_alg alg, const uint8_t *key, size_t keylen, const uint8_t *a,
+                size_t alen, const uint8_t *b, size_t blen, uint8_t out[static CRYPTO_HASHMAX])
+{
+    EVP_MAC_CTX *m = hmac_ctx(alg);
+    int r = CRYPTO_E_LIB;
+    if (!m)
+        return CRYPTO_E_LIB;
+    if (keylen == 0) {
+        /* The same HMAC (keys are zero-padded to the block), and a NULL key would mean "the
+         * key the context has". */
+        key = hmac_nokey;
+        keylen = sizeof(hmac_nokey);
+    }
+    if (EVP_MAC_init(m, key, keylen, NULL))
+        r = hmac_run(alg, m, a, alen, b, blen, out);
+    hmac_forget(alg, m);
+    return r;
+}
+
+int crypto_hkdf2(enum crypto_hash_alg alg, const uint8_t *ck, const uint8_t *ikm, size_t len,
+                 uint8_t o1[static CRYPTO_HASHMAX], uint8_t o2[static CRYPTO_HASHMAX])
+{
+    static const uint8_t one = 1, two = 2;
+    uint8_t temp[CRYPTO_HASHMAX];
+    size_t hashlen = crypto_hash_len(alg);
+    EVP_MAC_CTX *m = hmac_ctx(alg);
+    int r = CRYPTO_E_LIB;
+    if (!m)
+        return CRYPTO_E_LIB;
+    if (!EVP_MAC_init(m, ck, hashlen, NULL))
         goto out;
-    r = 0;
+    r = hmac_run(alg, m, ikm, len, NULL, 0, temp);
+    if (r == 0)
+        r = EVP_MAC_init(m, temp, hashlen, NULL) ? 0 : CRYPTO_E_LIB;
+    if (r == 0)
+        r = hmac_run(alg, m, &one, 1, NULL, 0, o1);
+    /* The same key again: a NULL key restarts from the pads' states, with no re-keying. */
+    if (r == 0)
+        r = EVP_MAC_init(m, NULL, 0, NULL) ? 0 : CRYPTO_E_LIB;
+    if (r == 0)
+        r = hmac_run(alg, m, o1, hashlen, &two, 1, o2);
 out:
-    EVP_MAC_CTX_free(m); /* cleanses the keyed state */
+    hmac_forget(alg, m);
+    crypto_wipe(temp, sizeof(temp));
     return r;
 }
 

@@ -96,9 +96,21 @@ size_t crypto_hash_blocklen(enum crypto_hash_alg alg);
 int crypto_hash(enum crypto_hash_alg alg, const uint8_t *a, size_t alen, const uint8_t *b,
                 size_t blen, uint8_t out[static CRYPTO_HASHMAX])
     __attribute__((warn_unused_result));
-/* out = HMAC-HASH(key, a || b) (RFC 2104). Returns 0 or CRYPTO_E_LIB. */
+/* out = HMAC-HASH(key, a || b) (RFC 2104). Returns 0 or CRYPTO_E_LIB.
+ * HMAC runs on a context the calling thread keeps per hash (the digest is looked up once),
+ * keyed per call and re-keyed with a fixed public key before returning: no key, pad state or
+ * intermediate of a call outlives it there; what the context keeps between calls is the
+ * state of that public key, freed with the thread's AEAD contexts
+ * (crypto_aead_cache_drain, crypto_thread_stop, thread exit). */
 int crypto_hmac(enum crypto_hash_alg alg, const uint8_t *key, size_t keylen, const uint8_t *a,
                 size_t alen, const uint8_t *b, size_t blen, uint8_t out[static CRYPTO_HASHMAX])
+    __attribute__((warn_unused_result));
+/* Noise's HKDF with two outputs (Noise spec section 4.3; ck is HASHLEN bytes):
+ * temp = HMAC(ck, ikm), o1 = HMAC(temp, 0x01), o2 = HMAC(temp, o1 || 0x02). Keys the
+ * thread's HMAC context twice rather than three times; temp is wiped and the context left
+ * as crypto_hmac leaves it. ikm may be NULL with len 0. Returns 0 or CRYPTO_E_LIB. */
+int crypto_hkdf2(enum crypto_hash_alg alg, const uint8_t *ck, const uint8_t *ikm, size_t len,
+                 uint8_t o1[static CRYPTO_HASHMAX], uint8_t o2[static CRYPTO_HASHMAX])
     __attribute__((warn_unused_result));
 
 /* Makes a fresh X25519 key pair. Returns 0 or CRYPTO_E_LIB. */

@@ -166,20 +166,11 @@ int noise_symmetric_mix_hash(struct noise_symmetric *ss, const uint8_t *data, si
     return map_err(crypto_hash(ss->hash, ss->h, ss->hashlen, data, len, ss->h));
 }
 
-/* Section 4.3 HKDF with two or three outputs; each output is HASHLEN bytes. */
+/* Section 4.3 HKDF with two outputs; each output is HASHLEN bytes. */
 static int hkdf(struct noise_symmetric *ss, const uint8_t *ikm, size_t len,
                 uint8_t o1[static NOISE_HASHMAX], uint8_t o2[static NOISE_HASHMAX])
 {
-    uint8_t temp[NOISE_HASHMAX];
-    static const uint8_t one = 1, two = 2;
-    enum crypto_hash_alg hash = ss->hash;
-    int r = crypto_hmac(hash, ss->ck, ss->hashlen, ikm, len, NULL, 0, temp);
-    if (r == 0)
-        r = crypto_hmac(hash, temp, ss->hashlen, &one, 1, NULL, 0, o1);
-    if (r == 0)
-        r = crypto_hmac(hash, temp, ss->hashlen, o1, ss->hashlen, &two, 1, o2);
-    crypto_wipe(temp, sizeof(temp));
-    return map_err(r);
+    return map_err(crypto_hkdf2(ss->hash, ss->ck, ikm, len, o1, o2));
 }
 
 int noise_symmetric_mix_key(struct noise_symmetric *ss, const uint8_t *ikm, size_t len)

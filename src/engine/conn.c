@@ -61,9 +61,16 @@ static void close_now(struct conn *c, enum conn_reason r)
 }
 
 /* Gives back the storage of every buffer that is empty now: an idle connection holds none.
- * Cheap when there is none (the usual case after an echo went out at once). */
+ * Cheap when there is none (the usual case after an echo went out at once). What was
+ * written is wiped first, unless the protocol's bytes are public (PROTO_F_PUBLIC: plain,
+ * where wiping was a tenth of the server's CPU time at 16 KiB). */
 static void trim(struct conn *c)
 {
+    if (c->conf.vt->flags & PROTO_F_PUBLIC) {
+        buf_release_nowipe(&c->in);
+        buf_release_nowipe(&c->out);
+        return;
+    }
     buf_release(&c->in);
     buf_release(&c->out);
 }
@@ -761,8 +768,13 @@ void conn_free(struct conn *c)
     c->pconn = NULL;
     free(c->phdr);
     c->phdr = NULL;
-    buf_free(&c->in);
-    buf_free(&c->out);
+    if (c->conf.vt && (c->conf.vt->flags & PROTO_F_PUBLIC)) {
+        buf_free_nowipe(&c->in);
+        buf_free_nowipe(&c->out);
+    } else {
+        buf_free(&c->in);
+        buf_free(&c->out);
+    }
     free(c->marks);
     c->marks = NULL;
     c->out.marks = NULL;

@@ -210,6 +210,9 @@ enum {
      * without both the command line gives its own pair to make (cert_create); the client
      * has no key of its own, checks ca_file or pins the certificate's fingerprint. */
     PROTO_F_CERTS = 1U << 7,
+    /* Nothing the connection engine buffers is secret (plain: the wire bytes are the clear
+     * text, and no key exists), so it gives their storage back without wiping it. */
+    PROTO_F_PUBLIC = 1U << 8,
 };
 
 /* True if the protocol has a UDP form (its dgram_new, dgram_read and dgram_write are set). */

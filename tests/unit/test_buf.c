@@ -202,6 +202,45 @@ static void test_release(void)
     buf_free(&b);
 }
 
+/* buf_release_nowipe: a buffer holding bytes keeps them; an empty one gives its storage to
+ * the free-list as it is (public bytes: no wipe), and the next buffer takes that block. */
+static void test_release_nowipe(void)
+{
+    struct buf_pool_stats st0, st1;
+    buf_pool_drain();
+    buf_pool_stats(&st0);
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    CHECK(buf_release_nowipe(&b)); /* nothing held: nothing to do */
+    CHECK_INT(buf_reserve(&b, 4096), 0);
+    uint8_t *first = b.data;
+    memset(buf_tail(&b), 'P', 100);
+    buf_commit(&b, 100);
+    CHECK(!buf_release_nowipe(&b)); /* holds bytes: kept */
+    CHECK(b.data == first);
+    buf_consume(&b, 100);
+    CHECK(buf_release_nowipe(&b));
+    CHECK(b.data == NULL);
+    CHECK_INT(buf_cap(&b), 0);
+    CHECK_INT(b.dirty, 0);
+    CHECK_INT(b.consumed, 100);
+    CHECK_INT(b.limit, 1 << 20);
+    buf_pool_stats(&st1);
+    CHECK_INT(st1.kept, st0.kept + 1);
+    CHECK_INT(st1.blocks, 1);
+    bool kept = true;
+    for (size_t i = sizeof(void *); i < 100; i++)
+        kept = kept && first[i] == 'P';
+    CHECK(kept);
+    struct buf c;
+    buf_init(&c, 1 << 20);
+    CHECK_INT(buf_reserve(&c, 4096), 0);
+    CHECK(c.data == first);
+    buf_free(&c);
+    buf_free(&b);
+    buf_pool_drain();
+}
+
 /* Released storage goes to the thread's free-list wiped, and the next buffer of that size
  * takes it from there instead of from malloc. */
 static void test_pool_reuse_and_wipe(void)
@@ -345,6 +384,7 @@ int main(void)
     test_no_marks();
     test_wipe_only_written();
     test_release();
+    test_release_nowipe();
     test_pool_reuse_and_wipe();
     test_pool_bounded();
     test_pool_threads();

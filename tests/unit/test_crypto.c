@@ -96,6 +96,42 @@ static void test_hash(void)
                "af6b8894a1730cccb2cd050f9bcf5062a38b51b0dab33207f8ef35ae2c9df51b",
                want, 64);
     CHECK_MEM(out, want, 64);
+    /* The empty key (a thread's HMAC context is kept keyed with a public one between calls;
+     * this must not be mistaken for it). Value from Python hmac.new(b"", b"", sha256). */
+    CHECK_INT(crypto_hmac(CRYPTO_SHA256, NULL, 0, NULL, 0, NULL, 0, out), 0);
+    hex_decode("b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad", want, 64);
+    CHECK_MEM(out, want, 32);
+}
+
+/* crypto_hkdf2 is Noise's HKDF written out with crypto_hmac, for both hashes, with and
+ * without input key material; HMAC still gives RFC 4231's value after it. */
+static void test_hkdf2(void)
+{
+    static const uint8_t one = 1, two = 2;
+    uint8_t ck[64], ikm[32], o1[64], o2[64], temp[64], w1[64], w2[64];
+    for (size_t i = 0; i < sizeof(ck); i++)
+        ck[i] = (uint8_t)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof(ikm); i++)
+        ikm[i] = (uint8_t)(200 - i);
+    for (int alg = CRYPTO_SHA256; alg <= CRYPTO_BLAKE2B; alg++) {
+        size_t n = crypto_hash_len((enum crypto_hash_alg)alg);
+        for (size_t len = 0; len <= sizeof(ikm); len += sizeof(ikm)) {
+            CHECK_INT(crypto_hkdf2((enum crypto_hash_alg)alg, ck, len ? ikm : NULL, len, o1, o2),
+                      0);
+            CHECK_INT(crypto_hmac((enum crypto_hash_alg)alg, ck, n, ikm, len, NULL, 0, temp), 0);
+            CHECK_INT(crypto_hmac((enum crypto_hash_alg)alg, temp, n, &one, 1, NULL, 0, w1), 0);
+            CHECK_INT(crypto_hmac((enum crypto_hash_alg)alg, temp, n, w1, n, &two, 1, w2), 0);
+            CHECK_MEM(o1, w1, n);
+            CHECK_MEM(o2, w2, n);
+        }
+    }
+    uint8_t out[64], want[64];
+    const char *msg = "what do ya want for nothing?";
+    CHECK_INT(crypto_hmac(CRYPTO_SHA256, (const uint8_t *)"Jefe", 4, (const uint8_t *)msg,
+                          strlen(msg), NULL, 0, out),
+              0);
+    hex_decode("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", want, 64);
+    CHECK_MEM(out, want, 32);
 }
 
 static void test_x25519(void)
@@ -287,6 +323,7 @@ int main(void)
                      "0000000000000000000000000000000000000000000000000000000000000000",
                      "000000000000000000000000", "", "00000000000000000000000000000000",
                      "cea7403d4d606b6e074ec5d3baf39d18d0d1c8a799996bf0265b98b5d48ab919");
+    test_hkdf2();
     test_aead_cache();
     test_aead_cache_threads();
     test_hash();

@@ -12,7 +12,7 @@
 
 #define KNOWN_FLAGS                                                                                \
     (PROTO_F_STREAM_ECHO | PROTO_F_PACED | PROTO_F_UNAUTHENTICATED | PROTO_F_KEY_FILES |           \
-     PROTO_F_DH_PARAMS | PROTO_F_PEER_ADMINS | PROTO_F_UNFRAMED | PROTO_F_CERTS)
+     PROTO_F_DH_PARAMS | PROTO_F_PEER_ADMINS | PROTO_F_UNFRAMED | PROTO_F_CERTS | PROTO_F_PUBLIC)
 /* The largest UDP payload over IPv4: no datagram of any protocol may be longer. */
 #define IPV4_UDP_MAX 65507
 /* A message for a protocol without a stream limit: well above one read or record. */
@@ -84,6 +84,10 @@ static void check_answers(const struct proto_vt *vt, size_t index)
     for (size_t i = 0; i < vt->nsuites; i++)
         CHECK(vt->suites[i] && strncmp(vt->suites[i], "Noise_", 6) == 0);
     CHECK(!((vt->flags & PROTO_F_STREAM_ECHO) && (vt->flags & PROTO_F_PACED)));
+    /* Buffers left unwiped: only a protocol that neither encrypts nor keeps keys. */
+    if (vt->flags & PROTO_F_PUBLIC)
+        CHECK(!(vt->flags &
+                (PROTO_F_UNAUTHENTICATED | PROTO_F_KEY_FILES | PROTO_F_CERTS | PROTO_F_DH_PARAMS)));
     /* Unframed bytes are a stream's; certificates are key files, never unauthenticated. */
     if (vt->flags & PROTO_F_UNFRAMED)
         CHECK(vt->flags & PROTO_F_STREAM_ECHO);
