@@ -22,8 +22,8 @@
  * with conn_feed.
  *
  * Memory: the input and output buffers take storage when bytes arrive or are queued and give
- * it back as soon as they are empty again (buf_release: to the thread's bounded free-list,
- * wiped first unless the protocol is PROTO_F_PUBLIC), so a connection that has echoed everything
+ * it back as soon as they are empty again (to the thread's bounded free-list, unwiped: they
+ * hold wire bytes only, see struct proto_vt), so a connection that has echoed everything
  * and waits holds no buffer at all (conn_buffer_bytes is then 0), and the protocol's own idle state
  * is all it costs.
  *

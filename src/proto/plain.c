@@ -113,7 +113,7 @@ static int plain_dgram_write(void *conn, const uint8_t *msg, size_t len, struct 
 const struct proto_vt proto_plain = {
     .name = "plain",
     .summary = "RFC 862 echo in clear text (TCP: lines, UDP: datagrams)",
-    .flags = PROTO_F_STREAM_ECHO | PROTO_F_UNFRAMED | PROTO_F_PUBLIC,
+    .flags = PROTO_F_STREAM_ECHO | PROTO_F_UNFRAMED,
     .conn_size = sizeof(struct plain_conn),
     .stream_max = SIZE_MAX,
     .dgram_max = PLAIN_DGRAM_MAX,

@@ -120,7 +120,11 @@ struct proto_vt {
      * fingerprint), logged as `event=identity key=...`; NULL if none. Optional. */
     const char *(*ctx_identity)(void *ctx);
 
-    /* ---- stream (TCP) ---- */
+    /* ---- stream (TCP) ----
+     * Wire bytes only: `in` is what came from the peer and `out` what goes to it, so the
+     * engine neither wipes nor guards them. A protocol never decrypts into `in` or writes
+     * plaintext of an encrypted message to `out`; its plaintext lives in its own storage,
+     * which it wipes (buf_clear, crypto_wipe) when done. */
     /* Initialises conn (caller memory, conn_size bytes, zeroed) and appends anything that
      * must be sent first (greeting, key, handshake message) to out. */
     int (*conn_init)(void *conn, void *ctx, enum proto_role role, struct buf *out);
@@ -210,9 +214,6 @@ enum {
      * without both the command line gives its own pair to make (cert_create); the client
      * has no key of its own, checks ca_file or pins the certificate's fingerprint. */
     PROTO_F_CERTS = 1U << 7,
-    /* Nothing the connection engine buffers is secret (plain: the wire bytes are the clear
-     * text, and no key exists), so it gives their storage back without wiping it. */
-    PROTO_F_PUBLIC = 1U << 8,
 };
 
 /* True if the protocol has a UDP form (its dgram_new, dgram_read and dgram_write are set). */
