@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -619,6 +620,23 @@ static struct log_ring *ring_mine(void)
     while (!atomic_compare_exchange_weak_explicit(&lg.rings, &first, r, memory_order_release,
                                                   memory_order_relaxed));
     return r;
+}
+
+void log_thread_idle(void)
+{
+    struct log_ring *r = my_ring;
+    if (!r)
+        return;
+    /* head == tail, read with acquire: the writer has copied out every byte it will read
+     * (it publishes head after the copy), so nobody touches buf until this thread writes. */
+    size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (atomic_load_explicit(&r->head, memory_order_acquire) != tail)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)r->buf + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)r->buf + RING_SIZE) & ~(page - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 /* Appends one whole line to the thread's own ring, or counts it as dropped. */

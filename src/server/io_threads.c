@@ -38,6 +38,9 @@
 /* An idle thread beyond IDLE_KEEP ends once it has waited this long for a connection. */
 #define IDLE_EXIT_MS 2000
 #define IDLE_KEEP    2
+/* A thread idle this long gives back the pages of its log ring (log_thread_idle); under
+ * churn the next connection comes sooner, and the ring's pages are simply reused. */
+#define IDLE_RELEASE_MS 100
 /* A connection thread's pool of freed buffer storage: the 64 KiB read room it takes and
  * gives back per read; the old storage of a growing output buffer is freed, since no other
  * connection could take it from there (and the pool is drained when a connection ends). */
@@ -222,12 +225,21 @@ static void *worker_main(void *arg)
         if (m->quit)
             break;
         idle_push(m, w);
-        struct timespec until = idle_deadline(IDLE_EXIT_MS);
+        bool released = false;
+        struct timespec until = idle_deadline(IDLE_RELEASE_MS);
         while (!w->has_job && !m->quit) {
             int e = pthread_cond_timedwait(&w->cv, &m->mu, &until);
-            if (e == ETIMEDOUT && !w->has_job) {
-                if (m->nidle > IDLE_KEEP)
-                    break;
+            if (e != ETIMEDOUT || w->has_job)
+                continue;
+            if (!released) {
+                released = true;
+                pthread_mutex_unlock(&m->mu);
+                log_thread_idle();
+                pthread_mutex_lock(&m->mu);
+                until = idle_deadline(IDLE_EXIT_MS - IDLE_RELEASE_MS);
+            } else if (m->nidle > IDLE_KEEP) {
+                break;
+            } else {
                 until = idle_deadline(IDLE_EXIT_MS);
             }
         }
