@@ -376,6 +376,7 @@ bool model_idle_trim(uint64_t now)
 {
     static _Atomic uint64_t last; /* when a trim last ran; 0: never */
     buf_pool_drain();
+    log_thread_idle();
     uint64_t was = atomic_load(&last);
     if (was != 0 && now - was < MODEL_TRIM_MS)
         return false;
