@@ -98,10 +98,11 @@ long model_release(struct server *srv);
 #define MODEL_TRIM_MS 1000
 /*
  * A worker (the calling thread) has no connection open any more: its pool of freed buffer
- * storage is freed, its log ring's pages are given back (log_thread_idle) and, if no trim ran in the last MODEL_TRIM_MS, what the allocator keeps
- * free in every arena goes back to the system (malloc_trim), so that RSS after a burst of
- * connections comes back down instead of staying at its high-water mark. Returns whether
- * the allocator was trimmed (else: call again later, e.g. from a timer, to do it).
+ * storage is freed, its log ring's pages are given back (log_thread_idle) and, if no trim ran in
+ * the last MODEL_TRIM_MS, what the allocator keeps free in every arena goes back to the system
+ * (malloc_trim), so that RSS after a burst of connections comes back down instead of staying at its
+ * high-water mark. Returns whether the allocator was trimmed (else: call again later, e.g. from a
+ * timer, to do it).
  */
 bool model_idle_trim(uint64_t now);
 
