@@ -67,9 +67,9 @@ SLOW_SLACK = 1.5  # seconds past the timeout for the reclaim (timer tick, schedu
 ATTACK_WINDOWS = 3  # bench windows under attack (the smallest p99 counts)
 NOREAD_PER_CONN = (512 + 160) * 1024  # SERVER_OUT_LIMIT + SERVER_IN_LIMIT (service.h)
 # -m threads: each connection's thread also keeps its own pool of freed buffer storage
-# (BUF_POOL_BYTES, buf.h; the old storage of a growing output buffer lands there) and its
-# stack: stress/README.md, Findings.
-NOREAD_PER_CONN_THREADS = NOREAD_PER_CONN + 512 * 1024 + 64 * 1024
+# (at most 128 KiB there, THREAD_POOL_BYTES in src/server/io_threads.c) and its stack and
+# thread descriptor (64 KiB at most touched): stress/README.md, Findings.
+NOREAD_PER_CONN_THREADS = NOREAD_PER_CONN + 128 * 1024 + 64 * 1024
 NOREAD_BASE = 16 << 20  # plus this much once
 EMFILE_NOFILE = 64
 EMFILE_CPU = 0.05  # CPU seconds per wall second while out of descriptors

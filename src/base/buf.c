@@ -25,6 +25,7 @@ struct pool {
     struct pool_block *head[POOL_CLASSES];
     unsigned n[POOL_CLASSES];
     size_t bytes;
+    size_t limit;    /* most bytes kept; 0: BUF_POOL_BYTES */
     bool registered; /* the exit destructor knows this thread's list */
     struct buf_pool_stats st;
 };
@@ -93,7 +94,8 @@ static void storage_put(uint8_t *m, size_t size)
     if (!m)
         return;
     int c = pool_class(size);
-    if (c < 0 || p->n[c] >= BUF_POOL_PER_CLASS || p->bytes + size > BUF_POOL_BYTES) {
+    size_t limit = p->limit ? p->limit : BUF_POOL_BYTES;
+    if (c < 0 || p->n[c] >= BUF_POOL_PER_CLASS || p->bytes + size > limit) {
         free(m);
         p->st.freed++;
         return;
@@ -129,6 +131,16 @@ void buf_pool_stats(struct buf_pool_stats *out)
 void buf_pool_drain(void)
 {
     pool_drain(&tl_pool);
+}
+
+void buf_pool_set_limit(size_t bytes)
+{
+    struct pool *p = &tl_pool;
+    p->limit = bytes < BUF_POOL_BYTES ? bytes : BUF_POOL_BYTES;
+    if (p->limit == 0)
+        p->limit = BUF_POOL_MIN - 1; /* nothing fits: no block is kept */
+    if (p->bytes > p->limit)
+        pool_drain(p);
 }
 
 /* ---- buffers ---- */

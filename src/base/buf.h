@@ -121,6 +121,10 @@ void buf_pool_stats(struct buf_pool_stats *out);
 /* Frees everything the calling thread's free-list keeps (a thread's free-list is also freed
  * when the thread exits). */
 void buf_pool_drain(void);
+/* The most bytes the calling thread's free-list keeps from now on (at most BUF_POOL_BYTES,
+ * the default; 0 keeps nothing); what it holds beyond is freed now. For a thread that
+ * serves one connection, whose old storage no other connection could take. */
+void buf_pool_set_limit(size_t bytes);
 
 /* Lets b carry pause marks, kept in m (emptied here). The owner keeps m alive, at the same
  * address, for as long as b is used; buf_free and buf_reset empty it but leave it attached. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -35,9 +36,10 @@
 #define WRITER_SMALL_WRITE  4096
 /* ...unless a ring was this full when drained, or a producer fills its ring to RING_URGENT
  * during the nap (it then ends the nap), so that a burst does not overflow the ring. */
-#define RING_BUSY   (RING_SIZE / 4)
-#define RING_URGENT (RING_SIZE / 2)
-#define CACHE_LINE  64
+#define RING_BUSY     (RING_SIZE / 4)
+#define RING_URGENT   (RING_SIZE / 2)
+#define CACHE_LINE    64
+#define RINGS_WALK_MS 1000
 
 /*
  * A single-producer, single-consumer byte ring holding whole lines. Positions only grow
@@ -54,6 +56,10 @@ struct log_ring {
     size_t head_seen;              /* producer's last look at head: refreshed when short */
     atomic_uint_least64_t dropped; /* lines that did not fit; the writer takes and reports */
     atomic_bool dead;              /* the thread exited; the writer drains and frees the ring */
+    /* On lg.pending (or about to be): set by the producer when it publishes, cleared by the
+     * writer when it takes the ring off, so the writer visits only rings with news. */
+    atomic_bool queued;
+    _Atomic(struct log_ring *) qnext; /* next on lg.pending */
     _Alignas(CACHE_LINE) char buf[RING_SIZE];
 };
 
@@ -68,6 +74,13 @@ static struct {
      * only a producer whose ring is filling up ends. A 32-bit int, as a futex word is. */
     atomic_int sleeping;
     _Atomic(struct log_ring *) rings; /* every registered ring; producers push, writer unlinks */
+    /* Rings with something new (bytes, drops): producers push, the writer takes them all at
+     * once. With -m threads there is a ring per connection thread, thousands: walking them
+     * all at every drain (each ring's header on a page of its own) cost the writer more
+     * than the connections did. The full list is walked once a second (RINGS_WALK_MS) and
+     * at reopen and close, to free the rings of exited threads and as a safety net. */
+    _Atomic(struct log_ring *) pending;
+    struct timespec walked; /* the writer's last full walk (CLOCK_MONOTONIC) */
     char *chunk;
     int fd;
     char *path;   /* NULL for stderr */
@@ -336,15 +349,7 @@ static void wake_writer(bool urgent)
 
 static bool any_pending(void)
 {
-    for (struct log_ring *r = atomic_load_explicit(&lg.rings, memory_order_acquire); r;
-         r = atomic_load_explicit(&r->next, memory_order_relaxed)) {
-        if (atomic_load_explicit(&r->tail, memory_order_acquire) !=
-                atomic_load_explicit(&r->head, memory_order_relaxed) ||
-            atomic_load_explicit(&r->dropped, memory_order_relaxed) ||
-            atomic_load_explicit(&r->dead, memory_order_relaxed))
-            return true;
-    }
-    return false;
+    return atomic_load_explicit(&lg.pending, memory_order_acquire) != NULL;
 }
 
 /* Waits in state `how` for a wake or `ts`; wakes that were meant for an earlier wait only
@@ -392,54 +397,91 @@ static void ring_unlink(struct log_ring *prev, struct log_ring *r)
     atomic_store_explicit(&prev->next, next, memory_order_relaxed);
 }
 
+/* Moves what is queued in r to the chunk (flushing it when full) and reports its dropped
+ * lines; adds to *total, sets *busy if r was filling up fast. */
+static void drain_one(struct log_ring *r, size_t *used, size_t *total, bool *busy)
+{
+    size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    size_t n = atomic_load_explicit(&r->tail, memory_order_acquire) - head;
+    if (n >= RING_BUSY)
+        *busy = true;
+    if (n > 0) {
+        if (n > CHUNK_SIZE - *used)
+            flush_chunk(used);
+        size_t at = head % RING_SIZE;
+        size_t first = RING_SIZE - at < n ? RING_SIZE - at : n;
+        memcpy(lg.chunk + *used, r->buf + at, first);
+        memcpy(lg.chunk + *used + first, r->buf, n - first);
+        *used += n;
+        *total += n;
+        /* The space is the producer's again once copied, before the write. */
+        atomic_store_explicit(&r->head, head + n, memory_order_release);
+    }
+    /* Looked at before it is taken: a ring that dropped nothing is only read. */
+    uint64_t dropped = atomic_load_explicit(&r->dropped, memory_order_relaxed);
+    if (dropped)
+        dropped = atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
+    if (dropped) {
+        char note[128];
+        int k = line_head(note, sizeof(note), LOG_WARN, "log_dropped");
+        k += snprintf(note + k, sizeof(note) - (size_t)k, " lines=%llu\n",
+                      (unsigned long long)dropped);
+        if ((size_t)k > CHUNK_SIZE - *used)
+            flush_chunk(used);
+        memcpy(lg.chunk + *used, note, (size_t)k);
+        *used += (size_t)k;
+        *total += (size_t)k;
+    }
+}
+
+static bool walk_due(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms =
+        (long)(now.tv_sec - lg.walked.tv_sec) * 1000 + (now.tv_nsec - lg.walked.tv_nsec) / 1000000L;
+    if (ms < RINGS_WALK_MS)
+        return false;
+    lg.walked = now;
+    return true;
+}
+
 /*
- * Moves everything queued in every ring to the chunk and out to the file, then reports
- * each ring's dropped lines and frees the rings of exited threads. Returns the bytes
- * written; sets *busy if some ring was filling up fast.
+ * Moves everything queued in the pending rings (with `all`, in every ring) to the chunk and
+ * out to the file, then reports each ring's dropped lines and, with `all`, frees the rings
+ * of exited threads. Returns the bytes written; sets *busy if some ring was filling up fast.
  */
-static size_t drain_all(bool *busy)
+static size_t drain_all(bool *busy, bool all)
 {
     size_t used = 0, total = 0;
-    struct log_ring *prev = NULL;
-    struct log_ring *r = atomic_load_explicit(&lg.rings, memory_order_acquire);
+    struct log_ring *r = atomic_exchange_explicit(&lg.pending, NULL, memory_order_acquire);
     while (r) {
-        struct log_ring *next = atomic_load_explicit(&r->next, memory_order_relaxed);
-        bool dead = atomic_load_explicit(&r->dead, memory_order_acquire);
-        size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-        size_t n = atomic_load_explicit(&r->tail, memory_order_acquire) - head;
-        if (n >= RING_BUSY)
-            *busy = true;
-        if (n > 0) {
-            if (n > CHUNK_SIZE - used)
-                flush_chunk(&used);
-            size_t at = head % RING_SIZE;
-            size_t first = RING_SIZE - at < n ? RING_SIZE - at : n;
-            memcpy(lg.chunk + used, r->buf + at, first);
-            memcpy(lg.chunk + used + first, r->buf, n - first);
-            used += n;
-            total += n;
-            /* The space is the producer's again once copied, before the write. */
-            atomic_store_explicit(&r->head, head + n, memory_order_release);
-        }
-        uint64_t dropped = atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
-        if (dropped) {
-            char note[128];
-            int k = line_head(note, sizeof(note), LOG_WARN, "log_dropped");
-            k += snprintf(note + k, sizeof(note) - (size_t)k, " lines=%llu\n",
-                          (unsigned long long)dropped);
-            if ((size_t)k > CHUNK_SIZE - used)
-                flush_chunk(&used);
-            memcpy(lg.chunk + used, note, (size_t)k);
-            used += (size_t)k;
-            total += (size_t)k;
-        }
-        if (dead) {
-            ring_unlink(prev, r);
-            free(r);
-        } else {
-            prev = r;
-        }
+        /* Read before `queued` is cleared: then the producer may push r again. */
+        struct log_ring *next = atomic_load_explicit(&r->qnext, memory_order_relaxed);
+        atomic_store_explicit(&r->queued, false, memory_order_relaxed);
+        /* Pairs with the fence in ring_queue: either the producer sees `queued` clear and
+         * pushes r again, or what it published before is seen by drain_one here. */
+        atomic_thread_fence(memory_order_seq_cst);
+        drain_one(r, &used, &total, busy);
         r = next;
+    }
+    if (all) {
+        struct log_ring *prev = NULL;
+        r = atomic_load_explicit(&lg.rings, memory_order_acquire);
+        while (r) {
+            struct log_ring *next = atomic_load_explicit(&r->next, memory_order_relaxed);
+            bool dead = atomic_load_explicit(&r->dead, memory_order_acquire);
+            drain_one(r, &used, &total, busy);
+            /* A dead ring still on lg.pending (pushed after the take above) is freed at
+             * the next walk, once it is off. */
+            if (dead && !atomic_load_explicit(&r->queued, memory_order_relaxed)) {
+                ring_unlink(prev, r);
+                free(r);
+            } else {
+                prev = r;
+            }
+            r = next;
+        }
     }
     if (used)
         flush_chunk(&used);
@@ -480,7 +522,7 @@ static void *writer_main(void *arg)
         if (atomic_exchange(&reopen_requested, 0)) {
             /* What was logged before the signal still goes to the old file. */
             bool ignored = false;
-            drain_all(&ignored);
+            drain_all(&ignored, true);
             writer_reopen();
         }
         /* Read before draining: what was queued before log_close is then in this pass. */
@@ -489,7 +531,7 @@ static void *writer_main(void *arg)
          * thread's own ring, drained below). */
         lim_flush(stopping);
         bool busy = false;
-        size_t n = drain_all(&busy);
+        size_t n = drain_all(&busy, stopping || walk_due());
         if (n == 0) {
             if (stopping)
                 break;
@@ -511,6 +553,12 @@ static void *writer_main(void *arg)
 /* Forgets what is queued from before this log_open, and the rings of exited threads. */
 static void rings_reset(void)
 {
+    struct log_ring *q = atomic_exchange_explicit(&lg.pending, NULL, memory_order_acquire);
+    while (q) {
+        struct log_ring *next = atomic_load_explicit(&q->qnext, memory_order_relaxed);
+        atomic_store_explicit(&q->queued, false, memory_order_relaxed);
+        q = next;
+    }
     struct log_ring *prev = NULL;
     struct log_ring *r = atomic_load_explicit(&lg.rings, memory_order_acquire);
     while (r) {
@@ -632,6 +680,8 @@ static struct log_ring *ring_mine(void)
     r->head_seen = 0;
     atomic_init(&r->dropped, 0);
     atomic_init(&r->dead, false);
+    atomic_init(&r->queued, false);
+    atomic_init(&r->qnext, NULL);
     if (pthread_setspecific(ring_key, r) != 0) {
         free(r);
         return NULL;
@@ -646,6 +696,39 @@ static struct log_ring *ring_mine(void)
     return r;
 }
 
+void log_thread_idle(void)
+{
+    struct log_ring *r = my_ring;
+    if (!r)
+        return;
+    /* head == tail, read with acquire: the writer has copied out every byte it will read
+     * (it publishes head after the copy), so nobody touches buf until this thread writes. */
+    size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (atomic_load_explicit(&r->head, memory_order_acquire) != tail)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)r->buf + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)r->buf + RING_SIZE) & ~(page - 1);
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Puts r on lg.pending unless it is there already. Called by the producer after it
+ * published (tail or dropped). */
+static void ring_queue(struct log_ring *r)
+{
+    /* Pairs with the fence in drain_all (see there). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&r->queued, memory_order_relaxed) ||
+        atomic_exchange_explicit(&r->queued, true, memory_order_relaxed))
+        return;
+    struct log_ring *first = atomic_load_explicit(&lg.pending, memory_order_relaxed);
+    do
+        atomic_store_explicit(&r->qnext, first, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&lg.pending, &first, r, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
 /* Appends one whole line to the thread's own ring, or counts it as dropped. */
 static void ring_put(struct log_ring *r, const char *p, size_t n)
 {
@@ -654,6 +737,7 @@ static void ring_put(struct log_ring *r, const char *p, size_t n)
         r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
         if (RING_SIZE - (tail - r->head_seen) < n) {
             atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+            ring_queue(r);
             return;
         }
     }
@@ -662,6 +746,7 @@ static void ring_put(struct log_ring *r, const char *p, size_t n)
     memcpy(r->buf + at, p, first);
     memcpy(r->buf, p + first, n - first);
     atomic_store_explicit(&r->tail, tail + n, memory_order_release);
+    ring_queue(r);
     /* Our view of head is old: look again only when the ring seems to fill up. */
     size_t fill = tail + n - r->head_seen;
     if (fill >= RING_URGENT) {

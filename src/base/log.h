@@ -43,6 +43,14 @@ void log_reopen(void);
  * lost, never torn); afterwards log_event logs nothing until the next log_open.
  */
 void log_close(void);
+/*
+ * The calling thread expects to log nothing for a while (a -m threads connection thread
+ * waiting for its next connection): if the writer has taken everything in its ring, the
+ * ring's pages go back to the system (refilled with zeroes when next written). Positions
+ * only grow, so a ring reused by many connections would otherwise end up holding all of
+ * its 1 MiB. Cheap when the thread has no ring.
+ */
+void log_thread_idle(void);
 
 /*
  * Queues one line: `ts=... level=... event=EVENT` followed by " " and the printf-formatted

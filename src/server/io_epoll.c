@@ -41,7 +41,8 @@ static void list_del(struct io_worker *w, struct worker_conn *wc)
         w->conns = wc->next;
     if (wc->next)
         wc->next->prev = wc->prev;
-    w->nconns--;
+    if (--w->nconns == 0)
+        w->trim_owed = true;
 }
 
 static void maybe_finish(struct io_worker *w)
@@ -217,6 +218,8 @@ static void on_tick(struct loop *l, void *arg)
     }
     for (int i = 0; i < w->nudp; i++)
         udp_on_timer(&w->udp[i].u, now, TICK_MS);
+    if (w->trim_owed && w->nconns == 0 && model_idle_trim(now))
+        w->trim_owed = false;
     if (w->stop_seen) {
         /* Each connection closes itself by stop_at (its drain deadline); this is the
          * backstop for any still open past it (logged as shutdown). */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Threads model: one thread per TCP connection (the notebook's Exercise 2). Each thread
- * drives its connection engine with poll(), watching a shared eventfd that signals shutdown. UDP
- * has no connections, so over UDP this model serves from one event-loop worker. */
+ * drives its connection engine with poll(), watching a shared eventfd that signals shutdown.
+ * Threads are reused: one whose connection ended waits for the next (the most recently idle
+ * is handed the next connection, so few stay warm) and ends after IDLE_EXIT_MS without one.
+ * UDP has no connections, so over UDP this model serves from one event-loop worker. */
 #include "io.h"
 #include "io_worker.h"
 
@@ -13,25 +15,64 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
-#define THREAD_STACK (1024 * 1024) /* room for OpenSSL (DH, Noise) under sanitizers */
+/* Connection threads run on small stacks (what the engine, the protocols and OpenSSL's
+ * handshakes use is a few tens of KiB); under the sanitizers, whose frames are much larger,
+ * on 1 MiB. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SECHO_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SECHO_SANITIZED 1
+#endif
+#endif
+#ifdef SECHO_SANITIZED
+#define THREAD_STACK (1024 * 1024)
+#else
+#define THREAD_STACK (256 * 1024)
+#endif
 /* The longest a thread sleeps without looking at the shutdown flag. */
 #define MAX_WAIT_MS 1000
+/* An idle thread beyond IDLE_KEEP ends once it has waited this long for a connection. */
+#define IDLE_EXIT_MS 2000
+#define IDLE_KEEP    2
+/* A thread idle this long gives back the pages of its log ring (log_thread_idle); under
+ * churn the next connection comes sooner, and the ring's pages are simply reused. */
+#define IDLE_RELEASE_MS 100
+/* A connection thread's pool of freed buffer storage: the 64 KiB read room it takes and
+ * gives back per read, and as much again for the output storage an echo takes and gives
+ * back (with the read room alone, each echo's output went to malloc and back: 3% more server
+ * CPU per echo, bench/ab.sh). The old storage of a growing output buffer beyond that is
+ * freed, since no other connection could take it (and the pool is drained when a connection
+ * ends). */
+#define THREAD_POOL_BYTES (2 * SERVER_READ_CHUNK)
+
+struct tworker;
 
 struct tmodel {
+    struct server *srv;
     int wakefd;
+    pthread_attr_t attr;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    long live;
+    pthread_cond_t cv;    /* signalled when `threads` drops to 0 */
+    long threads;         /* started and neither ended nor parked */
+    struct tworker *idle; /* the idle threads, most recently idle first (LIFO) */
+    long nidle;
+    uint64_t ended; /* threads that ended (for the acceptor's trim) */
+    bool quit;      /* shutdown: idle threads park instead of waiting */
 };
 
-struct tconn {
-    struct server_conn sc;
+/* One connection thread; it serves one connection after another. */
+struct tworker {
     struct tmodel *m;
-    struct server *srv;
+    pthread_cond_t cv;           /* signalled when a connection is handed over, or at shutdown */
+    struct tworker *prev, *next; /* in m->idle while idle */
+    bool has_job;
     int fd;
     struct net_addr peer;
+    struct server_conn sc;
     struct stats_slot stats; /* this thread's counters, in worker 0's */
 };
 
@@ -53,13 +94,13 @@ static int wait_ms(const struct conn *c, uint64_t now)
 }
 
 /*
- * A thread whose connection ended during shutdown does not exit: the process is about to,
- * and ending 15,000 threads one by one (each unmapping its stack, with a TLB shootdown across
- * the cores, under the address-space lock every other exiting thread wants) took longer than
- * the connections themselves, past SPEC's 2 s. Parked, the threads are ended all at once by
- * the process's exit. A parked thread holds nothing (its connection is closed and freed, its
- * crypto state released) and runs no code; signals are blocked in every connection thread,
- * so pause() never returns.
+ * A thread that is idle or whose connection ended during shutdown does not exit: the process
+ * is about to, and ending 15,000 threads one by one (each unmapping its stack, with a TLB
+ * shootdown across the cores, under the address-space lock every other exiting thread wants)
+ * took longer than the connections themselves, past SPEC's 2 s. Parked, the threads are
+ * ended all at once by the process's exit. A parked thread holds nothing (its connection is
+ * closed and freed, its crypto state released) and runs no code; signals are blocked in
+ * every connection thread, so pause() never returns.
  */
 static _Noreturn void park_until_exit(void)
 {
@@ -67,18 +108,42 @@ static _Noreturn void park_until_exit(void)
         pause();
 }
 
-static void *conn_main(void *arg)
+/* With m->mu held. */
+static void idle_push(struct tmodel *m, struct tworker *w)
 {
-    struct tconn *t = arg;
-    struct conn *c = &t->sc.c;
-    struct server *srv = t->srv;
-    struct tmodel *m = t->m;
-    int fd = t->fd;
+    w->prev = NULL;
+    w->next = m->idle;
+    if (m->idle)
+        m->idle->prev = w;
+    m->idle = w;
+    m->nidle++;
+}
+
+/* With m->mu held. */
+static void idle_remove(struct tmodel *m, struct tworker *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        m->idle = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    m->nidle--;
+}
+
+/* Serves w's connection until it is closed, then closes and frees everything it held. */
+static void serve(struct tworker *w)
+{
+    struct conn *c = &w->sc.c;
+    struct server *srv = w->m->srv;
+    struct tmodel *m = w->m;
+    int fd = w->fd;
     uint64_t now = loop_clock_ms();
     bool stop_seen = false;
-    stats_enter(&srv->stats, 0, &t->stats);
 
-    if (server_conn_init(&t->sc, srv, &t->peer, now) == 0) {
+    memset(&w->sc, 0, sizeof(w->sc));
+    if (server_conn_init(&w->sc, srv, &w->peer, now) == 0) {
         model_conn_send(c, fd, now);
         while (!conn_closed(c)) {
             if (!stop_seen && atomic_load(&srv->stopping)) {
@@ -125,18 +190,79 @@ static void *conn_main(void *arg)
     }
     conn_free(c);
     close(fd);
-    model_release(srv);
+    buf_pool_drain();
+    /* The last one open gives back at once what the connections freed (unless a trim ran
+     * less than MODEL_TRIM_MS ago: then the acceptor does, on its next round). */
+    if (model_release(srv) == 0)
+        model_idle_trim(loop_clock_ms());
+}
+
+/* The deadline of an idle wait of ms, on the clock the condition variables use. */
+static struct timespec idle_deadline(int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static void *worker_main(void *arg)
+{
+    struct tworker *w = arg;
+    struct tmodel *m = w->m;
+    struct server *srv = m->srv;
+    stats_enter(&srv->stats, 0, &w->stats);
+    buf_pool_set_limit(THREAD_POOL_BYTES);
+
+    pthread_mutex_lock(&m->mu);
+    while (w->has_job) {
+        w->has_job = false;
+        pthread_mutex_unlock(&m->mu);
+        serve(w);
+        pthread_mutex_lock(&m->mu);
+        if (m->quit)
+            break;
+        idle_push(m, w);
+        bool released = false;
+        struct timespec until = idle_deadline(IDLE_RELEASE_MS);
+        while (!w->has_job && !m->quit) {
+            int e = pthread_cond_timedwait(&w->cv, &m->mu, &until);
+            if (e != ETIMEDOUT || w->has_job)
+                continue;
+            if (!released) {
+                released = true;
+                pthread_mutex_unlock(&m->mu);
+                log_thread_idle();
+                pthread_mutex_lock(&m->mu);
+                until = idle_deadline(IDLE_EXIT_MS - IDLE_RELEASE_MS);
+            } else if (m->nidle > IDLE_KEEP) {
+                break;
+            } else {
+                until = idle_deadline(IDLE_EXIT_MS);
+            }
+        }
+        if (!w->has_job)
+            idle_remove(m, w); /* timed out, or shutdown */
+    }
+    bool park = m->quit;
+    pthread_mutex_unlock(&m->mu);
+
     stats_leave();
-    free(t);
     /* OpenSSL's thread-exit cleanup takes one of its global locks; done from the key
-     * destructor after `live` drops, it would race with the library's own cleanup at
+     * destructor after `threads` drops, it would race with the library's own cleanup at
      * process exit (the main thread does not join detached threads). */
     crypto_thread_stop();
-    /* Read before `live` drops: afterwards the server may be freed. */
-    bool park = atomic_load(&srv->stopping);
+    pthread_cond_destroy(&w->cv);
+    free(w);
     pthread_mutex_lock(&m->mu);
+    m->ended++;
     /* Only the last one wakes the acceptor thread, which waits for none but the last. */
-    if (--m->live == 0)
+    if (--m->threads == 0)
         pthread_cond_signal(&m->cv);
     pthread_mutex_unlock(&m->mu);
     if (park)
@@ -144,51 +270,76 @@ static void *conn_main(void *arg)
     return NULL;
 }
 
-/* Starts the thread of an accepted, admitted connection; on failure it is closed. */
-static void spawn(struct server *srv, struct tmodel *m, pthread_attr_t *attr, int fd,
-                  const struct net_addr *peer)
+/* Hands an accepted, admitted connection to the most recently idle thread, or to a new one;
+ * on failure it is closed. */
+static void hand_off(struct tmodel *m, int fd, const struct net_addr *peer)
 {
-    struct tconn *t = calloc(1, sizeof(*t));
-    if (!t) {
-        close(fd);
-        model_release(srv);
+    struct server *srv = m->srv;
+    pthread_mutex_lock(&m->mu);
+    struct tworker *w = m->idle;
+    if (w) {
+        idle_remove(m, w);
+        w->fd = fd;
+        w->peer = *peer;
+        w->has_job = true;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&m->mu);
         return;
     }
-    t->m = m;
-    t->srv = srv;
-    t->fd = fd;
-    t->peer = *peer;
-    pthread_mutex_lock(&m->mu);
-    m->live++;
+    m->threads++;
     pthread_mutex_unlock(&m->mu);
-    pthread_t th;
-    int e = pthread_create(&th, attr, conn_main, t);
-    if (e != 0) {
-        char text[NET_ADDRSTRLEN];
-        net_format_addr((const struct sockaddr *)&peer->ss, text, sizeof(text));
-        char er[128], v[LOG_VALUE_MAX(NET_ADDRSTRLEN)], ev[LOG_VALUE_MAX(128)];
-        snprintf(er, sizeof(er), "cannot start a thread: %s", strerror(e));
-        log_event(LOG_ERROR, "error", "peer=%s error=%s", log_value(v, sizeof(v), text),
-                  log_value(ev, sizeof(ev), er));
-        pthread_mutex_lock(&m->mu);
-        m->live--;
-        pthread_mutex_unlock(&m->mu);
-        close(fd);
-        model_release(srv);
-        free(t);
+
+    int e = ENOMEM;
+    w = calloc(1, sizeof(*w));
+    if (w) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        e = pthread_cond_init(&w->cv, &ca);
+        pthread_condattr_destroy(&ca);
+        if (e == 0) {
+            w->m = m;
+            w->fd = fd;
+            w->peer = *peer;
+            w->has_job = true;
+            pthread_t th;
+            e = pthread_create(&th, &m->attr, worker_main, w);
+            if (e == 0)
+                return;
+            pthread_cond_destroy(&w->cv);
+        }
+        free(w);
     }
+    char text[NET_ADDRSTRLEN];
+    net_format_addr((const struct sockaddr *)&peer->ss, text, sizeof(text));
+    char er[128], v[LOG_VALUE_MAX(NET_ADDRSTRLEN)], ev[LOG_VALUE_MAX(128)];
+    snprintf(er, sizeof(er), "cannot start a thread: %s", strerror(e));
+    log_event(LOG_ERROR, "error", "peer=%s error=%s", log_value(v, sizeof(v), text),
+              log_value(ev, sizeof(ev), er));
+    pthread_mutex_lock(&m->mu);
+    m->threads--;
+    pthread_mutex_unlock(&m->mu);
+    close(fd);
+    model_release(srv);
 }
 
 static void serve_tcp(struct server *srv, struct tmodel *m, struct model_acceptor *acc, int nacc)
 {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, THREAD_STACK);
     stats_enter(&srv->stats, 0, NULL); /* the acceptor counts what it refuses */
+    /* What had happened (connections accepted, threads ended) at the last trim. */
+    uint64_t accepted = 0, trimmed_at = 0;
 
     while (!atomic_load(&srv->stopping)) {
         uint64_t now = loop_clock_ms();
+        /* Nothing open: give back what the connections' threads freed (once a second at
+         * most, and only when something happened since the last time). */
+        if (atomic_load(&srv->nconns) == 0) {
+            pthread_mutex_lock(&m->mu);
+            uint64_t seen = accepted + m->ended;
+            pthread_mutex_unlock(&m->mu);
+            if (seen != trimmed_at && model_idle_trim(now))
+                trimmed_at = seen;
+        }
         struct pollfd p[MODEL_MAX_ADDRS + 1];
         int timeout = MAX_WAIT_MS;
         for (int i = 0; i < nacc; i++) {
@@ -206,18 +357,23 @@ static void serve_tcp(struct server *srv, struct tmodel *m, struct model_accepto
                 continue;
             struct net_addr peer;
             int fd = model_accept(&acc[i], &peer, loop_clock_ms());
-            if (fd >= 0)
-                spawn(srv, m, &attr, fd, &peer);
+            if (fd >= 0) {
+                accepted++;
+                hand_off(m, fd, &peer);
+            }
         }
     }
     for (int i = 0; i < nacc; i++)
         model_acceptor_close(&acc[i]);
-    pthread_attr_destroy(&attr);
     stats_leave();
 
-    /* Every thread delivers what it owes and closes by stop_at; wait for them. */
+    /* Idle threads park; every busy one delivers what it owes and closes by stop_at, then
+     * parks: wait for them. */
     pthread_mutex_lock(&m->mu);
-    while (m->live > 0)
+    m->quit = true;
+    for (struct tworker *w = m->idle; w; w = w->next)
+        pthread_cond_signal(&w->cv);
+    while (m->threads > 0)
         pthread_cond_wait(&m->cv, &m->mu);
     pthread_mutex_unlock(&m->mu);
 }
@@ -229,7 +385,7 @@ int io_threads_run(struct server *srv)
     struct model_listeners ls;
     if (model_listen(srv, 1, &ls) < 0)
         return 1;
-    struct tmodel m = {.live = 0};
+    struct tmodel m = {.srv = srv};
     m.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (m.wakefd < 0) {
         fprintf(stderr, "secho: cannot start: %s\n", strerror(errno));
@@ -238,6 +394,9 @@ int io_threads_run(struct server *srv)
     }
     pthread_mutex_init(&m.mu, NULL);
     pthread_cond_init(&m.cv, NULL);
+    pthread_attr_init(&m.attr);
+    pthread_attr_setdetachstate(&m.attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&m.attr, THREAD_STACK);
     server_set_wake(srv, wake_threads, &m);
     /* Everything the server holds open is opened before it says it is ready. */
     int fds[MODEL_MAX_ADDRS];
@@ -252,5 +411,6 @@ int io_threads_run(struct server *srv)
     close(m.wakefd);
     pthread_mutex_destroy(&m.mu);
     pthread_cond_destroy(&m.cv);
+    pthread_attr_destroy(&m.attr);
     return 0;
 }

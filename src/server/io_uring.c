@@ -106,6 +106,7 @@ struct uring_worker {
     int nlis, nudp;
     long nstarved;
     long nconns;
+    bool trim_owed; /* nconns fell to 0: the next tick gives memory back (model_idle_trim) */
     struct uring_lis lis[MODEL_MAX_ADDRS];
     struct uring_udp udp[MODEL_MAX_ADDRS];
     struct uring_conn *conns; /* live, for shutdown */
@@ -253,7 +254,8 @@ static void drop(struct uring_conn *uc)
     struct uring_worker *w = uc->w;
     loop_timer_disarm(w->loop, &uc->timer);
     list_del(&w->conns, uc);
-    w->nconns--;
+    if (--w->nconns == 0)
+        w->trim_owed = true;
     conn_free(&uc->sc.c);
     drop_input(uc);
     if (uc->starved)
@@ -617,6 +619,8 @@ static void on_tick(struct loop *l, void *arg)
     for (int i = 0; i < w->nudp; i++)
         if (w->udp[i].open)
             udp_on_timer(&w->udp[i].u, now, TICK_MS);
+    if (w->trim_owed && w->nconns == 0 && model_idle_trim(now))
+        w->trim_owed = false;
     if (w->stop_seen) {
         /* Each connection closes itself by stop_at (its drain deadline); this is the
          * backstop for any still open past it (logged as shutdown). */

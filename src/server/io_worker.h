@@ -40,6 +40,7 @@ struct io_worker {
     int nudp;
     struct worker_conn *conns; /* intrusive list, for shutdown */
     long nconns;
+    bool trim_owed; /* nconns fell to 0: the next tick gives memory back (model_idle_trim) */
     bool stop_seen;
     pthread_t thread;
     int stats_worker; /* which worker of srv->stats it counts for (set after io__worker_init) */

@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "activation.h"
+#include "buf.h"
 #include "log.h"
 #include "stats.h"
 
@@ -364,9 +367,25 @@ int model_accept(struct model_acceptor *a, struct net_addr *peer, uint64_t now)
     return model_admit(a, fd, peer);
 }
 
-void model_release(struct server *srv)
+long model_release(struct server *srv)
 {
-    atomic_fetch_sub(&srv->nconns, 1);
+    return atomic_fetch_sub(&srv->nconns, 1) - 1;
+}
+
+bool model_idle_trim(uint64_t now)
+{
+    static _Atomic uint64_t last; /* when a trim last ran; 0: never */
+    buf_pool_drain();
+    log_thread_idle();
+    uint64_t was = atomic_load(&last);
+    if (was != 0 && now - was < MODEL_TRIM_MS)
+        return false;
+    if (!atomic_compare_exchange_strong(&last, &was, now))
+        return false; /* another worker trims now */
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    return true;
 }
 
 void model_conn_recv(struct conn *c, int fd, uint64_t now)

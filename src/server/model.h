@@ -90,8 +90,21 @@ void model_accept_failed(struct model_acceptor *a, int err, uint64_t now);
  * against --max-conns. Returns fd, counted as model_accept's, or -ECONNREFUSED after
  * logging `denied` and closing it. */
 int model_admit(struct model_acceptor *a, int fd, const struct net_addr *peer);
-/* Un-counts a connection model_accept returned, after its socket is closed. */
-void model_release(struct server *srv);
+/* Un-counts a connection model_accept returned, after its socket is closed. Returns how
+ * many stay open. */
+long model_release(struct server *srv);
+
+/* Once a second at most, process-wide: how often model_idle_trim gives memory back. */
+#define MODEL_TRIM_MS 1000
+/*
+ * A worker (the calling thread) has no connection open any more: its pool of freed buffer
+ * storage is freed, its log ring's pages are given back (log_thread_idle) and, if no trim ran in
+ * the last MODEL_TRIM_MS, what the allocator keeps free in every arena goes back to the system
+ * (malloc_trim), so that RSS after a burst of connections comes back down instead of staying at its
+ * high-water mark. Returns whether the allocator was trimmed (else: call again later, e.g. from a
+ * timer, to do it).
+ */
+bool model_idle_trim(uint64_t now);
 
 /* Readiness models, for a connection whose socket `fd` is readable: receives once into the
  * engine (bytes, EOF or an error). */

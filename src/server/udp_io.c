@@ -123,12 +123,20 @@ int udp_init(struct udp_service *u, struct server *srv, int fd)
 {
     u->fd = -1;
     u->batch = NULL;
+    u->single = NULL;
     int r = udp_peers_init(&u->peers, srv, emit, u);
     if (r < 0) {
         udp_peers_close(&u->peers);
         return r;
     }
     u->batch = batch_new();
+    if (!u->batch) {
+        u->single = malloc(UDP_IO_MAX_DGRAM);
+        if (!u->single) {
+            udp_peers_close(&u->peers);
+            return -ENOMEM;
+        }
+    }
     u->fd = fd;
     return 0;
 }
@@ -136,12 +144,12 @@ int udp_init(struct udp_service *u, struct server *srv, int fd)
 /* The one-datagram-per-call path. */
 static bool readable_single(struct udp_service *u, uint64_t now)
 {
-    static _Thread_local uint8_t data[UDP_IO_MAX_DGRAM];
+    uint8_t *data = u->single;
     for (int i = 0; i < UDP_IO_BATCH && u->fd >= 0; i++) {
         struct net_addr from;
         from.len = sizeof(from.ss);
-        ssize_t n = recvfrom(u->fd, data, sizeof(data), MSG_DONTWAIT, (struct sockaddr *)&from.ss,
-                             &from.len);
+        ssize_t n = recvfrom(u->fd, data, UDP_IO_MAX_DGRAM, MSG_DONTWAIT,
+                             (struct sockaddr *)&from.ss, &from.len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -210,6 +218,8 @@ void udp_close(struct udp_service *u)
         flush(u); /* the goodbyes of sessions that end here, if any */
     batch_free(u->batch);
     u->batch = NULL;
+    free(u->single);
+    u->single = NULL;
     if (u->fd >= 0)
         close(u->fd);
     u->fd = -1;

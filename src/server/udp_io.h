@@ -22,6 +22,10 @@ struct udp_service {
     /* The batch buffers (recvmmsg in, sendmmsg out), or NULL for the one-datagram-per-call
      * path (SECHO_UDP_SINGLE=1 in the environment, kept for measuring the batch). */
     struct udp_batch *batch;
+    /* The one-datagram path's receive room (batch NULL). On the heap, not thread-local:
+     * static TLS is zeroed in every thread the process starts (a connection thread of
+     * -m threads too), 64 KiB of RSS per thread for a path that most never run. */
+    uint8_t *single;
 };
 
 /* Takes ownership of a bound, non-blocking UDP socket on success; the table's replies are

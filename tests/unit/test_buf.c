@@ -304,6 +304,56 @@ static void test_pool_reuse_and_wipe(void)
     buf_pool_drain();
 }
 
+/* A thread's limit set lower keeps fewer bytes, frees what it held beyond at once, and 0
+ * keeps nothing; the default comes back with BUF_POOL_BYTES. */
+static void test_pool_limit(void)
+{
+    struct buf_pool_stats st;
+    struct buf bs[4];
+    buf_pool_drain();
+    for (int i = 0; i < 4; i++) {
+        buf_init(&bs[i], 1 << 20);
+        CHECK_INT(buf_reserve(&bs[i], 16384), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        buf_free(&bs[i]);
+    buf_pool_stats(&st);
+    CHECK_INT(st.bytes, 4 * 16384);
+
+    buf_pool_set_limit(32768); /* holds 64 KiB: emptied */
+    buf_pool_stats(&st);
+    CHECK_INT(st.bytes, 0);
+    for (int i = 0; i < 4; i++) {
+        buf_init(&bs[i], 1 << 20);
+        CHECK_INT(buf_reserve(&bs[i], 16384), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        buf_free(&bs[i]);
+    buf_pool_stats(&st);
+    CHECK_INT(st.blocks, 2);
+    CHECK_INT(st.bytes, 32768);
+
+    buf_pool_set_limit(0);
+    buf_pool_stats(&st);
+    CHECK_INT(st.bytes, 0);
+    buf_init(&bs[0], 1 << 20);
+    CHECK_INT(buf_reserve(&bs[0], BUF_POOL_MIN), 0);
+    buf_free(&bs[0]);
+    buf_pool_stats(&st);
+    CHECK_INT(st.blocks, 0);
+
+    buf_pool_set_limit(BUF_POOL_BYTES);
+    for (int i = 0; i < 4; i++) {
+        buf_init(&bs[i], 1 << 20);
+        CHECK_INT(buf_reserve(&bs[i], 16384), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        buf_free(&bs[i]);
+    buf_pool_stats(&st);
+    CHECK_INT(st.bytes, 4 * 16384);
+    buf_pool_drain();
+}
+
 /* The free-list is bounded: per size, and in bytes over all sizes. */
 static void test_pool_bounded(void)
 {
@@ -387,6 +437,7 @@ int main(void)
     test_release_nowipe();
     test_pool_reuse_and_wipe();
     test_pool_bounded();
+    test_pool_limit();
     test_pool_threads();
     return CHECK_DONE();
 }

@@ -499,6 +499,49 @@ static void test_close_flushes(void)
     log_event(LOG_INFO, "seq", "thread=0 seq=0 pad=x");
 }
 
+/* A thread gives its ring's pages back while idle (only once the writer has taken everything)
+ * and logs on after it: every line of both batches is written whole and in order. */
+static void test_thread_idle(void)
+{
+    char path[] = "/tmp/secho-test-log-XXXXXX";
+    CHECK(temp_path(path));
+    log_thread_idle(); /* no ring yet: nothing to do */
+    CHECK_INT(log_open(path), 0);
+    struct producer_arg a = {.id = 2, .lines = 2000, .pace = false};
+    producer(&a);
+    log_thread_idle(); /* the writer may not have taken it all: then nothing is given back */
+    /* Wait (10 s at most) for the writer to have written the first batch. */
+    for (int i = 0; i < 1000; i++) {
+        char *text = slurp(path);
+        struct tally tl = {0};
+        if (text) {
+            tally_lines(text, &tl);
+            free(text);
+        }
+        if (tl.next[2] == 2000)
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    }
+    log_thread_idle();
+    struct producer_arg b = {.id = 3, .lines = 2000, .pace = false};
+    producer(&b);
+    log_close();
+    char *text = slurp(path);
+    CHECK(text != NULL);
+    if (text) {
+        struct tally tl;
+        tally_lines(text, &tl);
+        CHECK_INT(tl.bad, 0);
+        CHECK_INT(tl.dropped, 0);
+        CHECK_INT(tl.out_of_order, 0);
+        CHECK_INT(tl.lines, 4000);
+        CHECK_INT(tl.next[2], 2000);
+        CHECK_INT(tl.next[3], 2000);
+        free(text);
+    }
+    unlink(path);
+}
+
 /* ---- log_event_limited, on a fake clock ---- */
 
 static atomic_uint_least64_t lim_fake;
@@ -794,6 +837,7 @@ int main(void)
     test_threads();
     test_full_ring_and_dead_thread();
     test_close_flushes();
+    test_thread_idle();
     test_quiet_latency();
     test_timestamp();
     test_value();
