@@ -85,6 +85,7 @@ static struct {
     int fd;
     char *path;   /* NULL for stderr */
     bool journal; /* stderr is the systemd journal: "<N>" priorities, no ts= */
+    bool stuck;   /* log_close gave up on a writer blocked in write(2); see log.h */
 } lg = {.fd = -1};
 
 static const char *level_name(enum log_level level);
@@ -578,6 +579,8 @@ static void rings_reset(void)
 
 int log_open(const char *path)
 {
+    if (lg.stuck)
+        return -EBUSY;
     pthread_once(&ring_key_once, ring_key_create);
     int fd = STDERR_FILENO;
     char *p = NULL;
@@ -622,13 +625,23 @@ void log_reopen(void)
     wake_writer(false); /* a fence, lock-free atomics and a futex syscall: async-signal-safe */
 }
 
-void log_close(void)
+int log_close(void)
 {
     if (!atomic_load(&lg.running))
-        return;
+        return 0;
     atomic_store(&lg.stopping, true);
     wake_writer(true);
-    pthread_join(lg.thread, NULL);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* pthread_timedjoin_np's clock */
+    until.tv_nsec += (long)LOG_CLOSE_WAIT_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    if (pthread_timedjoin_np(lg.thread, NULL, &until) != 0) {
+        /* Stuck in write(2): it keeps lg's file and chunk, and lg stays running so that
+         * no log_open reuses them. Later lines fill the rings and are dropped there. */
+        lg.stuck = true;
+        return -ETIMEDOUT;
+    }
     atomic_store(&lg.running, false);
     if (lg.path)
         close(lg.fd);
@@ -637,6 +650,7 @@ void log_close(void)
     free(lg.chunk);
     lg.chunk = NULL;
     lg.fd = -1;
+    return 0;
 }
 
 void log_timestamp(char *out, size_t outlen)

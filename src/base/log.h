@@ -41,8 +41,13 @@ void log_reopen(void);
  * Writes out everything queued, stops the writer thread and closes the file. The caller
  * MUST make sure no other thread is inside log_event (lines logged concurrently may be
  * lost, never torn); afterwards log_event logs nothing until the next log_open.
+ * Waits at most LOG_CLOSE_WAIT_MS for the writer: a sink that takes nothing (a pipe no one
+ * reads, a hung file system) must not keep a stopping server alive. Then the writer is
+ * left blocked with its file and buffers, what it had not written is lost, and log_open
+ * fails (-EBUSY) from then on: the caller is about to exit. Returns 0, or -ETIMEDOUT then.
  */
-void log_close(void);
+#define LOG_CLOSE_WAIT_MS 500
+int log_close(void);
 /*
  * The calling thread expects to log nothing for a while (a -m threads connection thread
  * waiting for its next connection): if the writer has taken everything in its ring, the
