@@ -131,12 +131,16 @@ bool client_echo_on_message(struct client_echo *e, const struct proto_msg *m, bo
     }
     check_denied(e, m->data, m->len);
     bool eol = m->last;
-    if (m->last && e->parts_len > 0 &&
+    /* The oldest line's count is 0 only while its rest is still to be queued and every
+     * record queued so far has come back: a message then is one nobody asked for (a
+     * misbehaving server) and takes nothing from the count, which the rest adds to. */
+    bool owed_here = e->parts_len > 0 && e->parts[e->parts_head] > 0;
+    if (m->last && owed_here &&
         (--e->parts[e->parts_head] > 0 || (e->parts_len == 1 && e->mid_line))) {
         /* more records of the same line follow, or the rest of the line is still to be
          * queued (its entry stays) */
         eol = false;
-    } else if (m->last && e->parts_len > 0) {
+    } else if (m->last && owed_here) {
         e->parts_head = (e->parts_head + 1) % CLIENT_LINES_IN_FLIGHT;
         e->parts_len--;
     }
