@@ -183,11 +183,8 @@ bool buf_release(struct buf *b)
 {
     if (b->wr != b->rd)
         return false;
-    if (b->data) {
-        wipe_written(b);
-        drop_storage(b);
-    }
-    return true;
+    wipe_written(b);
+    return buf_release_nowipe(b);
 }
 
 bool buf_release_nowipe(struct buf *b)
