@@ -120,7 +120,10 @@ class BenchPeers(unittest.TestCase):
                 self.assertGreater(res["syscall_us"], 0)
                 # One write and one read cost more than one bare system call.
                 self.assertGreater(res["rw_us"], res["syscall_us"])
-                self.assertGreater(res["rw_cpu_us"], res["syscall_us"])
+                # CPU time comes in scheduler ticks' worth of accuracy and the syscall figure
+                # is wall time: on a loaded machine (ASan in CI) the two cross, so only its
+                # presence is checked here; bench/RESULTS.md reports the figures.
+                self.assertGreater(res["rw_cpu_us"], 0)
         r = subprocess.run([floor, "64"], capture_output=True, timeout=T(10))
         self.assertEqual(r.returncode, 2)
 
