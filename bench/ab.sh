@@ -3,13 +3,14 @@
 # Before/after comparison of two secho builds (a refactoring must not slow the data path):
 # both servers in turn on CPU 0, loaded by the same `secho bench` on CPU 1, rounds
 # interleaved so that noise on a shared machine hits both alike. Reports messages/s and the
-# server's CPU time per echo (utime+stime from /proc/PID/stat divided by echoes), medians
+# server's CPU time per echo (its process CPU clock: utime+stime, exact, divided by echoes), medians
 # over the rounds, and the ratio B/A.
 #
 # Usage: bench/ab.sh OLD_SECHO NEW_SECHO
 # Environment: AB_ROUNDS (default 5), AB_DURATION (s, default 3), AB_MODELS (default
 #   "epoll reactors threads"), AB_PROTOS (default "plain secure"),
-#   AB_ARGS (load options, default "-c 50 -s 64"), AB_TRANSPORT (tcp or udp, default tcp).
+#   AB_ARGS (load options, default "-c 50 -s 64"), AB_TRANSPORT (tcp or udp, default tcp),
+#   AB_LOG_MESSAGES=1 (log each message's text, as shipped; default --no-log-messages).
 set -euo pipefail
 
 A=$(readlink -f "$1")
@@ -20,6 +21,8 @@ read -r -a MODELS <<<"${AB_MODELS:-epoll reactors threads}"
 read -r -a PROTOS <<<"${AB_PROTOS:-plain secure}"
 read -r -a LOAD <<<"${AB_ARGS:--c 50 -s 64}"
 XPRT=${AB_TRANSPORT:-tcp}
+NOTEXT=(--no-log-messages)
+[ "${AB_LOG_MESSAGES:-0}" = 1 ] && NOTEXT=()
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/secho-ab.XXXXXX")
 PID=
 cleanup() {
@@ -27,13 +30,16 @@ cleanup() {
     rm -rf "$TMP"
 }
 trap cleanup EXIT
-TICK=$(getconf CLK_TCK)
+# Server CPU from the process CPU clock (bench/cputime.c: nanoseconds, every thread), not
+# /proc/PID/stat's clock ticks, which sample who runs at each tick and blur a 1-2% change.
+HERE=$(dirname "$(readlink -f "$0")")
+"${CC:-cc}" -O2 -o "$TMP/cputime" "$HERE/cputime.c"
 
 start() { # binary model proto
     local key=()
     [ "$3" = secure ] && key=(-k "$TMP/server.key")
     taskset -c 0 "$1" server -P "$3" -t "$XPRT" -m "$2" --threads 1 -p 0 "${key[@]}" \
-        -l "$TMP/server.log" --no-log-messages >"$TMP/ready" 2>"$TMP/err" &
+        -l "$TMP/server.log" "${NOTEXT[@]}" >"$TMP/ready" 2>"$TMP/err" &
     PID=$!
     for _ in $(seq 200); do
         PORT=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$TMP/ready" 2>/dev/null | head -1)
@@ -46,22 +52,22 @@ start() { # binary model proto
     exit 1
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ns() { "$TMP/cputime" "$1" | cut -d' ' -f1; }
 
 measure() { # label
     local before after json msgs rate
-    before=$(cpu_ticks "$PID")
+    before=$(cpu_ns "$PID")
     json=$(taskset -c 1 "$B" bench -P "$PROTO" -t "$XPRT" -p "$PORT" -d "$DURATION" --warmup 0.5 \
         "${LOAD[@]}" --json)
-    after=$(cpu_ticks "$PID")
+    after=$(cpu_ns "$PID")
     # The run's totals are the first "msgs" and "msgs_per_s" (the per-second intervals
     # that follow repeat both names).
     msgs=$(grep -o '"msgs":[0-9]*' <<<"$json" | head -1 | cut -d: -f2)
     rate=$(grep -o '"msgs_per_s":[0-9.]*' <<<"$json" | head -1 | cut -d: -f2)
     # Warm-up echoes cost CPU too but are not counted in msgs: the figure is an upper bound
     # that is the same for both builds.
-    awk -v l="$1" -v r="$rate" -v t=$((after - before)) -v m="$msgs" -v hz="$TICK" \
-        'BEGIN { printf "%s %s %.3f\n", l, r, (m > 0 ? t * 1e6 / hz / m : 0) }' >>"$TMP/rows"
+    awk -v l="$1" -v r="$rate" -v t=$((after - before)) -v m="$msgs" \
+        'BEGIN { printf "%s %s %.3f\n", l, r, (m > 0 ? t / 1e3 / m : 0) }' >>"$TMP/rows"
     kill "$PID"
     wait "$PID" 2>/dev/null || true
     PID=
