@@ -6,8 +6,9 @@
  * byte; it holds no raw byte below 0x20 and no DEL, no `"` that is not escaped, no raw C1
  * control, line or paragraph separator or bidirectional control, and is valid UTF-8; every
  * backslash starts a whole escape (\" \\ \t \r \n \xHH \u{hhhh}); and decoding it gives back
- * exactly the input bytes. The UTF-8 rules are written here again, independently of
- * log.c. */
+ * exactly the input bytes; and it is the canonical escaping (no \xHH where a valid
+ * sequence starts, no \u{} but for those characters). The UTF-8 rules are written here
+ * again, independently of log.c. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -159,6 +160,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fail("printable ASCII written as \\x", i);
             if (one == '\t' || one == '\r' || one == '\n')
                 fail("tab, CR or LF written as \\x", i);
+            /* ...and a byte >= 0x80 only when no valid sequence starts there: the output is
+             * the one canonical escaping, so valid UTF-8 is never turned into \xHH. */
+            uint32_t cp;
+            if (one >= 0x80 && nb < size && data[nb] == one &&
+                utf8_decode(data + nb, size - nb, &cp))
+                fail("valid UTF-8 written as \\x", i);
             adv = 4;
             break;
         }

@@ -937,35 +937,42 @@ void log_limit_clock(uint64_t (*now_ms)(void))
     lim_clock = now_ms;
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no surrogates, at most
- * U+10FFFF), or 0 if the bytes there are not one. */
-static size_t utf8_seq(const uint8_t *s, size_t n)
+/* What a byte may start (RFC 3629: no overlongs, no surrogates, at most U+10FFFF): the
+ * length of the sequence it leads (0 for none: ASCII, a continuation byte, 0xC0, 0xC1,
+ * 0xF5-0xFF) and the range its second byte must be in (the others are 0x80-0xBF). */
+struct utf8_lead {
+    uint8_t len, lo, hi;
+};
+#define LEAD(c)                                                                                    \
+    {                                                                                              \
+        (c) >= 0xC2 && (c) <= 0xDF   ? 2                                                           \
+        : (c) >= 0xE0 && (c) <= 0xEF ? 3                                                           \
+        : (c) >= 0xF0 && (c) <= 0xF4 ? 4                                                           \
+                                     : 0,                                                          \
+            (c) == 0xE0   ? 0xA0                                                                   \
+            : (c) == 0xF0 ? 0x90                                                                   \
+                          : 0x80,                                                                  \
+            (c) == 0xED   ? 0x9F                                                                   \
+            : (c) == 0xF4 ? 0x8F                                                                   \
+                          : 0xBF                                                                   \
+    }
+#define LEAD4(c)  LEAD(c), LEAD((c) + 1), LEAD((c) + 2), LEAD((c) + 3)
+#define LEAD16(c) LEAD4(c), LEAD4((c) + 4), LEAD4((c) + 8), LEAD4((c) + 12)
+#define LEAD64(c) LEAD16(c), LEAD16((c) + 16), LEAD16((c) + 32), LEAD16((c) + 48)
+static const struct utf8_lead utf8_lead_tab[256] = {LEAD64(0), LEAD64(64), LEAD64(128),
+                                                    LEAD64(192)};
+
+/* Length of the valid UTF-8 sequence at s, or 0 if the bytes there are not one. s[0..3]
+ * MUST be readable (log_escape pads the input's last bytes with zeros, which continue no
+ * sequence). No branch: on random bytes, an invalid lead (most of them) would mispredict
+ * one comparison after another. */
+static size_t utf8_seq(const uint8_t *s)
 {
-    uint8_t c = s[0];
-    size_t len;
-    uint8_t lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return len;
+    const struct utf8_lead *l = &utf8_lead_tab[s[0]];
+    unsigned ok = (uint8_t)(s[1] - l->lo) <= (uint8_t)(l->hi - l->lo);
+    ok &= (l->len < 3) | ((s[2] & 0xC0) == 0x80);
+    ok &= (l->len < 4) | ((s[3] & 0xC0) == 0x80);
+    return ok * l->len;
 }
 
 /* The code point of a valid UTF-8 sequence of 2 or 3 bytes (the only lengths that hold the
@@ -1025,14 +1032,21 @@ size_t log_escape(char *dst, const uint8_t *src, size_t n)
     static const char hex[] = "0123456789abcdef";
     char *o = dst;
     size_t i = 0;
+    uint8_t pad[4];
     while (i < n) {
         uint8_t c = src[i];
         /* Only 0xC2-0xF4 can start a valid sequence (utf8_seq); every other byte is one
          * table entry. dst holds 4 per input byte, so the 4-byte store always fits. */
         if (c >= 0xC2 && c <= 0xF4) {
-            size_t k = utf8_seq(src + i, n - i);
+            const uint8_t *p = src + i;
+            if (n - i < 4) { /* a sequence cut off by the end is not one: pad with zeros */
+                memset(pad, 0, sizeof(pad));
+                memcpy(pad, p, n - i);
+                p = pad;
+            }
+            size_t k = utf8_seq(p);
             if (k) {
-                uint32_t cp = utf8_cp(src + i, k);
+                uint32_t cp = utf8_cp(p, k);
                 if (cp_must_escape(cp)) {
                     /* \u{HHHH}: 8 characters for 2 or 3 bytes, within the 4 per byte budget. */
                     memcpy(o, "\\u{", 3);
