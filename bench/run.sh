@@ -10,7 +10,7 @@
 # then writes bench/RESULTS.md (machine, commands, figures, ratios, issue 9's targets).
 #
 # Usage: bench/run.sh [path/to/secho]
-# Environment (defaults in brackets; the default run takes about 12 minutes):
+# Environment (defaults in brackets; the default run takes about 9 minutes):
 #   BENCH_DURATION [2]   measured seconds per measurement
 #   BENCH_WARMUP [0.5]   warm-up seconds before each
 #   BENCH_ROUNDS [3]     rounds (every target once per round)
@@ -18,7 +18,8 @@
 #   BENCH_RATE_16K [5000] open-loop rate, 16 KiB messages
 #   BENCH_CONNS [50]     connections (UDP: sockets)
 #   BENCH_SCENARIOS      space-separated subset of: tcp-open-64 tcp-closed-64 tcp-open-16k
-#                        crypto handshakes udp-open-64 udp-closed-64 memory (default all;
+#                        crypto handshakes udp-open-64 udp-closed-64 udp-batch-64 memory
+#                        (default all;
 #                        memory runs in the first round only: bench/idle_rss.py, plain and
 #                        secure on -m epoll and -m reactors, BENCH_IDLE_CONNS connections)
 #   BENCH_IDLE_CONNS [15000]   idle connections held by the memory scenario
@@ -39,7 +40,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 RATE=${BENCH_RATE:-40000}
 RATE16K=${BENCH_RATE_16K:-5000}
 CONNS=${BENCH_CONNS:-50}
-SCENARIOS=${BENCH_SCENARIOS:-tcp-open-64 tcp-closed-64 tcp-open-16k crypto handshakes udp-open-64 udp-closed-64 memory}
+SCENARIOS=${BENCH_SCENARIOS:-tcp-open-64 tcp-closed-64 tcp-open-16k crypto handshakes udp-open-64 udp-closed-64 udp-batch-64 memory}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-15000}
 SERVER_CPUS=${BENCH_SERVER_CPUS:-0}
 LOAD_CPUS=${BENCH_LOAD_CPUS:-1}
@@ -145,6 +146,10 @@ scenario() { # round name
                     echo "  memory: $m $p failed" >&2
             done
         done ;;
+    udp-batch-64) # 8 datagrams in flight per socket, so that recvmmsg batches fill
+        for t in secho-epoll secho-epoll-1dgram c-epoll; do
+            one "$r" "$2" "$t" plain udp -c "$CONNS" -s 64 --pipeline 8
+        done ;;
     udp-closed-64) # socat forks a process per datagram: closed loop only
         for t in "${UDP_PEERS[@]}" socat; do one "$r" "$2" "$t" plain udp -c "$CONNS" -s 64; done ;;
     *)
@@ -170,7 +175,10 @@ sed -i "s/}\$/,\"elapsed_s\":$ELAPSED,\"load_after\":$(json_str "$(cut -d' ' -f1
 # --html FILE A.json B.json ...` when this secho has it (or BENCH_COMPARE_WITH, another
 # secho binary, does); otherwise the lists stay for later.
 COMPARE=${BENCH_COMPARE_WITH:-$SECHO}
-if "$COMPARE" bench --help 2>&1 | grep -q -- '--compare'; then
+# (The help is read whole first: `grep -q` in a pipe may exit before secho has written it
+# all, and the SIGPIPE then fails the pipe under pipefail.)
+COMPARE_HELP=$("$COMPARE" bench --help 2>&1 || true)
+if grep -q -- '--compare' <<<"$COMPARE_HELP"; then
     for list in "$OUT"/compare/*.list; do
         [ -e "$list" ] || continue
         mapfile -t files <"$list"
