@@ -605,7 +605,12 @@ size_t conn_out_peek(struct conn *c, uint64_t now, const uint8_t **p)
     if (c->paused) {
         if (now < c->pause_until)
             return 0;
-        c->paused = false;
+        /* The pause is over, and whatever waited for it goes on here as in conn_on_time: the
+         * next part, or a drain's next step (its goodbye, the half-close). Only clearing the
+         * flag would leave a drain whose output is all sent waiting for its deadline. */
+        settle(c, now);
+        if (c->state == CONN_CLOSED || c->state == CONN_LINGER)
+            return 0;
     }
     size_t n = buf_sendable(&c->out);
     if (n == 0) {

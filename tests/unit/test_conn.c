@@ -701,6 +701,26 @@ static void test_fernet_bad_token_is_error(void)
     rig_end(&r);
 }
 
+/* A bad token while the key's pause runs, then the driver asks for output once the pause is
+ * over, before it tells the engine the time (a thread that waited in recv does so): the
+ * drain goes on from there, to the half-close, instead of waiting for its deadline. */
+static void test_fernet_fault_in_pause_peek_goes_on(void)
+{
+    struct rig r;
+    rig_start(&r, &proto_lab_fernet, 0, 0);
+    CHECK(rig_send_all(&r) > 0); /* the key, then its pause */
+    rig_recv(&r, "not a token!", 12, SIZE_MAX);
+    CHECK_INT(rig_send_all(&r), 0);
+    CHECK(!r.shut);
+    r.now += SERVER_PACE_MS; /* no conn_on_time */
+    rig_send_all(&r);
+    CHECK(r.shut);
+    CHECK_STR(conn_reason_name(&r.sc.c), "error");
+    conn_on_eof(&r.sc.c, r.now);
+    CHECK(conn_closed(&r.sc.c));
+    rig_end(&r);
+}
+
 /* Record timeout: a token that completes in time is echoed; the next one, trickled a byte
  * every 2 s (each byte refreshing the idle timer), is cut off record_ms after its first byte,
  * its clock started by that byte and not by the earlier record. */
@@ -1702,6 +1722,7 @@ int main(void)
     test_labdh_shutdown_waits_for_pause();
     test_fernet_split_every_offset();
     test_fernet_bad_token_is_error();
+    test_fernet_fault_in_pause_peek_goes_on();
     test_fernet_pipelined_under_backpressure();
     test_fernet_record_timeout();
     test_plain_line_record_timeout();
