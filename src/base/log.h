@@ -25,12 +25,12 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
  * line itself): "<6>level=info event=connect ...". Starts the writer thread. Returns 0 or a
  * negative errno (-ENOMEM, or open's or pthread_create's error); on error nothing is left open or
  * running. Each logging thread queues its lines in its own bounded in-memory ring (1 MiB of
- * address space, its pages touched only as lines pass through them; allocated on its first line, freed by the writer after the thread exits) without taking
- * a lock; the writer thread drains all rings, so log_event never waits for the disk, a full
- * pipe or another thread. If a thread's ring overflows, its lines are dropped and counted,
- * and a `level=warn event=log_dropped lines=N` line reports how many once there is room.
- * One thread's lines appear in the order it logged them; lines of different threads in
- * the order the writer found them.
+ * address space, its pages touched only as lines pass through them; allocated on its first line,
+ * freed by the writer after the thread exits) without taking a lock; the writer thread drains all
+ * rings, so log_event never waits for the disk, a full pipe or another thread. If a thread's ring
+ * overflows, its lines are dropped and counted, and a `level=warn event=log_dropped lines=N` line
+ * reports how many once there is room. One thread's lines appear in the order it logged them; lines
+ * of different threads in the order the writer found them.
  */
 int log_open(const char *path);
 /* Asks the writer to reopen the file (SIGHUP, for logrotate); the writer then logs
