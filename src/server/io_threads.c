@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Threads model: one thread per TCP connection (the notebook's Exercise 2). Each thread
- * drives its connection engine with poll(), watching a shared eventfd that signals shutdown.
+ * drives its connection engine with poll(), watching a shared eventfd that signals shutdown;
+ * while its connection wants only to read, it waits in recv(2) itself instead (one system
+ * call to wait and read, not two: a thread blocked in recv costs what a blocking Python
+ * server's does), on a blocking socket with SO_RCVTIMEO for the engine's deadline, and the
+ * shutdown wake interrupts it with WAKE_SIG.
  * Threads are reused: one whose connection ended waits for the next (the most recently idle
  * is handed the next connection, so few stay warm) and ends after IDLE_EXIT_MS without one.
  * UDP has no connections, so over UDP this model serves from one event-loop worker. */
@@ -11,6 +15,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +53,11 @@
  * freed, since no other connection could take it (and the pool is drained when a connection
  * ends). */
 #define THREAD_POOL_BYTES (2 * SERVER_READ_CHUNK)
+/* Interrupts a connection thread's recv(2) at shutdown (its handler does nothing; the
+ * system call returns EINTR). Sent again every STOP_NUDGE_MS to the threads that have not
+ * seen the stop yet, since one sent just before a thread entered recv is lost. */
+#define WAKE_SIG      SIGRTMIN
+#define STOP_NUDGE_MS 20
 
 struct tworker;
 
@@ -60,15 +70,18 @@ struct tmodel {
     long threads;         /* started and neither ended nor parked */
     struct tworker *idle; /* the idle threads, most recently idle first (LIFO) */
     long nidle;
-    uint64_t ended; /* threads that ended (for the acceptor's trim) */
-    bool quit;      /* shutdown: idle threads park instead of waiting */
+    struct tworker *busy; /* the threads serving a connection (for WAKE_SIG) */
+    uint64_t ended;       /* threads that ended (for the acceptor's trim) */
+    bool quit;            /* shutdown: idle threads park instead of waiting */
 };
 
 /* One connection thread; it serves one connection after another. */
 struct tworker {
     struct tmodel *m;
     pthread_cond_t cv;           /* signalled when a connection is handed over, or at shutdown */
-    struct tworker *prev, *next; /* in m->idle while idle */
+    struct tworker *prev, *next; /* in m->idle while idle, in m->busy while serving */
+    pthread_t self;
+    atomic_bool stop_seen; /* its connection has begun its shutdown: no more WAKE_SIG */
     bool has_job;
     int fd;
     struct net_addr peer;
@@ -76,12 +89,28 @@ struct tworker {
     struct stats_slot stats; /* this thread's counters, in worker 0's */
 };
 
+static void on_wake_sig(int sig)
+{
+    (void)sig;
+}
+
+/* With m->mu held: interrupts the recv of every serving thread that has not seen the stop. */
+static void nudge_busy(struct tmodel *m)
+{
+    for (struct tworker *w = m->busy; w; w = w->next)
+        if (!atomic_load(&w->stop_seen))
+            pthread_kill(w->self, WAKE_SIG);
+}
+
 static void wake_threads(struct server *srv)
 {
     struct tmodel *m = srv->model;
     uint64_t one = 1;
     ssize_t r = write(m->wakefd, &one, sizeof(one));
     (void)r;
+    pthread_mutex_lock(&m->mu);
+    nudge_busy(m);
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* How long poll may sleep: until the engine's deadline, at most MAX_WAIT_MS. */
@@ -108,28 +137,51 @@ static _Noreturn void park_until_exit(void)
         pause();
 }
 
-/* With m->mu held. */
-static void idle_push(struct tmodel *m, struct tworker *w)
+/* With m->mu held: w goes first on the list at *head (m->idle or m->busy). */
+static void list_push(struct tworker **head, struct tworker *w)
 {
     w->prev = NULL;
-    w->next = m->idle;
-    if (m->idle)
-        m->idle->prev = w;
-    m->idle = w;
-    m->nidle++;
+    w->next = *head;
+    if (*head)
+        (*head)->prev = w;
+    *head = w;
 }
 
-/* With m->mu held. */
-static void idle_remove(struct tmodel *m, struct tworker *w)
+/* With m->mu held: w leaves the list at *head. */
+static void list_remove(struct tworker **head, struct tworker *w)
 {
     if (w->prev)
         w->prev->next = w->next;
     else
-        m->idle = w->next;
+        *head = w->next;
     if (w->next)
         w->next->prev = w->prev;
     w->prev = w->next = NULL;
+}
+
+static void idle_push(struct tmodel *m, struct tworker *w)
+{
+    list_push(&m->idle, w);
+    m->nidle++;
+}
+
+static void idle_remove(struct tmodel *m, struct tworker *w)
+{
+    list_remove(&m->idle, w);
     m->nidle--;
+}
+
+/* SO_RCVTIMEO of fd, in ms (0: none), set only when it changes: with an idle timeout the
+ * wait is MAX_WAIT_MS again and again, and costs no system call. */
+static bool set_rcvtimeo(int fd, int *cur_ms, int ms)
+{
+    if (ms == *cur_ms)
+        return true;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+        return false;
+    *cur_ms = ms;
+    return true;
 }
 
 /* Serves w's connection until it is closed, then closes and frees everything it held. */
@@ -141,6 +193,10 @@ static void serve(struct tworker *w)
     int fd = w->fd;
     uint64_t now = loop_clock_ms();
     bool stop_seen = false;
+    /* A blocking socket, for recv to wait in; the other receives and sends say
+     * MSG_DONTWAIT. If that fails, the thread only polls. */
+    bool can_wait = net_set_nonblock(fd, false) == 0;
+    int rcvtimeo_ms = 0;
 
     memset(&w->sc, 0, sizeof(w->sc));
     if (server_conn_init(&w->sc, srv, &w->peer, now) == 0) {
@@ -148,6 +204,7 @@ static void serve(struct tworker *w)
         while (!conn_closed(c)) {
             if (!stop_seen && atomic_load(&srv->stopping)) {
                 stop_seen = true;
+                atomic_store(&w->stop_seen, true);
                 now = loop_clock_ms();
                 conn_begin_shutdown(c, now, atomic_load(&srv->stop_at));
                 model_conn_send(c, fd, now);
@@ -159,13 +216,21 @@ static void serve(struct tworker *w)
             if (conn_closed(c))
                 break;
             unsigned want = conn_wants(c);
+            int timeout = wait_ms(c, now);
+            if (can_wait && !stop_seen && want == CONN_WANT_READ && timeout > 0) {
+                if (set_rcvtimeo(fd, &rcvtimeo_ms, timeout)) {
+                    model_conn_recv_wait(c, fd, now);
+                    model_conn_send(c, fd, loop_clock_ms());
+                    continue;
+                }
+                can_wait = false;
+            }
             struct pollfd p[2] = {
                 {.fd = fd,
                  .events = (short)((want & CONN_WANT_READ ? POLLIN : 0) |
                                    (want & CONN_WANT_WRITE ? POLLOUT : 0))},
                 {.fd = stop_seen ? -1 : m->wakefd, .events = POLLIN},
             };
-            int timeout = wait_ms(c, now);
             if (stop_seen) {
                 uint64_t stop_at = atomic_load(&srv->stop_at);
                 if (now >= stop_at) {
@@ -219,12 +284,23 @@ static void *worker_main(void *arg)
     stats_enter(&srv->stats, 0, &w->stats);
     buf_pool_set_limit(THREAD_POOL_BYTES);
 
+    w->self = pthread_self();
+    /* Connection threads take WAKE_SIG (the process blocks the signals its signal thread
+     * waits for, and this is not one of them). */
+    sigset_t wake;
+    sigemptyset(&wake);
+    sigaddset(&wake, WAKE_SIG);
+    pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
+
     pthread_mutex_lock(&m->mu);
     while (w->has_job) {
         w->has_job = false;
+        atomic_store(&w->stop_seen, false);
+        list_push(&m->busy, w);
         pthread_mutex_unlock(&m->mu);
         serve(w);
         pthread_mutex_lock(&m->mu);
+        list_remove(&m->busy, w);
         if (m->quit)
             break;
         idle_push(m, w);
@@ -373,8 +449,15 @@ static void serve_tcp(struct server *srv, struct tmodel *m, struct model_accepto
     m->quit = true;
     for (struct tworker *w = m->idle; w; w = w->next)
         pthread_cond_signal(&w->cv);
-    while (m->threads > 0)
-        pthread_cond_wait(&m->cv, &m->mu);
+    while (m->threads > 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until); /* m->cv's clock */
+        until.tv_nsec += STOP_NUDGE_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        if (pthread_cond_timedwait(&m->cv, &m->mu, &until) == ETIMEDOUT)
+            nudge_busy(m);
+    }
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -392,6 +475,9 @@ int io_threads_run(struct server *srv)
         model_listeners_close(&ls);
         return 1;
     }
+    struct sigaction sa = {.sa_handler = on_wake_sig}; /* no SA_RESTART: recv gets EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(WAKE_SIG, &sa, NULL);
     pthread_mutex_init(&m.mu, NULL);
     pthread_cond_init(&m.cv, NULL);
     pthread_attr_init(&m.attr);

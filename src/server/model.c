@@ -18,6 +18,7 @@
 #include "activation.h"
 #include "buf.h"
 #include "log.h"
+#include "loop.h"
 #include "stats.h"
 
 const char *model_name(enum server_model m)
@@ -388,19 +389,33 @@ bool model_idle_trim(uint64_t now)
     return true;
 }
 
-void model_conn_recv(struct conn *c, int fd, uint64_t now)
+/* Receives once into the engine; `wait`: recv(2) may block (a blocking socket), and the
+ * bytes are stamped with the time they came, not the time the wait began. */
+static void conn_recv(struct conn *c, int fd, uint64_t now, bool wait)
 {
     uint8_t *p;
     size_t room = conn_read_buf(c, now, &p);
     if (room == 0)
         return;
-    ssize_t n = recv(fd, p, room, 0);
+    ssize_t n = recv(fd, p, room, wait ? 0 : MSG_DONTWAIT);
+    if (wait)
+        now = loop_clock_ms();
     if (n > 0)
         conn_read_commit(c, (size_t)n, now);
     else if (n == 0)
         conn_on_eof(c, now);
     else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         conn_on_recv_error(c, errno);
+}
+
+void model_conn_recv(struct conn *c, int fd, uint64_t now)
+{
+    conn_recv(c, fd, now, false);
+}
+
+void model_conn_recv_wait(struct conn *c, int fd, uint64_t now)
+{
+    conn_recv(c, fd, now, true);
 }
 
 void model_conn_send(struct conn *c, int fd, uint64_t now)

@@ -107,8 +107,14 @@ long model_release(struct server *srv);
 bool model_idle_trim(uint64_t now);
 
 /* Readiness models, for a connection whose socket `fd` is readable: receives once into the
- * engine (bytes, EOF or an error). */
+ * engine (bytes, EOF or an error). Never blocks, whether or not fd is O_NONBLOCK. */
 void model_conn_recv(struct conn *c, int fd, uint64_t now);
+/* -m threads, for a connection that wants only to read: waits in recv(2) on the blocking
+ * socket fd, then receives once into the engine, as model_conn_recv does, so that one system
+ * call both waits and reads. Returns when bytes, EOF or an error came, the socket's
+ * SO_RCVTIMEO passed or a signal interrupted it (those two: nothing reported, and the room
+ * conn_read_buf lent goes back at the next call into the connection). */
+void model_conn_recv_wait(struct conn *c, int fd, uint64_t now);
 /* Sends what the engine lets go now until the socket is full or a pause begins, then does
  * the half-close the engine asks for. */
 void model_conn_send(struct conn *c, int fd, uint64_t now);
