@@ -685,6 +685,17 @@ static void test_fernet_pipelined_under_backpressure(void)
     vt->ctx_free(cctx);
 }
 
+/* What is owed goes out, then the half-close of a protocol failure; the peer's FIN closes. */
+static void check_error_close(struct rig *r)
+{
+    rig_send_all(r);
+    CHECK(r->shut);
+    CHECK_STR(conn_reason_name(&r->sc.c), "error");
+    conn_on_eof(&r->sc.c, r->now);
+    CHECK(conn_closed(&r->sc.c));
+    rig_end(r);
+}
+
 static void test_fernet_bad_token_is_error(void)
 {
     struct rig r;
@@ -693,12 +704,7 @@ static void test_fernet_bad_token_is_error(void)
     rig_at(&r, r.now + SERVER_PACE_MS);
     rig_recv(&r, "not a token!", 12, SIZE_MAX);
     /* A protocol failure stops reading and closes after what is owed (nothing here). */
-    rig_send_all(&r);
-    CHECK(r.shut);
-    CHECK_STR(conn_reason_name(&r.sc.c), "error");
-    conn_on_eof(&r.sc.c, r.now);
-    CHECK(conn_closed(&r.sc.c));
-    rig_end(&r);
+    check_error_close(&r);
 }
 
 /* A bad token while the key's pause runs, then the driver asks for output once the pause is
@@ -713,12 +719,7 @@ static void test_fernet_fault_in_pause_peek_goes_on(void)
     CHECK_INT(rig_send_all(&r), 0);
     CHECK(!r.shut);
     r.now += SERVER_PACE_MS; /* no conn_on_time */
-    rig_send_all(&r);
-    CHECK(r.shut);
-    CHECK_STR(conn_reason_name(&r.sc.c), "error");
-    conn_on_eof(&r.sc.c, r.now);
-    CHECK(conn_closed(&r.sc.c));
-    rig_end(&r);
+    check_error_close(&r);
 }
 
 /* Record timeout: a token that completes in time is echoed; the next one, trickled a byte
