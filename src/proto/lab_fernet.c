@@ -32,7 +32,7 @@
  * arrive split or merged anywhere. A bad token is recognised when it cannot be a prefix of a
  * longer one: it holds '=' padding, a character outside base64url, does not start with 'g'
  * (version 0x80), grew past 1024 characters, or ends exactly where the read batch ends at a
- * possible token length (the notebook sends each token with one sendall()). The last rule
+ * possible unpadded token length (the notebook sends each token with one sendall()). The last rule
  * means a valid unpadded token (k a multiple of 3) cut by the network exactly at a shorter
  * possible length is refused; a single send of <= 1024 bytes is not cut in practice.
  */
